@@ -1,0 +1,83 @@
+// `npm start`: the whole service on one machine, the API plus one worker, and a private
+// Redis when REDIS_URL is unset. The same processes docker-compose runs, minus containers.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, loadConfig } from '../shared/config.js';
+import { findOnPath, startRedisServer, type RedisServer } from './redis-server.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const say = (msg: string) => console.error(`start: ${msg}`);
+
+const config = (() => {
+  try {
+    return loadConfig(process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    say(err.message);
+    process.exit(1);
+  }
+})();
+
+let redis: RedisServer | undefined;
+let redisUrl = config.redisUrl;
+if (!process.env.REDIS_URL) {
+  if (findOnPath('redis-server') === undefined) {
+    say(
+      [
+        'Redis is needed and none was given.',
+        '  - either set REDIS_URL to a Redis you run (maxmemory-policy noeviction, appendonly yes),',
+        '    e.g. REDIS_URL=redis://127.0.0.1:6379 npm start',
+        '  - or install redis-server so that `npm start` runs a private one:',
+        '    apt-get install redis-server   (Debian/Ubuntu)   |   brew install redis   (macOS)',
+        '  - or run everything in containers: docker compose up --build',
+      ].join('\n'),
+    );
+    process.exit(1);
+  }
+  const dir = path.join(config.dataDir, 'redis');
+  redis = await startRedisServer({ dir, logFile: path.join(dir, 'redis.log') });
+  redisUrl = redis.url;
+  say(`private redis-server at ${redisUrl} (append-only file in ${dir})`);
+}
+
+const children: ChildProcess[] = [];
+let stopping = false;
+
+function run(name: string, script: string): ChildProcess {
+  const child = spawn(process.execPath, [path.join(here, script)], {
+    env: { ...process.env, REDIS_URL: redisUrl },
+    stdio: 'inherit',
+  });
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      say(`${name} exited (${signal ?? `code ${code}`}); stopping everything`);
+      void stop(1);
+    }
+  });
+  children.push(child);
+  return child;
+}
+
+async function stop(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null || c.signalCode !== null) return resolve();
+          c.once('exit', () => resolve());
+          c.kill('SIGTERM');
+        }),
+    ),
+  );
+  await redis?.stop();
+  process.exit(code);
+}
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(0));
+
+run('api', '../services/api/main.js');
+run('worker', '../services/worker/main.js');
+say(`API on http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port} (Ctrl-C stops everything)`);

@@ -1,0 +1,147 @@
+// Group commit: jobs that arrive within a few milliseconds of each other share one SQLite
+// transaction (and one fsync). Each job's promise settles only after its commit, so a job
+// is never acknowledged to the queue before its events are in the store.
+//
+// A failing store (disk full, read-only directory, a lock held too long) does not fail the
+// jobs: they stay in memory, unacknowledged, and the commit is retried with backoff. If the
+// process dies meanwhile, the queue redelivers them to another worker.
+import type { JobOutcome, JobToCommit } from '../../shared/store.js';
+import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../shared/errors.js';
+
+export class CommitterClosedError extends Error {
+  constructor() {
+    super('committer closed before the job was committed');
+    this.name = 'CommitterClosedError';
+  }
+}
+
+type Pending = {
+  job: JobToCommit;
+  resolve: (outcome: JobOutcome) => void;
+  reject: (err: Error) => void;
+};
+
+export type CommitterOptions = {
+  commit: (jobs: readonly JobToCommit[]) => JobOutcome[];
+  maxJobs: number;
+  maxEvents: number;
+  lingerMs: number;
+  log: Logger;
+  /** Told of every change between a working and a failing store. */
+  onHealth?: (problem: string | null) => void;
+};
+
+export type CommitterStats = { commits: number; jobs: number; events: number; lastError: string | null };
+
+export type Committer = {
+  submit(job: JobToCommit): Promise<JobOutcome>;
+  stats(): CommitterStats;
+  /** Commits what is waiting once more; whatever still fails is rejected with CommitterClosedError. */
+  close(): void;
+};
+
+const MAX_BACKOFF_MS = 5000;
+
+export function createCommitter(opts: CommitterOptions): Committer {
+  let queue: Pending[] = [];
+  let queuedEvents = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  let closed = false;
+  const stats: CommitterStats = { commits: 0, jobs: 0, events: 0, lastError: null };
+
+  function schedule(delayMs: number): void {
+    if (timer !== undefined || closed) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      flush();
+    }, delayMs);
+  }
+
+  function takeBatch(): Pending[] {
+    let events = 0;
+    let n = 0;
+    while (n < queue.length && n < opts.maxJobs) {
+      const size = queue[n]!.job.events.length;
+      if (n > 0 && events + size > opts.maxEvents) break;
+      events += size;
+      n++;
+    }
+    const batch = queue.slice(0, n);
+    queue = queue.slice(n);
+    queuedEvents -= events;
+    return batch;
+  }
+
+  /** Commits everything queued, batch by batch; false if the store failed. */
+  function flush(): boolean {
+    while (queue.length > 0) {
+      const batch = takeBatch();
+      const started = performance.now();
+      let outcomes: JobOutcome[];
+      try {
+        outcomes = opts.commit(batch.map((p) => p.job));
+      } catch (err) {
+        // Put the batch back, in order, and try again later.
+        queue = batch.concat(queue);
+        queuedEvents += batch.reduce((n, p) => n + p.job.events.length, 0);
+        failures++;
+        const message = errorMessage(err);
+        if (stats.lastError === null) opts.onHealth?.(message);
+        stats.lastError = message;
+        const delay = Math.min(MAX_BACKOFF_MS, 50 * 2 ** Math.min(failures, 10));
+        opts.log.error({ err, jobs: batch.length, retryInMs: delay }, 'store commit failed; jobs kept unacknowledged');
+        schedule(delay);
+        return false;
+      }
+      if (stats.lastError !== null) {
+        opts.log.info({ failures }, 'store commits succeed again');
+        opts.onHealth?.(null);
+      }
+      failures = 0;
+      stats.lastError = null;
+      stats.commits++;
+      stats.jobs += batch.length;
+      let events = 0;
+      for (let i = 0; i < batch.length; i++) {
+        events += batch[i]!.job.events.length;
+        batch[i]!.resolve(outcomes[i]!);
+      }
+      stats.events += events;
+      opts.log.debug({ jobs: batch.length, events, ms: +(performance.now() - started).toFixed(2) }, 'batch committed');
+    }
+    return true;
+  }
+
+  return {
+    submit(job) {
+      if (closed) return Promise.reject(new CommitterClosedError());
+      return new Promise<JobOutcome>((resolve, reject) => {
+        queue.push({ job, resolve, reject });
+        queuedEvents += job.events.length;
+        if (failures > 0) return; // a retry is already scheduled
+        if (queue.length >= opts.maxJobs || queuedEvents >= opts.maxEvents) {
+          clearTimeout(timer);
+          timer = undefined;
+          schedule(0);
+        } else {
+          schedule(opts.lingerMs);
+        }
+      });
+    },
+    stats: () => ({ ...stats }),
+    close() {
+      if (closed) return;
+      clearTimeout(timer);
+      timer = undefined;
+      closed = true; // from here on, a failed flush schedules no retry
+      const ok = queue.length === 0 || flush();
+      if (!ok) {
+        for (const p of queue) p.reject(new CommitterClosedError());
+        queue = [];
+        queuedEvents = 0;
+      }
+    },
+  };
+}

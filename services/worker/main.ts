@@ -1,0 +1,145 @@
+// A worker process: takes publish jobs from the queue and commits their events to the store.
+// Any number run at once; they share only Redis and the SQLite file.
+import os from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { ConfigError, loadConfig } from '../../shared/config.js';
+import { createLogger } from '../../shared/log.js';
+import { createRedis, type PublishJobData } from '../../shared/queue.js';
+import { openStore, type JobOutcome } from '../../shared/store.js';
+import { HEARTBEAT_MS, removeHeartbeat, writeHeartbeat, type WorkerState } from '../../shared/workers.js';
+import { createShutdown } from '../../shared/shutdown.js';
+import { CommitterClosedError, createCommitter } from './committer.js';
+import { decodeJob } from './decode.js';
+
+const config = (() => {
+  try {
+    return loadConfig(process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`worker: ${err.message}`);
+    process.exit(1);
+  }
+})();
+
+const log = createLogger({ name: 'worker', level: config.logLevel });
+const store = openStore({
+  dataDir: config.dataDir,
+  cacheMb: config.sqliteCacheMb,
+  synchronous: config.sqliteSynchronous,
+});
+
+const state: WorkerState = {
+  id: `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+  pid: process.pid,
+  host: os.hostname(),
+  started_at: new Date().toISOString(),
+  at: Date.now(),
+  status: 'ok',
+  error: null,
+  committed_jobs: 0,
+  committed_events: 0,
+};
+
+const committer = createCommitter({
+  commit: (jobs) => store.commitJobs(jobs),
+  maxJobs: config.workerBatchJobs,
+  maxEvents: config.workerBatchEvents,
+  lingerMs: config.workerLingerMs,
+  log,
+  onHealth: (problem) => {
+    state.status = problem === null ? 'ok' : 'store_error';
+    state.error = problem;
+  },
+});
+
+async function processJob(job: Job<PublishJobData>, token?: string): Promise<JobOutcome> {
+  const decoded = decodeJob(job.id, job.data);
+  if (!decoded.ok) {
+    log.error({ jobId: job.id, reason: decoded.reason }, 'poison job moved to the failed set');
+    throw new UnrecoverableError(`poison job: ${decoded.reason}`);
+  }
+  try {
+    return await committer.submit({ id: job.id!, events: decoded.events });
+  } catch (err) {
+    if (err instanceof CommitterClosedError && token !== undefined) {
+      // Shutting down with a failing store: hand the job back without spending an attempt.
+      await job.moveToDelayed(Date.now() + 1000, token);
+      throw new DelayedError();
+    }
+    throw err;
+  }
+}
+
+const connection = createRedis(config.redisUrl, 'worker');
+const worker = new Worker<PublishJobData, JobOutcome>(config.queueName, processJob, {
+  connection,
+  concurrency: config.workerConcurrency,
+  lockDuration: config.jobLockMs,
+  stalledInterval: Math.max(1000, Math.floor(config.jobLockMs / 2)),
+  // A stall means a worker died holding the job; that must never fail the job, only
+  // redeliver it (the store recognises a job it has already committed).
+  maxStalledCount: Number.MAX_SAFE_INTEGER,
+  autorun: false,
+});
+
+worker.on('error', (err) => log.warn({ err }, 'queue connection problem'));
+worker.on('failed', (job, err) => {
+  if (err instanceof DelayedError) return;
+  log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, 'job failed');
+});
+
+async function beat(): Promise<void> {
+  const s = committer.stats();
+  state.at = Date.now();
+  state.committed_jobs = s.jobs;
+  state.committed_events = s.events;
+  await writeHeartbeat(connection, config.queueName, state);
+}
+const heartbeat = setInterval(() => {
+  beat().catch((err: unknown) => log.debug({ err }, 'heartbeat not written'));
+}, HEARTBEAT_MS);
+
+const shutdown = createShutdown(
+  log,
+  [
+    { name: 'heartbeat', run: () => clearInterval(heartbeat) },
+    {
+      name: 'worker',
+      run: async () => {
+        state.status = 'stopping';
+        const closing = worker.close();
+        // Active jobs normally commit within milliseconds; if the store keeps failing,
+        // give the jobs back after a few seconds instead of waiting for the deadline.
+        const handBack = setTimeout(() => committer.close(), 5000);
+        await closing;
+        clearTimeout(handBack);
+        committer.close();
+      },
+    },
+    { name: 'deregister', run: () => removeHeartbeat(connection, config.queueName, state.id).catch(() => undefined) },
+    { name: 'redis', run: () => connection.quit() },
+    { name: 'store', run: () => store.close() },
+  ],
+  10_000,
+);
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    log.info({ signal }, 'stopping');
+    void shutdown().then((clean) => {
+      log.info({ clean }, 'stopped');
+      process.exit(clean ? 0 : 1);
+    });
+  });
+}
+
+void worker.run().catch((err: unknown) => {
+  log.fatal({ err }, 'worker stopped unexpectedly');
+  process.exit(1);
+});
+await beat().catch(() => undefined);
+log.info(
+  { queue: config.queueName, concurrency: config.workerConcurrency, dataDir: config.dataDir, worker: state.id },
+  'worker started',
+);

@@ -1,0 +1,154 @@
+// The whole configuration, read from the environment once and validated in one place.
+// Library code receives the frozen object; only a main.ts passes process.env in.
+import * as v from 'valibot';
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+const int = (name: string, fallback: number, min: number, max: number) =>
+  v.optional(
+    v.pipe(
+      v.string(),
+      v.trim(),
+      v.regex(/^\d+$/, `${name} must be a whole number`),
+      v.transform(Number),
+      v.number(),
+      v.minValue(min, `${name} must be at least ${min}`),
+      v.maxValue(max, `${name} must be at most ${max}`),
+    ),
+    String(fallback),
+  );
+
+const bool = (name: string, fallback: boolean) =>
+  v.optional(
+    v.pipe(
+      v.string(),
+      v.trim(),
+      v.toLowerCase(),
+      v.picklist(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'], `${name} must be true or false`),
+      v.transform((s) => ['1', 'true', 'yes', 'on'].includes(s)),
+    ),
+    String(fallback),
+  );
+
+const nonEmpty = (name: string, fallback: string) =>
+  v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, `${name} must not be empty`)), fallback);
+
+const EnvSchema = v.object({
+  PORT: int('PORT', 8080, 0, 65535),
+  HOST: nonEmpty('HOST', '0.0.0.0'),
+  REDIS_URL: v.optional(
+    v.pipe(
+      v.string(),
+      v.trim(),
+      v.check((s) => /^rediss?:\/\//.test(s) && URL.canParse(s), 'REDIS_URL must be a redis:// or rediss:// URL'),
+    ),
+    'redis://127.0.0.1:6379',
+  ),
+  QUEUE_NAME: v.optional(
+    v.pipe(
+      v.string(),
+      v.trim(),
+      v.regex(/^[A-Za-z0-9_.-]{1,100}$/, 'QUEUE_NAME must be 1 to 100 letters, digits, dots, dashes or underscores'),
+    ),
+    'events',
+  ),
+  DATA_DIR: nonEmpty('DATA_DIR', './data'),
+  WORKER_CONCURRENCY: int('WORKER_CONCURRENCY', 16, 1, 1000),
+  API_KEY: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, 'API_KEY must not be empty when set'))),
+  API_KEY_READS: bool('API_KEY_READS', false),
+  LOG_LEVEL: v.optional(
+    v.pipe(v.string(), v.trim(), v.toLowerCase(), v.picklist(LOG_LEVELS, `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)),
+    'info',
+  ),
+  MAX_BODY_BYTES: int('MAX_BODY_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+  MAX_BATCH_EVENTS: int('MAX_BATCH_EVENTS', 10_000, 1, 1_000_000),
+  MAX_BACKLOG_JOBS: int('MAX_BACKLOG_JOBS', 20_000, 1, 100_000_000),
+  COALESCE_MS: int('COALESCE_MS', 2, 0, 1000),
+  COALESCE_MAX_EVENTS: int('COALESCE_MAX_EVENTS', 1000, 1, 100_000),
+  REDIS_TIMEOUT_MS: int('REDIS_TIMEOUT_MS', 3000, 50, 60_000),
+  JOB_LOCK_MS: int('JOB_LOCK_MS', 15_000, 1000, 600_000),
+  WORKER_BATCH_JOBS: int('WORKER_BATCH_JOBS', 64, 1, 10_000),
+  WORKER_BATCH_EVENTS: int('WORKER_BATCH_EVENTS', 20_000, 1, 1_000_000),
+  WORKER_LINGER_MS: int('WORKER_LINGER_MS', 2, 0, 1000),
+  SQLITE_CACHE_MB: int('SQLITE_CACHE_MB', 64, 1, 65_536),
+  SQLITE_SYNCHRONOUS: v.optional(
+    v.pipe(v.string(), v.trim(), v.toUpperCase(), v.picklist(['FULL', 'NORMAL'], 'SQLITE_SYNCHRONOUS must be FULL or NORMAL')),
+    'FULL',
+  ),
+});
+
+type Env = v.InferOutput<typeof EnvSchema>;
+
+export type Config = Readonly<{
+  port: number;
+  host: string;
+  redisUrl: string;
+  queueName: string;
+  dataDir: string;
+  workerConcurrency: number;
+  apiKey: string | undefined;
+  apiKeyReads: boolean;
+  logLevel: (typeof LOG_LEVELS)[number];
+  maxBodyBytes: number;
+  maxBatchEvents: number;
+  maxBacklogJobs: number;
+  coalesceMs: number;
+  coalesceMaxEvents: number;
+  redisTimeoutMs: number;
+  jobLockMs: number;
+  workerBatchJobs: number;
+  workerBatchEvents: number;
+  workerLingerMs: number;
+  sqliteCacheMb: number;
+  sqliteSynchronous: 'FULL' | 'NORMAL';
+}>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads the configuration from an environment object; throws ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  // An empty variable means "unset", as docker-compose's `VAR=` and shells' `VAR= cmd` intend.
+  const present = Object.fromEntries(
+    Object.keys(EnvSchema.entries)
+      .map((k) => [k, env[k]] as const)
+      .filter((entry): entry is readonly [string, string] => entry[1] !== undefined && entry[1] !== ''),
+  );
+  const result = v.safeParse(EnvSchema, present);
+  if (!result.success) {
+    throw new ConfigError(
+      result.issues.map((issue) => {
+        const key = v.getDotPath(issue) ?? '?';
+        return `${key}: ${issue.message} (got ${JSON.stringify(present[key])})`;
+      }),
+    );
+  }
+  const e: Env = result.output;
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    redisUrl: e.REDIS_URL,
+    queueName: e.QUEUE_NAME,
+    dataDir: e.DATA_DIR,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    apiKey: e.API_KEY,
+    apiKeyReads: e.API_KEY_READS,
+    logLevel: e.LOG_LEVEL,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    maxBatchEvents: e.MAX_BATCH_EVENTS,
+    maxBacklogJobs: e.MAX_BACKLOG_JOBS,
+    coalesceMs: e.COALESCE_MS,
+    coalesceMaxEvents: e.COALESCE_MAX_EVENTS,
+    redisTimeoutMs: e.REDIS_TIMEOUT_MS,
+    jobLockMs: e.JOB_LOCK_MS,
+    workerBatchJobs: e.WORKER_BATCH_JOBS,
+    workerBatchEvents: e.WORKER_BATCH_EVENTS,
+    workerLingerMs: e.WORKER_LINGER_MS,
+    sqliteCacheMb: e.SQLITE_CACHE_MB,
+    sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
+  });
+}

@@ -1,0 +1,94 @@
+// The queue between the API and the workers: its name, its job shape, its connections,
+// and the one exact way to ask how many accepted events are still waiting in it.
+import { randomUUID } from 'node:crypto';
+import { Queue, type JobsOptions } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Event } from './schema.js';
+
+export const JOB_NAME = 'publish';
+
+export type PublishJobData = { events: Event[] };
+
+/**
+ * Every job id carries its event count (`p-<count>-<uuid>`). The count then lives exactly
+ * where the job lives, atomically with it, so pending events can be summed from the ids
+ * in Redis without loading any job's data.
+ */
+export function newJobId(eventCount: number): string {
+  return `p-${eventCount}-${randomUUID()}`;
+}
+
+export function eventCountOfJobId(id: string): number {
+  const m = /^p-(\d+)-/.exec(id);
+  return m ? Number(m[1]) : 0;
+}
+
+export const JOB_OPTIONS: JobsOptions = {
+  // The store records every finished job id, so Redis need not keep completed jobs.
+  removeOnComplete: true,
+  // Failed jobs stay for inspection and replay, up to a bound.
+  removeOnFail: { count: 100_000 },
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 1000 },
+};
+
+type Role = 'api' | 'worker' | 'tool';
+
+/**
+ * The API's connection fails fast (no offline queue, a command timeout), so a publish
+ * answers 503 instead of hanging while Redis is away; a worker's connection waits and
+ * retries forever, as BullMQ's blocking commands require.
+ */
+export function createRedis(url: string, role: Role, commandTimeoutMs = 3000): Redis {
+  const common: RedisOptions = {
+    retryStrategy: (times) => Math.min(100 * times, 1000),
+    connectionName: `aggregator-${role}`,
+    lazyConnect: false,
+  };
+  const options: RedisOptions =
+    role === 'worker'
+      ? { ...common, maxRetriesPerRequest: null, enableOfflineQueue: true }
+      : { ...common, maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: commandTimeoutMs };
+  return new Redis(url, options);
+}
+
+export function createQueue(name: string, connection: Redis): Queue<PublishJobData> {
+  return new Queue<PublishJobData>(name, { connection, defaultJobOptions: JOB_OPTIONS });
+}
+
+/** Ids of every job that is queued and not finished: waiting, active, delayed or prioritized. */
+export async function unfinishedJobIds(redis: Redis, queue: Queue): Promise<string[]> {
+  const k = queue.keys;
+  const replies = await redis
+    .multi()
+    .lrange(k.wait!, 0, -1)
+    .lrange(k.paused!, 0, -1)
+    .lrange(k.active!, 0, -1)
+    .zrange(k.delayed!, 0, -1)
+    .zrange(k.prioritized!, 0, -1)
+    .exec();
+  if (!replies) throw new Error('redis transaction aborted');
+  const ids: string[] = [];
+  for (const [err, list] of replies) {
+    if (err) throw err;
+    for (const id of list as string[]) ids.push(id);
+  }
+  return ids;
+}
+
+/** Redis settings that would silently lose jobs; empty when Redis is safe to use. */
+export async function unsafeRedisSettings(redis: Redis): Promise<string[]> {
+  const problems: string[] = [];
+  try {
+    const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
+    const policy = reply[1];
+    if (policy !== undefined && policy !== 'noeviction') {
+      problems.push(
+        `Redis maxmemory-policy is "${policy}": it must be "noeviction", or Redis may evict queued jobs (lost events)`,
+      );
+    }
+  } catch {
+    // CONFIG may be disabled on managed Redis; nothing can be checked then.
+  }
+  return problems;
+}

@@ -1,0 +1,122 @@
+// The event: the one definition, used by the API on the way in and by workers on the way
+// out of the queue (a job that fails it there is a poison message).
+import * as v from 'valibot';
+
+export const MAX_TEXT_CHARS = 255;
+export const MAX_PAYLOAD_BYTES = 256 * 1024;
+
+// C0, DEL and C1: the characters that corrupt log lines and terminals.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Length in characters (code points), so an emoji counts once, as a person counts it. */
+function charCount(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // A high surrogate followed by a low one is one character.
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+const ISO_DATE_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d{1,9})?)?(?:[Zz]|([+-])(\d{2}):?(\d{2}))?$/;
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+/** ISO 8601 extended date and time, offset optional (then UTC); rejects impossible dates. */
+export function isIsoDateTime(s: string): boolean {
+  const m = ISO_DATE_TIME.exec(s);
+  if (!m) return false;
+  const n = (i: number) => Number(m[i] ?? 0);
+  const [year, month, day, hour, minute, second, offH, offM] = [n(1), n(2), n(3), n(4), n(5), n(6), n(8), n(9)];
+  if (month < 1 || month > 12) return false;
+  if (day < 1 || day > daysInMonth(year, month)) return false;
+  if (hour > 23 || minute > 59 || second > 59) return false;
+  if (offH > 23 || offM > 59) return false;
+  return true;
+}
+
+function isJsonObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function payloadSizeOk(payload: Record<string, unknown>): boolean {
+  try {
+    const json = JSON.stringify(payload);
+    // Quick accept: no string of n UTF-16 units is more than 3n UTF-8 bytes.
+    return json.length * 3 <= MAX_PAYLOAD_BYTES || Buffer.byteLength(json, 'utf8') <= MAX_PAYLOAD_BYTES;
+  } catch {
+    // Nesting too deep for the serializer is not a payload anyone can read back.
+    return false;
+  }
+}
+
+const text = () =>
+  v.pipe(
+    v.string('must be a string'),
+    v.minLength(1, 'must not be empty'),
+    v.check((s: string) => charCount(s) <= MAX_TEXT_CHARS, `must be at most ${MAX_TEXT_CHARS} characters`),
+  );
+
+const name = () =>
+  v.pipe(
+    text(),
+    v.check((s: string) => !CONTROL_CHARS.test(s), 'must not contain control characters'),
+  );
+
+export const EventSchema = v.object(
+  {
+    topic: name(),
+    event_id: name(),
+    timestamp: v.pipe(
+      v.string('must be a string'),
+      v.check(isIsoDateTime, 'must be an ISO 8601 date and time, e.g. 2025-10-24T00:00:00Z'),
+    ),
+    source: text(),
+    payload: v.pipe(
+      // custom, not v.record: record would copy the object and drop keys such as __proto__,
+      // and the payload must be stored exactly as published.
+      v.custom<Record<string, unknown>>(isJsonObject, 'must be a JSON object'),
+      v.check(payloadSizeOk, `must serialize to at most ${MAX_PAYLOAD_BYTES} bytes of JSON`),
+    ),
+  },
+  'must be a JSON object',
+);
+
+export type Event = v.InferOutput<typeof EventSchema>;
+
+export type ValidationDetail = { index: number; path: string; message: string };
+
+export type ValidationResult = { ok: true; events: Event[] } | { ok: false; details: ValidationDetail[] };
+
+/** How many problems one answer lists at most; a 10,000-event batch of garbage gets a readable error. */
+export const MAX_DETAILS = 1000;
+
+/** Validates every item; unknown fields are dropped, so what is queued is exactly the five fields. */
+export function validateEvents(items: readonly unknown[]): ValidationResult {
+  const events: Event[] = new Array<Event>(items.length);
+  const details: ValidationDetail[] = [];
+  for (let index = 0; index < items.length; index++) {
+    const result = v.safeParse(EventSchema, items[index]);
+    if (result.success) {
+      events[index] = result.output;
+      continue;
+    }
+    for (const issue of result.issues) {
+      if (details.length >= MAX_DETAILS) break;
+      const path = v.getDotPath(issue) ?? '';
+      const missing = issue.input === undefined && path !== '';
+      details.push({ index, path, message: missing ? 'is required' : issue.message });
+    }
+  }
+  return details.length === 0 ? { ok: true, events } : { ok: false, details };
+}

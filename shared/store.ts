@@ -1,0 +1,262 @@
+// The SQLite store, shared by the API (reads) and any number of worker processes (writes).
+//
+// Layout, chosen so that the cost of a write does not grow with history:
+// - `events` is appended in `seq` order (the rowid), so new rows land on the last page;
+// - `dedup` maps a 53-bit hash of (topic, event_id) to the seq of the first copy: a compact
+//   integer key instead of a unique index over two text columns. A hash hit is verified
+//   against the stored event; the rare true collision goes to `dedup_overflow`, keyed by
+//   the full identity, so the answer is exact;
+// - `jobs` holds every committed job id, written in the same transaction as its events:
+//   a job redelivered after its commit (the worker died before acknowledging it) is
+//   recognised and changes nothing.
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Event } from './schema.js';
+
+export const STORE_FILE = 'events.db';
+
+export type StoreOptions = {
+  dataDir: string;
+  cacheMb?: number;
+  synchronous?: 'FULL' | 'NORMAL';
+  busyTimeoutMs?: number;
+};
+
+export type JobToCommit = { id: string; events: readonly Event[] };
+export type JobOutcome = { id: string; stored: number; dropped: number; redelivered: boolean };
+
+export type StoredEvent = {
+  seq: number;
+  topic: string;
+  event_id: string;
+  timestamp: string;
+  source: string;
+  payload: unknown;
+  processed_at: string;
+};
+
+export type StoreCounts = {
+  received: number;
+  uniqueProcessed: number;
+  duplicateDropped: number;
+  jobs: number;
+  topics: { topic: string; events: number }[];
+};
+
+export type Store = {
+  /** Commits jobs in one immediate transaction; returns one outcome per job, in order. */
+  commitJobs(jobs: readonly JobToCommit[]): JobOutcome[];
+  listEvents(q: { topic?: string | undefined; after: number; limit: number }): StoredEvent[];
+  counts(): StoreCounts;
+  /** Which of these job ids the store has already committed. */
+  committedJobIds(ids: readonly string[]): Set<string>;
+  /** Throws if the database cannot be read. */
+  ping(): void;
+  integrityCheck(): string[];
+  sizeBytes(): number;
+  file: string;
+  close(): void;
+};
+
+/**
+ * cyrb53 (bryc, public domain): a fast 53-bit string hash, exact in a JS number and an
+ * SQLite INTEGER. NUL separates the parts: topics cannot contain control characters.
+ */
+export function identityHash(topic: string, eventId: string): number {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  const s = topic + '\u0000' + eventId;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
+  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
+  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY,
+  topic TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  timestamp TEXT NOT NULL,
+  source TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  processed_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_topic ON events (topic, seq);
+CREATE TABLE IF NOT EXISTS dedup (h INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dedup_overflow (
+  topic TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (topic, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY,
+  events INTEGER NOT NULL,
+  stored INTEGER NOT NULL,
+  dropped INTEGER NOT NULL,
+  committed_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, events INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO counters (name, value) VALUES
+  ('received', 0), ('unique_processed', 0), ('duplicate_dropped', 0), ('jobs', 0);
+`;
+
+export function openStore(opts: StoreOptions): Store {
+  fs.mkdirSync(opts.dataDir, { recursive: true });
+  const file = path.join(opts.dataDir, STORE_FILE);
+  const db = new Database(file, { timeout: opts.busyTimeoutMs ?? 10_000 });
+  db.pragma('journal_mode = WAL');
+  // FULL: a commit is on disk before the job is acknowledged. NORMAL is safe against
+  // process crashes, not against power loss (see README, "Guarantees").
+  db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
+  db.pragma(`cache_size = ${-1024 * (opts.cacheMb ?? 64)}`);
+  db.pragma('temp_store = MEMORY');
+  db.transaction(() => db.exec(SCHEMA)).immediate();
+
+  const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
+  const jobDone = db.prepare('SELECT 1 FROM jobs WHERE id = ?').pluck();
+  const insertJob = db.prepare(
+    'INSERT INTO jobs (id, events, stored, dropped, committed_at) VALUES (?, ?, ?, ?, ?)',
+  );
+  const claimHash = db.prepare('INSERT OR IGNORE INTO dedup (h, seq) VALUES (?, ?)');
+  const seqOfHash = db.prepare('SELECT seq FROM dedup WHERE h = ?').pluck();
+  const identityAt = db.prepare('SELECT topic, event_id FROM events WHERE seq = ?');
+  const claimOverflow = db.prepare(
+    'INSERT OR IGNORE INTO dedup_overflow (topic, event_id, seq) VALUES (?, ?, ?)',
+  );
+  const insertEvent = db.prepare(
+    'INSERT INTO events (seq, topic, event_id, timestamp, source, payload, processed_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  const bumpCounter = db.prepare('UPDATE counters SET value = value + ? WHERE name = ?');
+  const bumpTopic = db.prepare(
+    'INSERT INTO topics (topic, events) VALUES (?, ?) ON CONFLICT (topic) DO UPDATE SET events = events + excluded.events',
+  );
+  const readCounters = db.prepare('SELECT name, value FROM counters');
+  const readTopics = db.prepare('SELECT topic, events FROM topics ORDER BY topic');
+  const listAll = db.prepare(
+    'SELECT seq, topic, event_id, timestamp, source, payload, processed_at FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+  );
+  const listTopic = db.prepare(
+    'SELECT seq, topic, event_id, timestamp, source, payload, processed_at FROM events WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?',
+  );
+  const committedAmong = db
+    .prepare('SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))')
+    .pluck();
+
+  type Row = Omit<StoredEvent, 'payload' | 'processed_at'> & { payload: string; processed_at: number };
+
+  const commit = db.transaction((jobs: readonly JobToCommit[]): JobOutcome[] => {
+    const now = Date.now();
+    let nextSeq = (maxSeq.get() as number) + 1;
+    let received = 0;
+    let stored = 0;
+    let dropped = 0;
+    let newJobs = 0;
+    const perTopic = new Map<string, number>();
+    const outcomes: JobOutcome[] = [];
+
+    for (const job of jobs) {
+      if (jobDone.get(job.id) !== undefined) {
+        outcomes.push({ id: job.id, stored: 0, dropped: 0, redelivered: true });
+        continue;
+      }
+      let jobStored = 0;
+      for (const e of job.events) {
+        const h = identityHash(e.topic, e.event_id);
+        let isNew = claimHash.run(h, nextSeq).changes === 1;
+        if (!isNew) {
+          const first = identityAt.get(seqOfHash.get(h)) as { topic: string; event_id: string } | undefined;
+          const sameIdentity = first !== undefined && first.topic === e.topic && first.event_id === e.event_id;
+          // A different identity behind the same hash: a true collision, settled by full key.
+          isNew = !sameIdentity && claimOverflow.run(e.topic, e.event_id, nextSeq).changes === 1;
+        }
+        if (!isNew) continue;
+        insertEvent.run(nextSeq, e.topic, e.event_id, e.timestamp, e.source, JSON.stringify(e.payload), now);
+        nextSeq++;
+        jobStored++;
+        perTopic.set(e.topic, (perTopic.get(e.topic) ?? 0) + 1);
+      }
+      const jobDropped = job.events.length - jobStored;
+      insertJob.run(job.id, job.events.length, jobStored, jobDropped, now);
+      outcomes.push({ id: job.id, stored: jobStored, dropped: jobDropped, redelivered: false });
+      received += job.events.length;
+      stored += jobStored;
+      dropped += jobDropped;
+      newJobs++;
+    }
+
+    if (newJobs > 0) {
+      bumpCounter.run(received, 'received');
+      bumpCounter.run(stored, 'unique_processed');
+      bumpCounter.run(dropped, 'duplicate_dropped');
+      bumpCounter.run(newJobs, 'jobs');
+      for (const [topic, n] of perTopic) bumpTopic.run(topic, n);
+    }
+    return outcomes;
+  });
+
+  const toEvent = (r: Row): StoredEvent => ({
+    seq: r.seq,
+    topic: r.topic,
+    event_id: r.event_id,
+    timestamp: r.timestamp,
+    source: r.source,
+    payload: JSON.parse(r.payload) as unknown,
+    processed_at: new Date(r.processed_at).toISOString(),
+  });
+
+  return {
+    file,
+    commitJobs: (jobs) => commit.immediate(jobs),
+    listEvents({ topic, after, limit }) {
+      const rows = (topic === undefined ? listAll.all(after, limit) : listTopic.all(topic, after, limit)) as Row[];
+      return rows.map(toEvent);
+    },
+    counts() {
+      // One read transaction, so the counters and topics agree with each other.
+      return db.transaction(() => {
+        const c = new Map((readCounters.all() as { name: string; value: number }[]).map((r) => [r.name, r.value]));
+        return {
+          received: c.get('received') ?? 0,
+          uniqueProcessed: c.get('unique_processed') ?? 0,
+          duplicateDropped: c.get('duplicate_dropped') ?? 0,
+          jobs: c.get('jobs') ?? 0,
+          topics: readTopics.all() as { topic: string; events: number }[],
+        };
+      })();
+    },
+    committedJobIds(ids) {
+      if (ids.length === 0) return new Set();
+      return new Set(committedAmong.all(JSON.stringify(ids)) as string[]);
+    },
+    ping() {
+      db.prepare('SELECT 1').get();
+    },
+    integrityCheck() {
+      return (db.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check);
+    },
+    sizeBytes() {
+      let total = 0;
+      for (const suffix of ['', '-wal']) {
+        try {
+          total += fs.statSync(file + suffix).size;
+        } catch {
+          // no WAL yet
+        }
+      }
+      return total;
+    },
+    close() {
+      if (db.open) db.close();
+    },
+  };
+}

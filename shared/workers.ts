@@ -1,0 +1,50 @@
+// Worker heartbeats in Redis: each worker writes its state every few seconds, so the API
+// can show live workers and what is wrong with them without sharing any memory.
+import type { Redis } from 'ioredis';
+
+export const HEARTBEAT_MS = 3000;
+/** A worker not heard from for this long is no longer counted as live. */
+export const WORKER_STALE_MS = 4 * HEARTBEAT_MS;
+
+export type WorkerState = {
+  id: string;
+  pid: number;
+  host: string;
+  started_at: string;
+  at: number;
+  status: 'ok' | 'store_error' | 'stopping';
+  error: string | null;
+  committed_jobs: number;
+  committed_events: number;
+};
+
+export function workersKey(queueName: string): string {
+  return `bull:${queueName}:aggregator:workers`;
+}
+
+export async function writeHeartbeat(redis: Redis, queueName: string, state: WorkerState): Promise<void> {
+  await redis.hset(workersKey(queueName), state.id, JSON.stringify(state));
+}
+
+export async function removeHeartbeat(redis: Redis, queueName: string, id: string): Promise<void> {
+  await redis.hdel(workersKey(queueName), id);
+}
+
+/** Live workers; entries of workers gone for a minute are removed on the way. */
+export async function liveWorkers(redis: Redis, queueName: string, now = Date.now()): Promise<WorkerState[]> {
+  const all = await redis.hgetall(workersKey(queueName));
+  const live: WorkerState[] = [];
+  const gone: string[] = [];
+  for (const [id, json] of Object.entries(all)) {
+    let state: WorkerState | undefined;
+    try {
+      state = JSON.parse(json) as WorkerState;
+    } catch {
+      state = undefined;
+    }
+    if (state === undefined || now - state.at > 60_000) gone.push(id);
+    else if (now - state.at <= WORKER_STALE_MS) live.push(state);
+  }
+  if (gone.length > 0) await redis.hdel(workersKey(queueName), ...gone);
+  return live.sort((a, b) => a.id.localeCompare(b.id));
+}
