@@ -1,0 +1,159 @@
+// The service as real processes, the way docker-compose lays it out: one API and N workers
+// sharing a Redis and a data directory. Used by the integration tests, the benchmark and
+// the chaos run.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from '../../scripts/redis-server.js';
+import { waitFor } from './wait.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const ENTRY = {
+  api: path.join(ROOT, 'dist/services/api/main.js'),
+  worker: path.join(ROOT, 'dist/services/worker/main.js'),
+};
+
+export type Exit = { code: number | null; signal: NodeJS.Signals | null };
+
+export type Proc = {
+  name: string;
+  child: ChildProcess;
+  logFile: string;
+  exited: Promise<Exit>;
+  alive(): boolean;
+  /** SIGTERM, then wait for the exit. */
+  term(): Promise<Exit>;
+  /** SIGKILL, then wait for the exit. */
+  kill(): Promise<Exit>;
+  log(): string;
+};
+
+export type ClusterOptions = {
+  redisUrl: string;
+  workers?: number;
+  env?: Record<string, string>;
+  dataDir?: string;
+  queueName?: string;
+  logDir?: string;
+};
+
+export type Cluster = {
+  baseUrl: string;
+  dataDir: string;
+  queueName: string;
+  env: Record<string, string>;
+  api: Proc;
+  workers: Proc[];
+  startApi(): Promise<Proc>;
+  startWorker(): Promise<Proc>;
+  /** SIGTERM to every process still running; resolves with their exits. */
+  stop(): Promise<Exit[]>;
+  /** The last lines of every process' log, for a failing test's message. */
+  logTail(lines?: number): string;
+  /** Stops everything and removes the data directory. */
+  destroy(): Promise<void>;
+};
+
+function spawnService(kind: 'api' | 'worker', name: string, env: Record<string, string>, logDir: string): Proc {
+  if (!fs.existsSync(ENTRY[kind])) throw new Error(`${ENTRY[kind]} is missing: run npm run build first`);
+  const logFile = path.join(logDir, `${name}.log`);
+  const out = fs.openSync(logFile, 'a');
+  const child = spawn(process.execPath, [ENTRY[kind]], { env, stdio: ['ignore', out, out], cwd: ROOT });
+  fs.closeSync(out);
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  const send = async (signal: NodeJS.Signals) => {
+    if (alive()) child.kill(signal);
+    return exited;
+  };
+  return {
+    name,
+    child,
+    logFile,
+    exited,
+    alive,
+    term: () => send('SIGTERM'),
+    kill: () => send('SIGKILL'),
+    log: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''),
+  };
+}
+
+export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
+  const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'agg-data-'));
+  const logDir = opts.logDir ?? path.join(dataDir, 'logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  const queueName = opts.queueName ?? `test-${randomUUID()}`;
+  const port = await freePort();
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? os.tmpdir(),
+    REDIS_URL: opts.redisUrl,
+    QUEUE_NAME: queueName,
+    DATA_DIR: dataDir,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    // Short locks: a killed worker's jobs come back within seconds, not half a minute.
+    JOB_LOCK_MS: '4000',
+    ...opts.env,
+  };
+  const baseUrl = `http://127.0.0.1:${port}`;
+  let apiCount = 0;
+  let workerCount = 0;
+
+  const cluster: Cluster = {
+    baseUrl,
+    dataDir,
+    queueName,
+    env,
+    api: undefined as unknown as Proc,
+    workers: [],
+    async startApi() {
+      const api = spawnService('api', `api-${++apiCount}`, env, logDir);
+      cluster.api = api;
+      await waitFor(
+        async () => {
+          if (!api.alive()) throw new Error(`api exited:\n${api.log().slice(-2000)}`);
+          const res = await fetch(`${baseUrl}/health`).catch(() => undefined);
+          return res?.ok;
+        },
+        { timeoutMs: 20_000, what: 'the API to answer /health' },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\n${api.log().slice(-2000)}`);
+      });
+      return api;
+    },
+    async startWorker() {
+      const worker = spawnService('worker', `worker-${++workerCount}`, env, logDir);
+      cluster.workers.push(worker);
+      await waitFor(
+        () => {
+          if (!worker.alive()) throw new Error(`worker exited:\n${worker.log().slice(-2000)}`);
+          return worker.log().includes('"worker started"');
+        },
+        { timeoutMs: 20_000, what: 'a worker to start' },
+      );
+      return worker;
+    },
+    async stop() {
+      const all = [cluster.api, ...cluster.workers].filter((p) => p?.alive());
+      return Promise.all(all.map((p) => p.term()));
+    },
+    logTail(lines = 30) {
+      return [cluster.api, ...cluster.workers]
+        .filter(Boolean)
+        .map((p) => `--- ${p.name}\n${p.log().split('\n').slice(-lines).join('\n')}`)
+        .join('\n');
+    },
+    async destroy() {
+      await Promise.all([cluster.api, ...cluster.workers].filter((p) => p?.alive()).map((p) => p.kill()));
+      if (opts.dataDir === undefined) fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+
+  await cluster.startApi();
+  for (let i = 0; i < (opts.workers ?? 1); i++) await cluster.startWorker();
+  return cluster;
+}
