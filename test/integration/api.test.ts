@@ -177,7 +177,7 @@ describe('api', function () {
       expect(form.status).to.equal(415);
       const none = await fetch(`${cluster.baseUrl}/publish`, { method: 'POST', body: new Uint8Array([123, 125]) });
       expect(none.status).to.equal(415);
-      expect((await none.json()).error).to.be.a('string');
+      expect(((await none.json()) as any).error).to.be.a('string');
     });
 
     it('answers 413 for a body or a batch over the limit', async () => {

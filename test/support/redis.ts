@@ -10,7 +10,10 @@ export type TestRedis = {
   kind: 'container' | 'redis-server';
   /** SIGKILL Redis; `start()` brings it back on the same port with its append-only file. */
   kill(): Promise<void>;
+  /** SIGTERM Redis, keeping its data; `start()` brings it back. */
+  term(): Promise<void>;
   start(): Promise<void>;
+  /** Stops Redis for good and removes its data. */
   stop(): Promise<void>;
 };
 
@@ -45,6 +48,9 @@ async function fromContainer(): Promise<TestRedis> {
         throw new Error('the container came back on another port');
       }
     },
+    term: async () => {
+      await container.restart();
+    },
     start: () => Promise.resolve(),
     stop: async () => {
       await container.stop();
@@ -63,6 +69,7 @@ export async function startTestRedis(): Promise<TestRedis> {
     url: server.url,
     kind: 'redis-server',
     kill: () => server.kill(),
+    term: () => server.stop(),
     start: () => server.start(),
     stop: async () => {
       await server.stop();

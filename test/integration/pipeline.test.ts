@@ -1,0 +1,204 @@
+// The whole pipeline under load, restarts and crashes: real API, real workers, real Redis.
+// Each scenario has its own Redis and data directory, so its counts are its own.
+import { expect } from 'chai';
+import { randomUUID } from 'node:crypto';
+import { startTestRedis, type TestRedis } from '../support/redis.js';
+import { startCluster, type Cluster } from '../support/cluster.js';
+import { allEvents, publish, stats, type Stats } from '../support/http.js';
+import { waitFor } from '../support/wait.js';
+
+type Ev = { topic: string; event_id: string; timestamp: string; source: string; payload: Record<string, unknown> };
+
+/** `total` events over `topics` topics of which a share `dupRatio` are copies of earlier ones, shuffled. */
+function workload(total: number, dupRatio: number, topics = 4): { events: Ev[]; unique: number } {
+  const unique = Math.round(total * (1 - dupRatio));
+  const run = randomUUID().slice(0, 8);
+  const originals: Ev[] = Array.from({ length: unique }, (_, i) => ({
+    topic: `t${i % topics}`,
+    event_id: `${run}-${i}`,
+    timestamp: new Date(Date.UTC(2025, 9, 24, 0, 0, i % 60)).toISOString(),
+    source: 'pipeline-test',
+    payload: { i, note: 'x'.repeat(i % 50) },
+  }));
+  const copies = Array.from({ length: total - unique }, () => originals[Math.floor(Math.random() * unique)]!);
+  const events = [...originals, ...copies];
+  for (let i = events.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [events[i], events[j]] = [events[j]!, events[i]!];
+  }
+  return { events, unique };
+}
+
+/** Sends events in a mix of shapes: single events, JSON batches, NDJSON batches; retries until 202. */
+async function send(baseUrl: string, events: Ev[], opts: { concurrency?: number; onAccepted?: (n: number) => void } = {}) {
+  const chunks: Ev[][] = [];
+  for (let i = 0; i < events.length; ) {
+    const size = [1, 1, 7, 50, 250, 500][chunks.length % 6]!;
+    chunks.push(events.slice(i, i + size));
+    i += size;
+  }
+  let next = 0;
+  let retries = 0;
+  const one = async () => {
+    while (next < chunks.length) {
+      const chunk = chunks[next++]!;
+      for (;;) {
+        const ndjson = chunk.length > 1 && chunk.length % 2 === 1;
+        const r = await (ndjson
+          ? publish(baseUrl, chunk.map((e) => JSON.stringify(e)).join('\n'), {
+              contentType: 'application/x-ndjson',
+              raw: true,
+            })
+          : publish(baseUrl, chunk.length === 1 ? chunk[0] : { events: chunk })
+        ).catch(() => undefined);
+        if (r?.status === 202) {
+          opts.onAccepted?.(chunk.length);
+          break;
+        }
+        if (r !== undefined && r.status !== 503) throw new Error(`publish answered ${r.status}: ${JSON.stringify(r.body)}`);
+        retries++;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency ?? 8 }, one));
+  return { requests: chunks.length, retries };
+}
+
+async function drain(cluster: Cluster, expected: { received: number; unique: number }, timeoutMs = 90_000): Promise<Stats> {
+  return waitFor(
+    async () => {
+      const s = await stats(cluster.baseUrl);
+      return s.pending === 0 && s.received >= expected.received && s.unique_processed >= expected.unique && s;
+    },
+    { what: `a drained queue with ${expected.received} received`, timeoutMs },
+  );
+}
+
+async function expectEachStoredOnce(cluster: Cluster, events: Ev[]) {
+  const stored = await allEvents(cluster.baseUrl);
+  const keys = stored.map((e) => `${e.topic}\u0000${e.event_id}`);
+  expect(new Set(keys).size, 'no identity stored twice').to.equal(keys.length);
+  const want = new Set(events.map((e) => `${e.topic}\u0000${e.event_id}`));
+  expect(keys.length).to.equal(want.size);
+  for (const k of keys) expect(want.has(k)).to.equal(true);
+  const seqs = stored.map((e) => e.seq);
+  for (let i = 1; i < seqs.length; i++) expect(seqs[i]).to.be.greaterThan(seqs[i - 1]);
+}
+
+describe('pipeline', function () {
+  let redis: TestRedis;
+  let cluster: Cluster | undefined;
+
+  beforeEach(async () => {
+    redis = await startTestRedis();
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && cluster) console.log(cluster.logTail(40));
+    await cluster?.destroy();
+    cluster = undefined;
+    await redis?.stop();
+  });
+
+  it('counts 20,000 events with 30% copies exactly across three workers', async () => {
+    cluster = await startCluster({ redisUrl: redis.url, workers: 3 });
+    const { events, unique } = workload(20_000, 0.3);
+    const started = performance.now();
+    const sent = await send(cluster.baseUrl, events);
+    const s = await drain(cluster, { received: 20_000, unique });
+    const seconds = (performance.now() - started) / 1000;
+    console.log(
+      `      20,000 events (${unique} unique, ${20_000 - unique} copies) in ${sent.requests} requests, 3 workers: ${seconds.toFixed(1)} s end to end, ${Math.round(20_000 / seconds)} events/s`,
+    );
+    expect(s.received).to.equal(20_000);
+    expect(s.unique_processed).to.equal(unique);
+    expect(s.duplicate_dropped).to.equal(20_000 - unique);
+    expect(s.topics).to.deep.equal(['t0', 't1', 't2', 't3']);
+    await expectEachStoredOnce(cluster, events);
+    // Every worker took part: the load really was shared.
+    for (const w of cluster.workers) expect(w.log()).to.include('"worker started"');
+  });
+
+  it('keeps events and counts across a full restart, and drops old events sent again', async () => {
+    cluster = await startCluster({ redisUrl: redis.url, workers: 2 });
+    const { events, unique } = workload(3000, 0.2);
+    await send(cluster.baseUrl, events);
+    const before = await drain(cluster, { received: 3000, unique });
+
+    const exits = await cluster.stop();
+    expect(exits.map((e) => e.code), 'clean exits on SIGTERM').to.deep.equal([0, 0, 0]);
+    await redis.term();
+    await redis.start();
+    await cluster.startApi();
+    await cluster.startWorker();
+
+    const restarted = await stats(cluster.baseUrl);
+    expect(restarted).to.include({
+      received: before.received,
+      unique_processed: before.unique_processed,
+      duplicate_dropped: before.duplicate_dropped,
+    });
+    const again = events.slice(0, 1000);
+    await send(cluster.baseUrl, again);
+    const after = await drain(cluster, { received: 4000, unique });
+    expect(after.received).to.equal(4000);
+    expect(after.unique_processed).to.equal(unique);
+    expect(after.duplicate_dropped).to.equal(4000 - unique);
+    await expectEachStoredOnce(cluster, events);
+  });
+
+  it('loses and doubles nothing when a worker is SIGKILLed mid-stream', async () => {
+    cluster = await startCluster({ redisUrl: redis.url, workers: 3 });
+    const { events, unique } = workload(12_000, 0.3);
+    let accepted = 0;
+    let killed = false;
+    const victim = cluster.workers[0]!;
+    const sending = send(cluster.baseUrl, events, {
+      concurrency: 4,
+      onAccepted: (n) => {
+        accepted += n;
+        if (!killed && accepted >= 4000) {
+          killed = true;
+          void victim.kill();
+        }
+      },
+    });
+    await sending;
+    const exit = await victim.exited;
+    expect(exit.signal).to.equal('SIGKILL');
+    await cluster.startWorker();
+    const s = await drain(cluster, { received: 12_000, unique });
+    expect(s.received).to.equal(12_000);
+    expect(s.unique_processed).to.equal(unique);
+    expect(s.duplicate_dropped).to.equal(12_000 - unique);
+    await expectEachStoredOnce(cluster, events);
+  });
+
+  it('answers 503 while Redis is down and loses nothing acknowledged when it comes back', async function () {
+    if (redis.kind !== 'redis-server') this.skip();
+    cluster = await startCluster({ redisUrl: redis.url, workers: 2 });
+    const { events, unique } = workload(6000, 0.3);
+    const firstHalf = events.slice(0, 3000);
+    await send(cluster.baseUrl, firstHalf);
+
+    await redis.kill();
+    const started = performance.now();
+    const down = await publish(cluster.baseUrl, events[3000]).catch(() => undefined);
+    const ms = performance.now() - started;
+    expect(down?.status).to.equal(503);
+    expect(down?.headers.get('retry-after')).to.match(/^\d+$/);
+    expect(down?.body.error).to.be.a('string');
+    expect(ms, 'a publish never hangs while Redis is down').to.be.below(5000);
+    const ready = await fetch(`${cluster.baseUrl}/ready`);
+    expect(ready.status).to.equal(503);
+
+    await redis.start();
+    // The producer keeps retrying until Redis is back; every event ends up accepted.
+    await send(cluster.baseUrl, events.slice(3000));
+    const s = await drain(cluster, { received: 6000, unique });
+    expect(s.received).to.equal(6000);
+    expect(s.unique_processed).to.equal(unique);
+    expect(s.duplicate_dropped).to.equal(6000 - unique);
+    await expectEachStoredOnce(cluster, events);
+  });
+});
