@@ -128,10 +128,13 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     async startWorker() {
       const worker = spawnService('worker', `worker-${++workerCount}`, env, logDir);
       cluster.workers.push(worker);
+      // A worker is up once its heartbeat is in Redis, which the API lists in /ready.
       await waitFor(
-        () => {
+        async () => {
           if (!worker.alive()) throw new Error(`worker exited:\n${worker.log().slice(-2000)}`);
-          return worker.log().includes('"worker started"');
+          const res = await fetch(`${baseUrl}/ready`).catch(() => undefined);
+          const body = (await res?.json().catch(() => undefined)) as { workers?: { id: string }[] } | undefined;
+          return body?.workers?.some((w) => w.id.includes(`-${worker.child.pid}-`));
         },
         { timeoutMs: 20_000, what: 'a worker to start' },
       );

@@ -1,0 +1,113 @@
+// The load generator, run as its own process so that its CPU is not the API's: sends
+// events over keep-alive HTTP as producers would, retries 503s, records every latency.
+import http from 'node:http';
+import { stream, type IdOrder } from './workload.js';
+
+export type LoadSpec = {
+  url: string;
+  events: number;
+  batch: number;
+  concurrency: number;
+  dupRatio: number;
+  topics: number;
+  ids: IdOrder;
+  seed: number;
+  prefix: string;
+};
+
+export type LoadProgress = { type: 'progress'; accepted: number; requests: number; retries: number };
+export type LoadResult = {
+  type: 'done';
+  accepted: number;
+  originals: number;
+  requests: number;
+  retries: number;
+  errors: number;
+  seconds: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+};
+
+function post(agent: http.Agent, url: URL, body: string, type: string): Promise<{ status: number; retryAfter: number }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: 'POST', agent, headers: { 'content-type': type, 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: Number(res.headers['retry-after'] ?? 1) }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export async function runLoad(spec: LoadSpec, onProgress: (p: LoadProgress) => void): Promise<LoadResult> {
+  const url = new URL('/publish', spec.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
+  const s = stream({ ids: spec.ids, topics: spec.topics, dupRatio: spec.dupRatio, seed: spec.seed, prefix: spec.prefix });
+  const totalRequests = Math.ceil(spec.events / spec.batch);
+  const latencies = new Float64Array(totalRequests);
+  let issued = 0;
+  let accepted = 0;
+  let retries = 0;
+  let errors = 0;
+  let recorded = 0;
+  const started = performance.now();
+  const ticker = setInterval(() => onProgress({ type: 'progress', accepted, requests: recorded, retries }), 250);
+
+  async function lane(): Promise<void> {
+    while (issued < totalRequests) {
+      const i = issued++;
+      const n = Math.min(spec.batch, spec.events - i * spec.batch);
+      const events = Array.from({ length: n }, () => s.next());
+      const body = n === 1 && spec.batch === 1 ? JSON.stringify(events[0]) : JSON.stringify({ events });
+      for (;;) {
+        const t0 = performance.now();
+        const res = await post(agent, url, body, 'application/json').catch(() => undefined);
+        if (res?.status === 202) {
+          latencies[recorded++] = performance.now() - t0;
+          accepted += n;
+          break;
+        }
+        if (res === undefined) errors++;
+        else if (res.status !== 503) throw new Error(`publish answered ${res.status}`);
+        retries++;
+        await new Promise((r) => setTimeout(r, Math.min(1000, (res?.retryAfter ?? 0.05) * 1000)));
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: spec.concurrency }, lane));
+  clearInterval(ticker);
+  agent.destroy();
+  const seconds = (performance.now() - started) / 1000;
+  const sorted = latencies.slice(0, recorded).sort();
+  return {
+    type: 'done',
+    accepted,
+    originals: s.originals(),
+    requests: recorded,
+    retries,
+    errors,
+    seconds,
+    latencyMs: { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted[sorted.length - 1] ?? 0 },
+  };
+}
+
+// As a child process: the spec comes as argv[2], results go back over IPC.
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!) && process.send) {
+  const spec = JSON.parse(process.argv[2]!) as LoadSpec;
+  runLoad(spec, (p) => process.send!(p))
+    .then((result) => {
+      process.send!(result, () => process.exit(0));
+    })
+    .catch((err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,381 @@
+// `npm run bench`: the service as real processes (private Redis, the API, N workers),
+// driven by a load generator in its own process, plus the stage limits measured in the
+// same run. Results go to BENCHMARKS.md (a dated table) and bench-results/*.json.
+import { fork, execSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startRedisServer, freePort, type RedisServer } from '../scripts/redis-server.js';
+import { startCluster } from '../test/support/cluster.js';
+import { stats } from '../test/support/http.js';
+import { waitFor } from '../test/support/wait.js';
+import { prefilledDir } from './prefill.js';
+import type { IdOrder } from './workload.js';
+import type { LoadProgress, LoadResult, LoadSpec } from './load.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const RESULTS = path.join(ROOT, 'bench-results');
+
+const HELP = `npm run bench -- [options]
+
+Runs the service as real processes and measures it. With no scenario options it runs the
+four target scenarios (batched-random, batched-ordered, single, growth) and the stage limits.
+
+  --scenario NAME     one of: batched-random, batched-ordered, single, empty-batched, all (default: all)
+  --events N          events to publish per scenario (default per scenario)
+  --batch N           events per request; 1 = one event per request
+  --concurrency N     requests in flight
+  --dup R             share of copies, 0..1
+  --workers N         worker processes
+  --topics N          topics
+  --ids random|ordered
+  --prefill N         events stored before measuring
+  --appendfsync everysec|always   Redis durability (default everysec)
+  --synchronous FULL|NORMAL        SQLite durability (default FULL)
+  --no-stages         skip the stage limits
+  --no-write          do not append to BENCHMARKS.md
+  --help
+`;
+
+type Scenario = {
+  name: string;
+  events: number;
+  batch: number;
+  concurrency: number;
+  dupRatio: number;
+  workers: number;
+  topics: number;
+  ids: IdOrder;
+  prefill: number;
+  target: string;
+};
+
+const PRESETS: Record<string, Scenario> = {
+  'batched-random': { name: 'batched-random', events: 1_000_000, batch: 1000, concurrency: 8, dupRatio: 0.3, workers: 2, topics: 8, ids: 'random', prefill: 10_000_000, target: '>= 60,000 events/s end to end' },
+  'batched-ordered': { name: 'batched-ordered', events: 1_000_000, batch: 1000, concurrency: 8, dupRatio: 0.3, workers: 2, topics: 8, ids: 'ordered', prefill: 10_000_000, target: '>= 120,000 events/s end to end' },
+  single: { name: 'single', events: 200_000, batch: 1, concurrency: 64, dupRatio: 0.2, workers: 2, topics: 8, ids: 'random', prefill: 0, target: '>= 10,000 events/s, p99 < 25 ms, lag not growing' },
+  'empty-batched': { name: 'empty-batched', events: 1_000_000, batch: 1000, concurrency: 8, dupRatio: 0.3, workers: 2, topics: 8, ids: 'random', prefill: 0, target: 'growth: batched-random >= 70% of this' },
+};
+
+type Sample = { t: number; processed: number; pending: number };
+
+type RunResult = {
+  scenario: Scenario;
+  load: LoadResult;
+  endToEndSeconds: number;
+  endToEndEventsPerSecond: number;
+  publishEventsPerSecond: number;
+  publishRequestsPerSecond: number;
+  lag: { maxEvents: number; atHalf: number; atEnd: number };
+  peakRssMb: Record<string, number>;
+  exact: boolean;
+  final: { received: number; unique_processed: number; duplicate_dropped: number };
+  expected: { received: number; unique_processed: number; duplicate_dropped: number };
+  stages?: { bareHttp: StageRate; bullmq: StageRate; store: StageRate };
+};
+type StageRate = { eventsPerSecond: number; requestsPerSecond?: number; note: string };
+
+const tty = process.stderr.isTTY;
+let lastLine = 0;
+function progress(line: string, force = false): void {
+  if (tty) process.stderr.write(`\r\x1b[K${line}`);
+  else if (force || Date.now() - lastLine > 2000) {
+    lastLine = Date.now();
+    process.stderr.write(`${line}\n`);
+  }
+}
+const say = (line: string) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}${line}\n`);
+
+/** Peak resident memory of a process, from the kernel's high-water mark. */
+function peakRssMb(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function child<T>(script: string, arg: unknown, onMessage?: (m: any) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const c = fork(path.join(import.meta.dirname, script), [JSON.stringify(arg)], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let result: T | undefined;
+    c.on('message', (m: any) => {
+      if (m?.type === 'progress') onMessage?.(m);
+      else result = m as T;
+    });
+    c.on('exit', (code) => (result !== undefined ? resolve(result) : reject(new Error(`${script} exited with ${code}`))));
+  });
+}
+
+async function measureStages(s: Scenario, redis: RedisServer, dataDir: string): Promise<RunResult['stages']> {
+  const stageEvents = Math.min(s.events, s.batch === 1 ? 100_000 : 500_000);
+  // A bare HTTP server parsing the same bodies.
+  const port = await freePort();
+  const server = fork(path.join(import.meta.dirname, 'stages/bare-http.ts'), [String(port)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  await new Promise<void>((r) => server.once('message', () => r()));
+  const bare = await child<LoadResult>('load.ts', {
+    url: `http://127.0.0.1:${port}`,
+    events: stageEvents,
+    batch: s.batch,
+    concurrency: s.concurrency,
+    dupRatio: s.dupRatio,
+    topics: s.topics,
+    ids: s.ids,
+    seed: 3,
+    prefix: 'bare',
+  } satisfies LoadSpec);
+  server.kill();
+  progress(`${s.name}: stage bare-http ${Math.round(bare.accepted / bare.seconds)} events/s`, true);
+  // BullMQ add + no-op process, jobs shaped as the API makes them.
+  const bull = await child<{ eventsPerSecond: number; jobs: number }>('stages/bullmq.ts', {
+    redisUrl: redis.url,
+    events: stageEvents,
+    batch: s.batch === 1 ? 1 : s.batch,
+    concurrency: s.concurrency,
+    workers: s.workers,
+  });
+  progress(`${s.name}: stage bullmq ${Math.round(bull.eventsPerSecond)} events/s`, true);
+  // The store alone, on a copy of the same prefilled table.
+  const storeDir = path.join(dataDir, 'stage-store');
+  await prefilledDir({ events: s.prefill, ids: s.ids, into: storeDir, cacheDir: RESULTS, log: (l) => progress(l, true) });
+  const store = await child<{ eventsPerSecond: number }>('stages/store.ts', {
+    dataDir: storeDir,
+    events: stageEvents,
+    batch: s.batch === 1 ? 50 : s.batch,
+    jobsPerCommit: 20,
+    dupRatio: s.dupRatio,
+    ids: s.ids,
+    cacheMb: 64,
+    synchronous: 'FULL',
+  });
+  fs.rmSync(storeDir, { recursive: true, force: true });
+  return {
+    bareHttp: {
+      eventsPerSecond: bare.accepted / bare.seconds,
+      requestsPerSecond: bare.requests / bare.seconds,
+      note: 'node:http + JSON.parse, same bodies and concurrency',
+    },
+    bullmq: { eventsPerSecond: bull.eventsPerSecond, note: `add + no-op process, ${s.batch === 1 ? 1 : s.batch} events/job, ${s.workers} workers` },
+    store: { eventsPerSecond: store.eventsPerSecond, note: `commitJobs alone at ${s.prefill.toLocaleString()} stored, ${s.ids} ids` },
+  };
+}
+
+async function runScenario(s: Scenario, opts: { stages: boolean; appendfsync: 'everysec' | 'always'; synchronous: string }): Promise<RunResult> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `agg-bench-${s.name}-`));
+  const dataDir = path.join(dir, 'data');
+  await prefilledDir({ events: s.prefill, ids: s.ids, into: dataDir, cacheDir: RESULTS, log: (l) => progress(l, true) });
+  const redis = await startRedisServer({ dir: path.join(dir, 'redis'), appendfsync: opts.appendfsync });
+  const cluster = await startCluster({
+    redisUrl: redis.url,
+    workers: s.workers,
+    dataDir,
+    logDir: path.join(dir, 'logs'),
+    env: { LOG_LEVEL: 'warn', SQLITE_SYNCHRONOUS: opts.synchronous, JOB_LOCK_MS: '30000' },
+  });
+  try {
+    const base = await stats(cluster.baseUrl);
+    const baseProcessed = base.unique_processed + base.duplicate_dropped;
+    const samples: Sample[] = [];
+    let accepted = 0;
+    let loadDone = false;
+    const t0 = performance.now();
+    const poller = (async () => {
+      while (!loadDone || samples.at(-1)?.processed !== s.events) {
+        const st = await stats(cluster.baseUrl).catch(() => undefined);
+        if (st) {
+          const processed = st.unique_processed + st.duplicate_dropped - baseProcessed;
+          samples.push({ t: (performance.now() - t0) / 1000, processed, pending: st.pending ?? 0 });
+          const secs = (performance.now() - t0) / 1000;
+          const rate = processed / secs;
+          const eta = rate > 0 ? Math.max(0, (s.events - processed) / rate) : 0;
+          progress(
+            `${s.name}: accepted ${accepted.toLocaleString()} / ${s.events.toLocaleString()}, stored+dropped ${processed.toLocaleString()}, ${Math.round(rate).toLocaleString()} events/s, lag ${(st.pending ?? 0).toLocaleString()}, ETA ${eta.toFixed(0)} s`,
+          );
+          if (loadDone && processed >= s.events) break;
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    const load = await child<LoadResult>(
+      'load.ts',
+      { url: cluster.baseUrl, events: s.events, batch: s.batch, concurrency: s.concurrency, dupRatio: s.dupRatio, topics: s.topics, ids: s.ids, seed: 11, prefix: 'run' } satisfies LoadSpec,
+      (p: LoadProgress) => (accepted = p.accepted),
+    );
+    accepted = load.accepted;
+    loadDone = true;
+    await waitFor(() => poller.then(() => true), { timeoutMs: 600_000, what: 'the queue to drain' });
+    const endToEndSeconds = samples.at(-1)!.t;
+    const final = await stats(cluster.baseUrl);
+    const peak: Record<string, number> = { api: peakRssMb(cluster.api.child.pid), redis: peakRssMb(redis.pid()) };
+    cluster.workers.forEach((w, i) => (peak[`worker-${i + 1}`] = peakRssMb(w.child.pid)));
+    const lagAt = (frac: number) => {
+      const t = load.seconds * frac;
+      const sample = samples.find((x) => x.t >= t) ?? samples.at(-1)!;
+      return sample.pending;
+    };
+    const expected = {
+      received: base.received + s.events,
+      unique_processed: base.unique_processed + load.originals,
+      duplicate_dropped: base.duplicate_dropped + (s.events - load.originals),
+    };
+    const result: RunResult = {
+      scenario: s,
+      load,
+      endToEndSeconds,
+      endToEndEventsPerSecond: s.events / endToEndSeconds,
+      publishEventsPerSecond: load.accepted / load.seconds,
+      publishRequestsPerSecond: load.requests / load.seconds,
+      lag: { maxEvents: Math.max(...samples.map((x) => x.pending)), atHalf: lagAt(0.5), atEnd: lagAt(1) },
+      peakRssMb: peak,
+      exact:
+        final.received === expected.received &&
+        final.unique_processed === expected.unique_processed &&
+        final.duplicate_dropped === expected.duplicate_dropped &&
+        final.pending === 0,
+      final: { received: final.received, unique_processed: final.unique_processed, duplicate_dropped: final.duplicate_dropped },
+      expected,
+    };
+    say(
+      `${s.name}: ${Math.round(result.endToEndEventsPerSecond).toLocaleString()} events/s end to end, publish ${Math.round(result.publishEventsPerSecond).toLocaleString()} events/s, p99 ${load.latencyMs.p99.toFixed(1)} ms, exact: ${result.exact}`,
+    );
+    await cluster.stop();
+    if (opts.stages) result.stages = await measureStages(s, redis, dir);
+    return result;
+  } finally {
+    await cluster.destroy();
+    await redis.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+function markdown(results: RunResult[], meta: Record<string, string>): string {
+  const lines = [
+    `## ${meta.date} — commit ${meta.commit}`,
+    '',
+    `Machine: ${meta.cpu}, ${meta.cores} cores, ${meta.memory}; Node ${meta.node}; ${meta.redis}; Redis appendfsync ${meta.appendfsync}, SQLite synchronous ${meta.synchronous}. API, workers, Redis and the load generator share the cores.`,
+    '',
+    '| scenario | settings | end to end events/s | publish events/s (req/s) | p50 / p99 ms | lag max / at half / at end | peak RSS MB | exact | target |',
+    '| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |',
+  ];
+  for (const r of results) {
+    const s = r.scenario;
+    lines.push(
+      `| ${s.name} | ${fmt(s.events)} events, batch ${s.batch}, ${s.concurrency} in flight, ${s.dupRatio * 100}% copies, ${s.workers} workers, ${s.ids} ids, prefill ${fmt(s.prefill)} | **${fmt(r.endToEndEventsPerSecond)}** | ${fmt(r.publishEventsPerSecond)} (${fmt(r.publishRequestsPerSecond)}) | ${r.load.latencyMs.p50.toFixed(1)} / ${r.load.latencyMs.p99.toFixed(1)} | ${fmt(r.lag.maxEvents)} / ${fmt(r.lag.atHalf)} / ${fmt(r.lag.atEnd)} | ${Object.entries(r.peakRssMb).map(([k, v]) => `${k} ${v}`).join(', ')} | ${r.exact ? 'yes' : `**no** (${JSON.stringify(r.final)} vs ${JSON.stringify(r.expected)})`} | ${s.target} |`,
+    );
+  }
+  const staged = results.filter((r) => r.stages);
+  if (staged.length > 0) {
+    lines.push('', 'Stage limits measured in the same run (each stage alone, same shapes):', '');
+    lines.push('| scenario | bare node:http events/s (req/s) | BullMQ add+process events/s | store commit events/s |', '| --- | ---: | ---: | ---: |');
+    for (const r of staged) {
+      const st = r.stages!;
+      lines.push(`| ${r.scenario.name} | ${fmt(st.bareHttp.eventsPerSecond)} (${fmt(st.bareHttp.requestsPerSecond ?? 0)}) | ${fmt(st.bullmq.eventsPerSecond)} | ${fmt(st.store.eventsPerSecond)} |`);
+    }
+  }
+  const growth = results.find((r) => r.scenario.name === 'batched-random');
+  const empty = results.find((r) => r.scenario.name === 'empty-batched');
+  if (growth && empty) {
+    lines.push(
+      '',
+      `Growth: batched rate at ${fmt(growth.scenario.prefill)} stored is ${((100 * growth.endToEndEventsPerSecond) / empty.endToEndEventsPerSecond).toFixed(0)}% of the rate on an empty store (target >= 70%).`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      scenario: { type: 'string', default: 'all' },
+      events: { type: 'string' },
+      batch: { type: 'string' },
+      concurrency: { type: 'string' },
+      dup: { type: 'string' },
+      workers: { type: 'string' },
+      topics: { type: 'string' },
+      ids: { type: 'string' },
+      prefill: { type: 'string' },
+      appendfsync: { type: 'string', default: 'everysec' },
+      synchronous: { type: 'string', default: 'FULL' },
+      'no-stages': { type: 'boolean', default: false },
+      'no-write': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const names = values.scenario === 'all' ? ['empty-batched', 'batched-random', 'batched-ordered', 'single'] : [values.scenario];
+  const scenarios = names.map((n) => {
+    const preset = PRESETS[n];
+    if (!preset) throw new Error(`unknown scenario ${n}; see --help`);
+    const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+    return {
+      ...preset,
+      events: num(values.events, preset.events),
+      batch: num(values.batch, preset.batch),
+      concurrency: num(values.concurrency, preset.concurrency),
+      dupRatio: num(values.dup, preset.dupRatio),
+      workers: num(values.workers, preset.workers),
+      topics: num(values.topics, preset.topics),
+      ids: (values.ids as IdOrder | undefined) ?? preset.ids,
+      prefill: num(values.prefill, preset.prefill),
+    };
+  });
+  fs.mkdirSync(RESULTS, { recursive: true });
+  const results: RunResult[] = [];
+  for (const s of scenarios) {
+    results.push(
+      await runScenario(s, {
+        stages: !values['no-stages'],
+        appendfsync: values.appendfsync === 'always' ? 'always' : 'everysec',
+        synchronous: values.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL',
+      }),
+    );
+  }
+  const sh = (cmd: string) => {
+    try {
+      return execSync(cmd, { encoding: 'utf8' }).trim();
+    } catch {
+      return 'unknown';
+    }
+  };
+  const meta = {
+    date: new Date().toISOString().replace('T', ' ').slice(0, 16) + ' UTC',
+    commit: sh('git rev-parse --short HEAD') + (sh('git status --porcelain') ? ' (with uncommitted changes)' : ''),
+    cpu: os.cpus()[0]?.model ?? 'unknown cpu',
+    cores: String(os.cpus().length),
+    memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+    node: process.version,
+    redis: sh('redis-server --version').split(' ').slice(0, 3).join(' '),
+    appendfsync: values.appendfsync,
+    synchronous: values.synchronous,
+  };
+  const md = markdown(results, meta);
+  process.stdout.write(`\n${md}`);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  fs.writeFileSync(path.join(RESULTS, `bench-${stamp}.json`), JSON.stringify({ meta, results }, null, 2));
+  if (!values['no-write']) {
+    const file = path.join(ROOT, 'BENCHMARKS.md');
+    const head = '# Benchmarks\n\nEvery table here was written by `npm run bench` (bench/run.ts); newest first.\n\n';
+    const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').replace(head, '') : '';
+    fs.writeFileSync(file, head + md + '\n' + old);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,38 @@
+// Stage limit: the store's commit rate on its own, at a given table size, with the
+// workers' settings and batch shape (jobs of `batch` events, `jobsPerCommit` per commit).
+import { openStore } from '../../shared/store.js';
+import { newJobId } from '../../shared/queue.js';
+import { stream, type IdOrder } from '../workload.js';
+
+export type StoreStageSpec = {
+  dataDir: string;
+  events: number;
+  batch: number;
+  jobsPerCommit: number;
+  dupRatio: number;
+  ids: IdOrder;
+  cacheMb: number;
+  synchronous: 'FULL' | 'NORMAL';
+};
+
+export function runStoreStage(spec: StoreStageSpec) {
+  const store = openStore({ dataDir: spec.dataDir, cacheMb: spec.cacheMb, synchronous: spec.synchronous });
+  const s = stream({ ids: spec.ids, topics: 8, dupRatio: spec.dupRatio, seed: 99, prefix: 'stage' });
+  // Build every job first so the timing is the store's alone.
+  const jobs = [];
+  for (let done = 0; done < spec.events; ) {
+    const n = Math.min(spec.batch, spec.events - done);
+    jobs.push({ id: newJobId(n), events: Array.from({ length: n }, () => s.next()) });
+    done += n;
+  }
+  const started = performance.now();
+  for (let i = 0; i < jobs.length; i += spec.jobsPerCommit) store.commitJobs(jobs.slice(i, i + spec.jobsPerCommit));
+  const seconds = (performance.now() - started) / 1000;
+  store.close();
+  return { events: spec.events, seconds, eventsPerSecond: spec.events / seconds };
+}
+
+if (process.argv[1]?.endsWith('store.ts') && process.send) {
+  const result = runStoreStage(JSON.parse(process.argv[2]!) as StoreStageSpec);
+  process.send(result, () => process.exit(0));
+}
