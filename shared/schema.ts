@@ -60,10 +60,16 @@ function payloadSizeOk(payload: Record<string, unknown>): boolean {
   }
 }
 
+// A surrogate half alone is not a character. SQLite stores text as UTF-8, which cannot
+// hold one: it comes back as replacement characters, so two identities that differ only
+// there would be stored as two events that read back as the same (topic, event_id).
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
 const text = () =>
   v.pipe(
     v.string('must be a string'),
     v.minLength(1, 'must not be empty'),
+    v.check((s: string) => !LONE_SURROGATE.test(s), 'must be valid Unicode text (a lone surrogate is not)'),
     v.check((s: string) => charCount(s) <= MAX_TEXT_CHARS, `must be at most ${MAX_TEXT_CHARS} characters`),
   );
 
@@ -106,7 +112,14 @@ export function validateEvents(items: readonly unknown[]): ValidationResult {
   const events: Event[] = new Array<Event>(items.length);
   const details: ValidationDetail[] = [];
   for (let index = 0; index < items.length; index++) {
-    const result = v.safeParse(EventSchema, items[index]);
+    const item = items[index];
+    // valibot's object schema takes an array for an object and would report its five
+    // fields as missing; an array is not an event at all.
+    if (Array.isArray(item)) {
+      if (details.length < MAX_DETAILS) details.push({ index, path: '', message: 'must be a JSON object' });
+      continue;
+    }
+    const result = v.safeParse(EventSchema, item);
     if (result.success) {
       events[index] = result.output;
       continue;

@@ -1,0 +1,222 @@
+// Group commit over a real store: batching, the batch bounds, and what happens to the jobs
+// while the store fails.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { createLogger } from '../../shared/log.js';
+import type { Event } from '../../shared/schema.js';
+import { openStore, type JobOutcome, type JobToCommit, type Store } from '../../shared/store.js';
+import { CommitterClosedError, createCommitter, type Committer, type CommitterOptions } from '../../services/worker/committer.js';
+import { waitFor } from '../support/wait.js';
+
+const log = createLogger({ name: 'committer-test', level: 'silent' });
+
+function ev(eventId: string, topic = 't'): Event {
+  return { topic, event_id: eventId, timestamp: '2025-10-24T00:00:00Z', source: 'unit', payload: {} };
+}
+
+function job(id: string, size = 1): JobToCommit {
+  return { id, events: Array.from({ length: size }, (_, i) => ev(`${id}-${i}`)) };
+}
+
+type Tracked<T> = { state: 'pending' | 'resolved' | 'rejected'; value?: T; error?: unknown; promise: Promise<void> };
+
+/** Watches a promise without awaiting it, so a test can say it is still pending. */
+function track<T>(p: Promise<T>): Tracked<T> {
+  const t: Tracked<T> = { state: 'pending', promise: Promise.resolve() };
+  t.promise = p.then(
+    (value) => {
+      t.state = 'resolved';
+      t.value = value;
+    },
+    (error: unknown) => {
+      t.state = 'rejected';
+      t.error = error;
+    },
+  );
+  return t;
+}
+
+describe('committer', () => {
+  let dir: string;
+  let store: Store;
+  let committers: Committer[];
+  /** The jobs of each call to the commit function, failed calls included. */
+  let calls: string[][];
+  let failuresLeft: number;
+  /** Jobs a test watches, and their states as each call to the commit function began. */
+  let watched: Tracked<JobOutcome>[];
+  let statesAtCall: string[][];
+
+  const commit = (jobs: readonly JobToCommit[]): JobOutcome[] => {
+    calls.push(jobs.map((j) => j.id));
+    statesAtCall.push(watched.map((t) => t.state));
+    if (failuresLeft > 0) {
+      failuresLeft--;
+      throw new Error('SQLITE_FULL: database or disk is full');
+    }
+    return store.commitJobs(jobs);
+  };
+
+  const create = (opts: Partial<CommitterOptions> = {}): Committer => {
+    const committer = createCommitter({ commit, maxJobs: 100, maxEvents: 10_000, lingerMs: 5, log, ...opts });
+    committers.push(committer);
+    return committer;
+  };
+
+  const storedIds = () => store.listEvents({ after: 0, limit: 1_000_000 }).map((e) => e.event_id);
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-committer-'));
+    store = openStore({ dataDir: dir });
+    committers = [];
+    calls = [];
+    failuresLeft = 0;
+    watched = [];
+    statesAtCall = [];
+  });
+
+  afterEach(() => {
+    // Close first: a committer left retrying would keep its timer, and mocha, alive.
+    failuresLeft = 0;
+    for (const c of committers) c.close();
+    store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('commits jobs submitted together in one batch, each promise with its own outcome', async () => {
+    const committer = create();
+    const outcomes = await Promise.all([
+      committer.submit(job('j1', 2)),
+      committer.submit(job('j2', 1)),
+      committer.submit({ id: 'j3', events: [ev('j1-0')] }),
+    ]);
+    expect(calls).to.deep.equal([['j1', 'j2', 'j3']]);
+    expect(outcomes).to.deep.equal([
+      { id: 'j1', stored: 2, dropped: 0, redelivered: false },
+      { id: 'j2', stored: 1, dropped: 0, redelivered: false },
+      { id: 'j3', stored: 0, dropped: 1, redelivered: false },
+    ]);
+    expect(storedIds()).to.deep.equal(['j1-0', 'j1-1', 'j2-0']);
+    expect(committer.stats()).to.include({ commits: 1, jobs: 3, events: 4, lastError: null });
+  });
+
+  it('resolves a job only once its events are committed, visible to another connection', async () => {
+    const committer = create();
+    const outcome = await committer.submit(job('j1', 3));
+    expect(outcome.stored).to.equal(3);
+    // Read through a second handle, as the API would.
+    const reader = openStore({ dataDir: dir });
+    try {
+      expect(reader.committedJobIds(['j1'])).to.deep.equal(new Set(['j1']));
+      expect(reader.counts().uniqueProcessed).to.equal(3);
+    } finally {
+      reader.close();
+    }
+  });
+
+  it('splits batches at maxJobs', async () => {
+    const committer = create({ maxJobs: 2 });
+    await Promise.all(['j1', 'j2', 'j3', 'j4', 'j5'].map((id) => committer.submit(job(id))));
+    expect(calls).to.deep.equal([['j1', 'j2'], ['j3', 'j4'], ['j5']]);
+    expect(storedIds()).to.have.length(5);
+  });
+
+  it('splits batches at maxEvents, and commits a job bigger than maxEvents on its own', async () => {
+    const committer = create({ maxEvents: 3 });
+    await Promise.all([
+      committer.submit(job('a', 1)),
+      committer.submit(job('b', 1)),
+      committer.submit(job('c', 1)),
+      committer.submit(job('d', 2)),
+      committer.submit(job('e', 5)),
+      committer.submit(job('f', 1)),
+    ]);
+    expect(calls).to.deep.equal([['a', 'b', 'c'], ['d'], ['e'], ['f']]);
+    expect(storedIds()).to.have.length(11);
+  });
+
+  it('keeps the jobs pending, not failed, while the store fails, and commits them once it recovers', async function () {
+    this.timeout(20_000);
+    failuresLeft = 3;
+    const health: (string | null)[] = [];
+    const committer = create({ onHealth: (problem) => health.push(problem) });
+    watched = [track(committer.submit(job('j1'))), track(committer.submit(job('j2')))];
+
+    await waitFor(() => calls.length >= 1, { timeoutMs: 10_000, what: 'a failed commit' });
+    // Most likely submitted while the store fails; committed in any case.
+    const late = track(committer.submit(job('j3')));
+
+    await Promise.all([...watched, late].map((t) => t.promise));
+    // Each retry found the first jobs still pending: three failures rejected nothing.
+    expect(statesAtCall.slice(0, 4)).to.deep.equal([
+      ['pending', 'pending'],
+      ['pending', 'pending'],
+      ['pending', 'pending'],
+      ['pending', 'pending'],
+    ]);
+    expect(calls[3]).to.include.members(['j1', 'j2']);
+    expect([...watched, late].map((t) => t.state)).to.deep.equal(['resolved', 'resolved', 'resolved']);
+    expect([...watched, late].map((t) => t.value?.stored)).to.deep.equal([1, 1, 1]);
+    expect(storedIds()).to.deep.equal(['j1-0', 'j2-0', 'j3-0']);
+    expect(committer.stats()).to.include({ lastError: null, jobs: 3 });
+    // Told once when it broke and once when it recovered, not at every retry.
+    expect(health).to.have.length(2);
+    expect(health[0]).to.match(/SQLITE_FULL/);
+    expect(health[1]).to.equal(null);
+  });
+
+  it('says what fails while it fails', async function () {
+    this.timeout(20_000);
+    failuresLeft = Number.POSITIVE_INFINITY;
+    const committer = create();
+    watched = [track(committer.submit(job('j1')))];
+    await waitFor(() => calls.length >= 2, { timeoutMs: 10_000, what: 'two failed commits' });
+    expect(watched[0]!.state).to.equal('pending');
+    expect(committer.stats()).to.include({ commits: 0, jobs: 0 });
+    expect(committer.stats().lastError).to.match(/SQLITE_FULL/);
+  });
+
+  it('rejects the waiting jobs with CommitterClosedError when closed while the store fails', async function () {
+    this.timeout(20_000);
+    failuresLeft = Number.POSITIVE_INFINITY;
+    const committer = create();
+    const pending = [track(committer.submit(job('j1'))), track(committer.submit(job('j2')))];
+    await waitFor(() => calls.length >= 1, { timeoutMs: 10_000, what: 'a failed commit' });
+    expect(pending.map((t) => t.state)).to.deep.equal(['pending', 'pending']);
+
+    const callsBeforeClose = calls.length;
+    committer.close();
+    await Promise.all(pending.map((t) => t.promise));
+    for (const t of pending) {
+      expect(t.state).to.equal('rejected');
+      expect(t.error).to.be.instanceOf(CommitterClosedError);
+    }
+    // close() tries once more before giving up.
+    expect(calls.length).to.equal(callsBeforeClose + 1);
+    expect(storedIds()).to.deep.equal([]);
+
+    let refused: unknown;
+    await committer.submit(job('j3')).catch((err: unknown) => (refused = err));
+    expect(refused).to.be.instanceOf(CommitterClosedError);
+  });
+
+  it('commits what is waiting when closed with a working store', async () => {
+    const committer = create({ lingerMs: 60_000 });
+    const waiting = [track(committer.submit(job('j1'))), track(committer.submit(job('j2')))];
+    committer.close();
+    await Promise.all(waiting.map((t) => t.promise));
+    expect(waiting.map((t) => t.state)).to.deep.equal(['resolved', 'resolved']);
+    expect(calls).to.deep.equal([['j1', 'j2']]);
+    expect(storedIds()).to.deep.equal(['j1-0', 'j2-0']);
+  });
+
+  it('reports a redelivered job as such, through the store', async () => {
+    const committer = create();
+    await committer.submit(job('j1', 2));
+    const again = await committer.submit(job('j1', 2));
+    expect(again).to.deep.equal({ id: 'j1', stored: 0, dropped: 0, redelivered: true });
+    expect(store.counts()).to.deep.include({ received: 2, uniqueProcessed: 2, jobs: 1 });
+  });
+});

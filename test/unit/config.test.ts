@@ -1,0 +1,120 @@
+// Configuration by environment: the contract's defaults, and a bad value stops the process
+// with a message naming the variable.
+import { expect } from 'chai';
+import { ConfigError, loadConfig } from '../../shared/config.js';
+
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  return expect.fail(`expected ${JSON.stringify(env)} to be refused`);
+}
+
+describe('config', () => {
+  it('has the contract\'s defaults for an empty environment', () => {
+    const config = loadConfig({});
+    expect(config).to.include({
+      port: 8080,
+      host: '0.0.0.0',
+      redisUrl: 'redis://127.0.0.1:6379',
+      queueName: 'events',
+      dataDir: './data',
+      logLevel: 'info',
+      apiKey: undefined,
+    });
+    expect(config.workerConcurrency).to.be.a('number').and.to.be.at.least(1);
+  });
+
+  it('reads the environment it is given', () => {
+    const config = loadConfig({
+      PORT: '9090',
+      HOST: '127.0.0.1',
+      REDIS_URL: 'rediss://user:pw@redis.example:6380/2',
+      QUEUE_NAME: 'events-staging_2.a',
+      DATA_DIR: '/var/lib/agg',
+      WORKER_CONCURRENCY: '4',
+      API_KEY: 's3cret',
+      LOG_LEVEL: 'warn',
+    });
+    expect(config).to.include({
+      port: 9090,
+      host: '127.0.0.1',
+      redisUrl: 'rediss://user:pw@redis.example:6380/2',
+      queueName: 'events-staging_2.a',
+      dataDir: '/var/lib/agg',
+      workerConcurrency: 4,
+      apiKey: 's3cret',
+      logLevel: 'warn',
+    });
+  });
+
+  it('ignores variables it does not know', () => {
+    expect(loadConfig({ PATH: '/usr/bin', NODE_ENV: 'production' }).port).to.equal(8080);
+  });
+
+  it('accepts the edges of the port range', () => {
+    expect(loadConfig({ PORT: '65535' }).port).to.equal(65535);
+    expect(loadConfig({ PORT: '1' }).port).to.equal(1);
+  });
+
+  for (const [name, value] of [
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '-1'],
+    ['PORT', '80.5'],
+    ['LOG_LEVEL', 'loud'],
+    ['REDIS_URL', 'http://x'],
+    ['REDIS_URL', '127.0.0.1:6379'],
+    ['QUEUE_NAME', 'events:v2'],
+    ['WORKER_CONCURRENCY', '0'],
+    ['API_KEY', '   '],
+  ] as const) {
+    it(`refuses ${name}=${JSON.stringify(value)} with a message naming ${name}`, () => {
+      const err = configError({ [name]: value });
+      expect(err.message).to.include(name);
+      expect(err.problems).to.have.length(1);
+      expect(err.problems[0]).to.include(name);
+    });
+  }
+
+  it('reports every bad variable at once', () => {
+    const err = configError({
+      PORT: 'abc',
+      LOG_LEVEL: 'loud',
+      REDIS_URL: 'http://x',
+      QUEUE_NAME: 'a:b',
+      HOST: '127.0.0.1',
+    });
+    expect(err.problems).to.have.length(4);
+    for (const name of ['PORT', 'LOG_LEVEL', 'REDIS_URL', 'QUEUE_NAME']) {
+      expect(err.problems.filter((p) => p.includes(name)), name).to.have.length(1);
+      expect(err.message).to.include(name);
+    }
+  });
+
+  it('returns a frozen object', () => {
+    const config = loadConfig({});
+    expect(Object.isFrozen(config)).to.equal(true);
+    expect(() => {
+      (config as { port: number }).port = 1;
+    }).to.throw(TypeError);
+    expect(config.port).to.equal(8080);
+  });
+
+  it('takes an empty string for unset', () => {
+    const config = loadConfig({
+      PORT: '',
+      HOST: '',
+      REDIS_URL: '',
+      QUEUE_NAME: '',
+      DATA_DIR: '',
+      API_KEY: '',
+      LOG_LEVEL: '',
+    });
+    expect(config).to.deep.equal(loadConfig({}));
+    expect(config.apiKey).to.equal(undefined);
+  });
+});
