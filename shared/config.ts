@@ -63,6 +63,9 @@ const EnvSchema = v.object({
   MAX_BODY_BYTES: int('MAX_BODY_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
   MAX_BATCH_EVENTS: int('MAX_BATCH_EVENTS', 10_000, 1, 1_000_000),
   MAX_BACKLOG_JOBS: int('MAX_BACKLOG_JOBS', 20_000, 1, 100_000_000),
+  MAX_CONNECTIONS: int('MAX_CONNECTIONS', 1024, 1, 1_000_000),
+  HEADERS_TIMEOUT_MS: int('HEADERS_TIMEOUT_MS', 15_000, 100, 600_000),
+  REQUEST_TIMEOUT_MS: int('REQUEST_TIMEOUT_MS', 60_000, 100, 3_600_000),
   COALESCE_MS: int('COALESCE_MS', 2, 0, 1000),
   COALESCE_MAX_EVENTS: int('COALESCE_MAX_EVENTS', 1000, 1, 100_000),
   REDIS_TIMEOUT_MS: int('REDIS_TIMEOUT_MS', 3000, 50, 60_000),
@@ -71,6 +74,7 @@ const EnvSchema = v.object({
   WORKER_BATCH_EVENTS: int('WORKER_BATCH_EVENTS', 20_000, 1, 1_000_000),
   WORKER_LINGER_MS: int('WORKER_LINGER_MS', 2, 0, 1000),
   SQLITE_CACHE_MB: int('SQLITE_CACHE_MB', 64, 1, 65_536),
+  SQLITE_BUSY_TIMEOUT_MS: int('SQLITE_BUSY_TIMEOUT_MS', 10_000, 0, 600_000),
   SQLITE_SYNCHRONOUS: v.optional(
     v.pipe(v.string(), v.trim(), v.toUpperCase(), v.picklist(['FULL', 'NORMAL'], 'SQLITE_SYNCHRONOUS must be FULL or NORMAL')),
     'FULL',
@@ -92,6 +96,9 @@ export type Config = Readonly<{
   maxBodyBytes: number;
   maxBatchEvents: number;
   maxBacklogJobs: number;
+  maxConnections: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
   coalesceMs: number;
   coalesceMaxEvents: number;
   redisTimeoutMs: number;
@@ -100,6 +107,7 @@ export type Config = Readonly<{
   workerBatchEvents: number;
   workerLingerMs: number;
   sqliteCacheMb: number;
+  sqliteBusyTimeoutMs: number;
   sqliteSynchronous: 'FULL' | 'NORMAL';
 }>;
 
@@ -141,6 +149,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxBatchEvents: e.MAX_BATCH_EVENTS,
     maxBacklogJobs: e.MAX_BACKLOG_JOBS,
+    maxConnections: e.MAX_CONNECTIONS,
+    headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     coalesceMs: e.COALESCE_MS,
     coalesceMaxEvents: e.COALESCE_MAX_EVENTS,
     redisTimeoutMs: e.REDIS_TIMEOUT_MS,
@@ -149,6 +160,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     workerBatchEvents: e.WORKER_BATCH_EVENTS,
     workerLingerMs: e.WORKER_LINGER_MS,
     sqliteCacheMb: e.SQLITE_CACHE_MB,
+    sqliteBusyTimeoutMs: e.SQLITE_BUSY_TIMEOUT_MS,
     sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
   });
 }

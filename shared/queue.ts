@@ -1,6 +1,6 @@
 // The queue between the API and the workers: its name, its job shape, its connections,
 // and the one exact way to ask how many accepted events are still waiting in it.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Queue, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Event } from './schema.js';
@@ -16,6 +16,16 @@ export type PublishJobData = { events: Event[] };
  */
 export function newJobId(eventCount: number): string {
   return `p-${eventCount}-${randomUUID()}`;
+}
+
+/**
+ * The id a replayed failed job gets: new (its count is what it carries now), yet the same
+ * on every replay of that failed job, so a replay run again after a crash re-adds nothing
+ * new (the store recognises a job id it has already committed).
+ */
+export function replayJobId(failedJobId: string, eventCount: number): string {
+  const h = createHash('sha256').update(`replay:${failedJobId}`).digest('hex');
+  return `p-${eventCount}-${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
 export function eventCountOfJobId(id: string): number {

@@ -21,7 +21,12 @@ const config = (() => {
 
 const startedAt = Date.now();
 const log = createLogger({ name: 'api', level: config.logLevel });
-const store = openStore({ dataDir: config.dataDir, cacheMb: config.sqliteCacheMb, synchronous: config.sqliteSynchronous });
+const store = openStore({
+  dataDir: config.dataDir,
+  cacheMb: config.sqliteCacheMb,
+  synchronous: config.sqliteSynchronous,
+  busyTimeoutMs: config.sqliteBusyTimeoutMs,
+});
 const redis = createRedis(config.redisUrl, 'api', config.redisTimeoutMs);
 let redisDown = false;
 redis.on('error', (err: Error) => {
@@ -52,11 +57,25 @@ const enqueuer = createEnqueuer({
 
 let ready = false;
 const app = createApp({ config, log, store, queue, redis, enqueuer, backlog, startedAt, isReady: () => ready });
-const server = http.createServer(app.callback());
-// A slow or silent client cannot hold a socket forever.
-server.headersTimeout = 15_000;
-server.requestTimeout = 60_000;
-server.keepAliveTimeout = 5_000;
+// A slow or silent client cannot hold a socket forever. Node enforces both timeouts only
+// when it sweeps its connections (every 30 s by default), so sweep every second.
+// https://nodejs.org/docs/latest-v20.x/api/http.html#httpcreateserveroptions-requestlistener
+const server = http.createServer(
+  {
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: 5_000,
+    connectionsCheckingInterval: Math.min(1_000, config.headersTimeoutMs),
+  },
+  app.callback(),
+);
+// Past the cap a new socket is closed at once: memory stays bounded by
+// MAX_CONNECTIONS x MAX_BODY_BYTES whatever the number of clients.
+server.maxConnections = config.maxConnections;
+let dropped = 0;
+server.on('drop', () => {
+  if (dropped++ % 1000 === 0) log.warn({ maxConnections: config.maxConnections, dropped }, 'connection cap reached: closing new sockets');
+});
 
 const shutdown = createShutdown(
   log,

@@ -2,13 +2,14 @@
 // Any number run at once; they share only Redis and the SQLite file.
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job, type JobJsonRaw } from 'bullmq';
 import { ConfigError, loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
-import { createRedis, type PublishJobData } from '../../shared/queue.js';
+import { createRedis, unsafeRedisSettings, type PublishJobData } from '../../shared/queue.js';
 import { openStore, type JobOutcome } from '../../shared/store.js';
 import { HEARTBEAT_MS, removeHeartbeat, writeHeartbeat, type WorkerState } from '../../shared/workers.js';
 import { createShutdown } from '../../shared/shutdown.js';
+import { errorMessage } from '../../shared/errors.js';
 import { CommitterClosedError, createCommitter } from './committer.js';
 import { decodeJob } from './decode.js';
 
@@ -27,6 +28,7 @@ const store = openStore({
   dataDir: config.dataDir,
   cacheMb: config.sqliteCacheMb,
   synchronous: config.sqliteSynchronous,
+  busyTimeoutMs: config.sqliteBusyTimeoutMs,
 });
 
 const state: WorkerState = {
@@ -53,8 +55,29 @@ const committer = createCommitter({
   },
 });
 
+/** Jobs whose stored data could not even be parsed, with the parser's complaint. */
+const unreadable = new WeakMap<object, string>();
+
+/**
+ * BullMQ parses a job's data while moving it to active; a parse error there leaves the job
+ * active with no lock renewal, so it stalls, returns to wait and comes back forever. Such a
+ * job is handed to processJob with empty data instead, where it fails as a poison message.
+ */
+class PoisonTolerantWorker extends Worker<PublishJobData, JobOutcome> {
+  protected override createJob(raw: JobJsonRaw, jobId: string): Job<PublishJobData, JobOutcome> {
+    try {
+      return super.createJob(raw, jobId);
+    } catch (err) {
+      const job = super.createJob({ ...raw, data: '{}', opts: '{}', progress: '0' }, jobId);
+      unreadable.set(job, errorMessage(err));
+      return job;
+    }
+  }
+}
+
 async function processJob(job: Job<PublishJobData>, token?: string): Promise<JobOutcome> {
-  const decoded = decodeJob(job.id, job.data);
+  const parseError = unreadable.get(job);
+  const decoded = parseError === undefined ? decodeJob(job.id, job.data) : { ok: false as const, reason: `job data is not JSON: ${parseError}` };
   if (!decoded.ok) {
     log.error({ jobId: job.id, reason: decoded.reason }, 'poison job moved to the failed set');
     throw new UnrecoverableError(`poison job: ${decoded.reason}`);
@@ -72,7 +95,15 @@ async function processJob(job: Job<PublishJobData>, token?: string): Promise<Job
 }
 
 const connection = createRedis(config.redisUrl, 'worker');
-const worker = new Worker<PublishJobData, JobOutcome>(config.queueName, processJob, {
+connection.on('ready', () => {
+  void unsafeRedisSettings(connection).then((problems) => {
+    if (problems.length === 0) return;
+    for (const problem of problems) log.fatal(problem);
+    console.error(`worker: refusing to run: ${problems.join('; ')}`);
+    process.exit(1);
+  });
+});
+const worker = new PoisonTolerantWorker(config.queueName, processJob, {
   connection,
   concurrency: config.workerConcurrency,
   lockDuration: config.jobLockMs,
@@ -94,6 +125,18 @@ async function beat(): Promise<void> {
   state.at = Date.now();
   state.committed_jobs = s.jobs;
   state.committed_events = s.events;
+  const cpu = process.cpuUsage();
+  const memory = process.memoryUsage();
+  state.metrics = {
+    commits: s.commits,
+    batch_events: s.batchEvents,
+    commit_seconds: s.commitSeconds,
+    process: {
+      cpu_seconds: (cpu.user + cpu.system) / 1e6,
+      resident_memory_bytes: memory.rss,
+      heap_used_bytes: memory.heapUsed,
+    },
+  };
   await writeHeartbeat(connection, config.queueName, state);
 }
 const heartbeat = setInterval(() => {
