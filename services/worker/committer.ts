@@ -8,6 +8,13 @@
 import type { JobOutcome, JobToCommit } from '../../shared/store.js';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
+import {
+  BATCH_EVENTS_BOUNDS,
+  COMMIT_SECONDS_BOUNDS,
+  emptyHistogram,
+  observe,
+  type HistogramData,
+} from '../../shared/workers.js';
 
 export class CommitterClosedError extends Error {
   constructor() {
@@ -32,7 +39,16 @@ export type CommitterOptions = {
   onHealth?: (problem: string | null) => void;
 };
 
-export type CommitterStats = { commits: number; jobs: number; events: number; lastError: string | null };
+export type CommitterStats = {
+  commits: number;
+  jobs: number;
+  events: number;
+  lastError: string | null;
+  /** Events per successful group commit. */
+  batchEvents: HistogramData;
+  /** Seconds per successful group commit. */
+  commitSeconds: HistogramData;
+};
 
 export type Committer = {
   submit(job: JobToCommit): Promise<JobOutcome>;
@@ -49,7 +65,14 @@ export function createCommitter(opts: CommitterOptions): Committer {
   let timer: NodeJS.Timeout | undefined;
   let failures = 0;
   let closed = false;
-  const stats: CommitterStats = { commits: 0, jobs: 0, events: 0, lastError: null };
+  const stats: CommitterStats = {
+    commits: 0,
+    jobs: 0,
+    events: 0,
+    lastError: null,
+    batchEvents: emptyHistogram(BATCH_EVENTS_BOUNDS),
+    commitSeconds: emptyHistogram(COMMIT_SECONDS_BOUNDS),
+  };
 
   function schedule(delayMs: number): void {
     if (timer !== undefined || closed) return;
@@ -109,7 +132,10 @@ export function createCommitter(opts: CommitterOptions): Committer {
         batch[i]!.resolve(outcomes[i]!);
       }
       stats.events += events;
-      opts.log.debug({ jobs: batch.length, events, ms: +(performance.now() - started).toFixed(2) }, 'batch committed');
+      const ms = performance.now() - started;
+      observe(stats.batchEvents, events);
+      observe(stats.commitSeconds, ms / 1000);
+      opts.log.debug({ jobs: batch.length, events, ms: +ms.toFixed(2) }, 'batch committed');
     }
     return true;
   }
@@ -130,7 +156,11 @@ export function createCommitter(opts: CommitterOptions): Committer {
         }
       });
     },
-    stats: () => ({ ...stats }),
+    stats: () => ({
+      ...stats,
+      batchEvents: { ...stats.batchEvents, counts: [...stats.batchEvents.counts] },
+      commitSeconds: { ...stats.commitSeconds, counts: [...stats.commitSeconds.counts] },
+    }),
     close() {
       if (closed) return;
       clearTimeout(timer);
