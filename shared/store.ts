@@ -2,10 +2,16 @@
 //
 // Layout, chosen so that the cost of a write does not grow with history:
 // - `events` is appended in `seq` order (the rowid), so new rows land on the last page;
-// - `dedup` maps a 53-bit hash of (topic, event_id) to the seq of the first copy: a compact
-//   integer key instead of a unique index over two text columns. A hash hit is verified
-//   against the stored event; the rare true collision goes to `dedup_overflow`, keyed by
-//   the full identity, so the answer is exact;
+// - the dedup index maps a 53-bit hash of (topic, event_id) to the seq of the first copy: a
+//   compact integer key instead of a unique index over two text columns. A hash hit is
+//   verified against the stored event; the rare true collision goes to `dedup_overflow`,
+//   keyed by the full identity, so the answer is exact;
+// - that index has two tiers, as an LSM tree does: new hashes go to the small
+//   `dedup_recent`, and are merged into the large `dedup` in key order once `dedup_recent`
+//   holds a sixteenth as many. Random keys inserted straight into a large B-tree dirty
+//   about one page per key per commit (the cost that grows with history); the small tier
+//   keeps each commit's writes within a few MB, and the sorted merge writes each page of
+//   the large tier once per merge;
 // - `jobs` holds every committed job id, written in the same transaction as its events:
 //   a job redelivered after its commit (the worker died before acknowledging it) is
 //   recognised and changes nothing.
@@ -15,6 +21,8 @@ import Database from 'better-sqlite3';
 import type { Event } from './schema.js';
 
 export const STORE_FILE = 'events.db';
+/** The small dedup tier is merged into the large one once it holds this many, or a sixteenth of all. */
+const MERGE_MIN_ROWS = 100_000;
 
 export type StoreOptions = {
   dataDir: string;
@@ -91,6 +99,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_topic ON events (topic, seq);
 CREATE TABLE IF NOT EXISTS dedup (h INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dedup_recent (h INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dedup_overflow (
   topic TEXT NOT NULL,
   event_id TEXT NOT NULL,
@@ -107,7 +116,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, events INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO counters (name, value) VALUES
-  ('received', 0), ('unique_processed', 0), ('duplicate_dropped', 0), ('jobs', 0);
+  ('received', 0), ('unique_processed', 0), ('duplicate_dropped', 0), ('jobs', 0), ('dedup_recent', 0);
 `;
 
 export function openStore(opts: StoreOptions): Store {
@@ -127,8 +136,13 @@ export function openStore(opts: StoreOptions): Store {
   const insertJob = db.prepare(
     'INSERT INTO jobs (id, events, stored, dropped, committed_at) VALUES (?, ?, ?, ?, ?)',
   );
-  const claimHash = db.prepare('INSERT OR IGNORE INTO dedup (h, seq) VALUES (?, ?)');
-  const seqOfHash = db.prepare('SELECT seq FROM dedup WHERE h = ?').pluck();
+  const seqInMain = db.prepare('SELECT seq FROM dedup WHERE h = ?').pluck();
+  const claimRecent = db.prepare('INSERT OR IGNORE INTO dedup_recent (h, seq) VALUES (?, ?)');
+  const seqInRecent = db.prepare('SELECT seq FROM dedup_recent WHERE h = ?').pluck();
+  const counter = db.prepare('SELECT value FROM counters WHERE name = ?').pluck();
+  const mergeRecent = db.prepare('INSERT INTO dedup (h, seq) SELECT h, seq FROM dedup_recent ORDER BY h');
+  const clearRecent = db.prepare('DELETE FROM dedup_recent');
+  const setCounter = db.prepare('UPDATE counters SET value = ? WHERE name = ?');
   const identityAt = db.prepare('SELECT topic, event_id FROM events WHERE seq = ?');
   const claimOverflow = db.prepare(
     'INSERT OR IGNORE INTO dedup_overflow (topic, event_id, seq) VALUES (?, ?, ?)',
@@ -161,6 +175,7 @@ export function openStore(opts: StoreOptions): Store {
     let stored = 0;
     let dropped = 0;
     let newJobs = 0;
+    let recentAdded = 0;
     const perTopic = new Map<string, number>();
     const outcomes: JobOutcome[] = [];
 
@@ -172,9 +187,16 @@ export function openStore(opts: StoreOptions): Store {
       let jobStored = 0;
       for (const e of job.events) {
         const h = identityHash(e.topic, e.event_id);
-        let isNew = claimHash.run(h, nextSeq).changes === 1;
+        // A hash lives in exactly one tier: it enters `dedup_recent` only if `dedup` lacks it.
+        let firstSeq = seqInMain.get(h) as number | undefined;
+        let isNew = false;
+        if (firstSeq === undefined) {
+          isNew = claimRecent.run(h, nextSeq).changes === 1;
+          if (isNew) recentAdded++;
+          else firstSeq = seqInRecent.get(h) as number;
+        }
         if (!isNew) {
-          const first = identityAt.get(seqOfHash.get(h)) as { topic: string; event_id: string } | undefined;
+          const first = identityAt.get(firstSeq) as { topic: string; event_id: string } | undefined;
           const sameIdentity = first !== undefined && first.topic === e.topic && first.event_id === e.event_id;
           // A different identity behind the same hash: a true collision, settled by full key.
           isNew = !sameIdentity && claimOverflow.run(e.topic, e.event_id, nextSeq).changes === 1;
@@ -200,6 +222,17 @@ export function openStore(opts: StoreOptions): Store {
       bumpCounter.run(dropped, 'duplicate_dropped');
       bumpCounter.run(newJobs, 'jobs');
       for (const [topic, n] of perTopic) bumpTopic.run(topic, n);
+    }
+    if (recentAdded > 0) {
+      const recent = (counter.get('dedup_recent') as number) + recentAdded;
+      const total = counter.get('unique_processed') as number;
+      if (recent >= Math.max(MERGE_MIN_ROWS, total / 16)) {
+        mergeRecent.run();
+        clearRecent.run();
+        setCounter.run(0, 'dedup_recent');
+      } else {
+        setCounter.run(recent, 'dedup_recent');
+      }
     }
     return outcomes;
   });

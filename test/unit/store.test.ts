@@ -352,6 +352,49 @@ describe('store', () => {
     }
   });
 
+  it('still drops copies after the recent dedup tier is merged into the main one', function () {
+    this.timeout(60_000);
+    const store = open();
+    const batch = (from: number, n: number) => Array.from({ length: n }, (_, i) => ev(`t${(from + i) % 3}`, `id-${from + i}`));
+    // 120,000 new identities cross the merge threshold (100,000) once.
+    for (let j = 0; j < 12; j++) store.commitJobs([{ id: `fill-${j}`, events: batch(j * 10_000, 10_000) }]);
+    const raw = new Database(path.join(dir, STORE_FILE), { readonly: true });
+    const tiers = () => ({
+      main: raw.prepare('SELECT count(*) FROM dedup').pluck().get() as number,
+      recent: raw.prepare('SELECT count(*) FROM dedup_recent').pluck().get() as number,
+    });
+    try {
+      const t = tiers();
+      expect(t.main, 'merged into the main tier').to.be.at.least(100_000);
+      expect(t.main + t.recent).to.equal(120_000);
+      // Copies of events from before and after the merge, and one new event.
+      const copies = [...batch(0, 500), ...batch(99_990, 20), ...batch(119_500, 500)];
+      const [outcome] = store.commitJobs([{ id: 'copies', events: [...copies, ev('t0', 'brand-new')] }]);
+      expect(outcome).to.include({ stored: 1, dropped: copies.length });
+      expect(store.counts()).to.deep.include({ uniqueProcessed: 120_001, duplicateDropped: copies.length });
+      expect(tiers().main + tiers().recent).to.equal(120_001);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('stays exact on a hash collision in the recent tier', () => {
+    const store = open();
+    const eventA = ev('t', 'A', { who: 'A' });
+    const eventB = ev('t', 'B', { who: 'B' });
+    store.commitJobs([{ id: 'j1', events: [eventA] }]);
+    const seqA = all(store)[0]!.seq;
+    const raw = new Database(path.join(dir, STORE_FILE));
+    try {
+      raw.prepare('INSERT INTO dedup_recent (h, seq) VALUES (?, ?)').run(identityHash(eventB.topic, eventB.event_id), seqA);
+    } finally {
+      raw.close();
+    }
+    const [first] = store.commitJobs([{ id: 'j2', events: [eventB, eventB, eventA] }]);
+    expect(first).to.include({ stored: 1, dropped: 2 });
+    expect(identities(store)).to.deep.equal(['t/A', 't/B']);
+  });
+
   it('keeps events, counts, job ids and dedup across close and reopen', () => {
     const first = open();
     first.commitJobs([{ id: 'j1', events: [ev('t', 'e1', { n: 1 }), ev('u', 'e2'), ev('t', 'e1')] }]);
