@@ -60,6 +60,7 @@ const app = createApp({ config, log, store, queue, redis, enqueuer, backlog, sta
 // A slow or silent client cannot hold a socket forever. Node enforces both timeouts only
 // when it sweeps its connections (every 30 s by default), so sweep every second.
 // https://nodejs.org/docs/latest-v20.x/api/http.html#httpcreateserveroptions-requestlistener
+const handle = app.callback();
 const server = http.createServer(
   {
     headersTimeout: config.headersTimeoutMs,
@@ -67,7 +68,12 @@ const server = http.createServer(
     keepAliveTimeout: 5_000,
     connectionsCheckingInterval: Math.min(1_000, config.headersTimeoutMs),
   },
-  app.callback(),
+  (req, res) => {
+    // server.close() leaves busy keep-alive sockets open, and a busy producer keeps them
+    // busy: once stopping, each answer ends its connection.
+    if (!ready) res.setHeader('Connection', 'close');
+    void handle(req, res);
+  },
 );
 // Past the cap a new socket is closed at once: memory stays bounded by
 // MAX_CONNECTIONS x MAX_BODY_BYTES whatever the number of clients.
@@ -85,7 +91,12 @@ const shutdown = createShutdown(
       name: 'http',
       run: () =>
         new Promise<void>((resolve) => {
-          server.close(() => resolve());
+          // Sockets that were busy when closing began go idle one by one: close them then.
+          const sweep = setInterval(() => server.closeIdleConnections(), 100);
+          server.close(() => {
+            clearInterval(sweep);
+            resolve();
+          });
           server.closeIdleConnections();
         }),
     },
