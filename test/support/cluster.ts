@@ -156,7 +156,13 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     },
   };
 
-  await cluster.startApi();
-  for (let i = 0; i < (opts.workers ?? 1); i++) await cluster.startWorker();
+  try {
+    await cluster.startApi();
+    for (let i = 0; i < (opts.workers ?? 1); i++) await cluster.startWorker();
+  } catch (err) {
+    // Leave no process behind when the cluster cannot come up.
+    await Promise.all([cluster.api, ...cluster.workers].filter((p) => p?.alive()).map((p) => p.kill()));
+    throw err;
+  }
   return cluster;
 }
