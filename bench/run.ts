@@ -180,6 +180,9 @@ async function runScenario(s: Scenario, opts: { stages: boolean; appendfsync: 'e
     dataDir,
     logDir: path.join(dir, 'logs'),
     env: { LOG_LEVEL: 'warn', SQLITE_SYNCHRONOUS: opts.synchronous, JOB_LOCK_MS: '30000' },
+  }).catch(async (err: unknown) => {
+    await redis.stop();
+    throw err;
   });
   try {
     const base = await stats(cluster.baseUrl);
