@@ -8,10 +8,12 @@ import type { Config } from '../../shared/config.js';
 import { HttpError, codeForStatus, unavailable } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { PublishJobData } from '../../shared/queue.js';
+import type { Event } from '../../shared/schema.js';
 import type { Store } from '../../shared/store.js';
 import { liveWorkers } from '../../shared/workers.js';
 import type { Backlog } from './backlog.js';
 import type { Enqueuer } from './enqueue.js';
+import { registerOperatorRoutes } from './operator.js';
 import { bodyKind, createBodyParser, itemsOf, validateBatch } from './publish.js';
 import { readStats } from './stats.js';
 
@@ -28,7 +30,8 @@ export type ApiDeps = {
   isReady: () => boolean;
 };
 
-type State = { log: Logger };
+/** `accepted`: the events of an answered publish, for its metrics. */
+type State = { log: Logger; accepted?: readonly Event[] };
 
 export const MAX_EVENTS_LIMIT = 1000;
 export const DEFAULT_EVENTS_LIMIT = 100;
@@ -77,6 +80,22 @@ export function createApp(deps: ApiDeps): Koa<State> {
 
   const parseBody = createBodyParser(config.maxBodyBytes);
 
+  // /metrics, /openapi.json, /docs and the dashboard at /.
+  const operator = registerOperatorRoutes(router, {
+    store,
+    queue: deps.queue,
+    redis: deps.redis,
+    queueName: config.queueName,
+    startedAt: deps.startedAt,
+    requireKeyForReads,
+    openapi: {
+      maxBatchEvents: config.maxBatchEvents,
+      maxBodyBytes: config.maxBodyBytes,
+      maxEventsLimit: MAX_EVENTS_LIMIT,
+      defaultEventsLimit: DEFAULT_EVENTS_LIMIT,
+    },
+  });
+
   const publish = async (ctx: Context) => {
     const kind = bodyKind(ctx);
     await parseBody(ctx, () => Promise.resolve());
@@ -87,9 +106,10 @@ export function createApp(deps: ApiDeps): Koa<State> {
     const job = await deps.enqueuer.enqueue(events);
     ctx.status = 202;
     ctx.body = { status: 'accepted', accepted: events.length, job };
+    ctx.state.accepted = events;
   };
-  router.post('/publish', requireKey, publish);
-  router.post('/publish/batch', requireKey, publish);
+  router.post('/publish', operator.observePublish, requireKey, publish);
+  router.post('/publish/batch', operator.observePublish, requireKey, publish);
 
   router.get('/events', requireKeyForReads, (ctx) => {
     const q = ctx.query;

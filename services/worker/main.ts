@@ -125,6 +125,18 @@ async function beat(): Promise<void> {
   state.at = Date.now();
   state.committed_jobs = s.jobs;
   state.committed_events = s.events;
+  const cpu = process.cpuUsage();
+  const memory = process.memoryUsage();
+  state.metrics = {
+    commits: s.commits,
+    batch_events: s.batchEvents,
+    commit_seconds: s.commitSeconds,
+    process: {
+      cpu_seconds: (cpu.user + cpu.system) / 1e6,
+      resident_memory_bytes: memory.rss,
+      heap_used_bytes: memory.heapUsed,
+    },
+  };
   await writeHeartbeat(connection, config.queueName, state);
 }
 const heartbeat = setInterval(() => {

@@ -1,0 +1,50 @@
+// The operator's routes, registered by the app in one call: /metrics, /openapi.json, /docs
+// and the dashboard at /. Pages are rendered once, here, when the app is built.
+import type Router from '@koa/router';
+import type { Context, Middleware, Next } from 'koa';
+import type { Event } from '../../shared/schema.js';
+import { renderDashboard } from './dashboard.js';
+import { renderDocs } from './docs.js';
+import { createMetrics, type MetricsDeps } from './metrics.js';
+import { buildOpenApi, type OpenApiOptions } from './openapi.js';
+
+export type OperatorDeps = MetricsDeps & {
+  openapi: OpenApiOptions;
+  /** The app's guard for reads: open, or the API key when API_KEY_READS is on. */
+  requireKeyForReads: (ctx: Context, next: Next) => Promise<void>;
+};
+
+export type OperatorRoutes = {
+  /** To put first on the publish routes, so that every answer is counted and timed. */
+  observePublish: Middleware<{ accepted?: readonly Event[] }>;
+};
+
+export function registerOperatorRoutes<S>(router: Router<S>, deps: OperatorDeps): OperatorRoutes {
+  const metrics = createMetrics(deps);
+  const doc = buildOpenApi(deps.openapi);
+  const docsPage = renderDocs(doc);
+  const dashboard = renderDashboard();
+
+  const html = (page: { html: string; csp: string }) => (ctx: Context) => {
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.set('Content-Security-Policy', page.csp);
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('Cache-Control', 'no-cache');
+    ctx.body = page.html;
+  };
+
+  router.get('/metrics', deps.requireKeyForReads, async (ctx: Context) => {
+    const text = await metrics.render();
+    ctx.type = metrics.contentType;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = text;
+  });
+  router.get('/openapi.json', (ctx: Context) => {
+    ctx.set('Cache-Control', 'no-cache');
+    ctx.body = doc;
+  });
+  router.get('/docs', html(docsPage));
+  router.get('/', html(dashboard));
+
+  return { observePublish: metrics.observePublish };
+}

@@ -1,0 +1,246 @@
+// GET /metrics against real processes: its counts are /stats' counts, workers' figures
+// arrive through their heartbeats, and publish requests are counted and timed.
+import { expect } from 'chai';
+import { startTestRedis, type TestRedis } from '../support/redis.js';
+import { startCluster, type Cluster } from '../support/cluster.js';
+import { event, get, publish, request, stats, type Stats } from '../support/http.js';
+import { waitFor } from '../support/wait.js';
+
+type Sample = { name: string; labels: Record<string, string>; value: number };
+
+/** Prometheus text format, strictly: a line that is neither a comment nor a sample fails. */
+function parseMetrics(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`not a metrics line: ${JSON.stringify(line)}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_all, c: string) => (c === 'n' ? '\n' : c));
+    }
+    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return samples;
+}
+
+async function scrape(baseUrl: string, headers?: Record<string, string>): Promise<Sample[]> {
+  const res = await fetch(`${baseUrl}/metrics`, { headers });
+  expect(res.status).to.equal(200);
+  expect(res.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
+  return parseMetrics(await res.text());
+}
+
+const pick = (samples: Sample[], name: string, labels: Record<string, string> = {}) =>
+  samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+
+function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  const found = pick(samples, name, labels);
+  if (found.length > 1) throw new Error(`${name} ${JSON.stringify(labels)} matches ${found.length} samples`);
+  return found[0]?.value;
+}
+
+async function drained(baseUrl: string, received: number): Promise<Stats> {
+  return waitFor(
+    async () => {
+      const s = await stats(baseUrl);
+      return s.pending === 0 && s.received === received && s.unique_processed + s.duplicate_dropped === received && s;
+    },
+    { what: `${received} events processed`, timeoutMs: 30_000 },
+  );
+}
+
+describe('metrics', function () {
+  let redis: TestRedis;
+  let cluster: Cluster;
+  let received = 0;
+
+  before(async () => {
+    redis = await startTestRedis();
+    cluster = await startCluster({ redisUrl: redis.url, workers: 1 });
+  });
+  after(async () => {
+    await cluster?.destroy();
+    await redis?.stop();
+  });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') console.log(cluster.logTail());
+  });
+
+  it('counts and times publish requests by status, and accepted events by topic', async () => {
+    const before = await scrape(cluster.baseUrl);
+    const count = (m: Sample[], name: string, status: string) => value(m, name, { status }) ?? 0;
+
+    expect((await publish(cluster.baseUrl, [event({ topic: 'm-acc' }), event({ topic: 'm-acc' }), event({ topic: 'm-acc2' })])).status).to.equal(202);
+    received += 3;
+    expect((await publish(cluster.baseUrl, { topic: 'm-acc' })).status).to.equal(422);
+    expect((await publish(cluster.baseUrl, '{"broken', { raw: true })).status).to.equal(400);
+    expect((await publish(cluster.baseUrl, 'x', { raw: true, contentType: 'text/plain' })).status).to.equal(415);
+    expect((await request(cluster.baseUrl, 'POST', '/publish/batch', [event({ topic: 'm-acc' })])).status).to.equal(202);
+    received += 1;
+
+    const after = await scrape(cluster.baseUrl);
+    const deltas: Record<string, number> = {};
+    for (const status of ['202', '400', '415', '422']) {
+      deltas[status] = count(after, 'aggregator_publish_requests_total', status) - count(before, 'aggregator_publish_requests_total', status);
+      const timed =
+        count(after, 'aggregator_publish_duration_seconds_count', status) -
+        count(before, 'aggregator_publish_duration_seconds_count', status);
+      expect(timed, `timed ${status}`).to.equal(deltas[status]);
+    }
+    expect(deltas).to.deep.equal({ 202: 2, 400: 1, 415: 1, 422: 1 });
+    // Every answer falls in some bucket: +Inf holds them all, and buckets only grow.
+    const buckets = pick(after, 'aggregator_publish_duration_seconds_bucket', { status: '202' });
+    expect(buckets.at(-1)!.labels.le).to.equal('+Inf');
+    expect(buckets.at(-1)!.value).to.equal(value(after, 'aggregator_publish_duration_seconds_count', { status: '202' }));
+    for (let i = 1; i < buckets.length; i++) expect(buckets[i]!.value).to.be.at.least(buckets[i - 1]!.value);
+    expect(value(after, 'aggregator_publish_duration_seconds_sum', { status: '202' })).to.be.greaterThan(0);
+
+    expect(value(after, 'aggregator_publish_events_total', { topic: 'm-acc' })).to.equal(3);
+    expect(value(after, 'aggregator_publish_events_total', { topic: 'm-acc2' })).to.equal(1);
+    await drained(cluster.baseUrl, received);
+  });
+
+  it('mirrors /stats exactly once the queue is drained, topic by topic', async () => {
+    const originals = Array.from({ length: 150 }, (_, i) => event({ topic: ['m-a', 'm-b', 'm-c'][i % 3] }));
+    const copies = originals.slice(0, 40);
+    for (const batch of [originals.slice(0, 100), [...originals.slice(100), ...copies]]) {
+      const r = await publish(cluster.baseUrl, { events: batch });
+      expect(r.status).to.equal(202);
+      received += batch.length;
+    }
+    const s = await drained(cluster.baseUrl, received);
+    expect(s.duplicate_dropped).to.equal(40);
+    const m = await scrape(cluster.baseUrl);
+
+    expect(value(m, 'aggregator_events_received_total')).to.equal(s.received);
+    expect(value(m, 'aggregator_events_duplicate_dropped_total')).to.equal(s.duplicate_dropped);
+    expect(value(m, 'aggregator_events_pending')).to.equal(0);
+    expect(value(m, 'aggregator_topics')).to.equal(s.topics.length);
+    const stored = pick(m, 'aggregator_events_stored_total');
+    expect(Object.fromEntries(stored.map((x) => [x.labels.topic, x.value]))).to.deep.equal(s.per_topic);
+    expect(stored.reduce((sum, x) => sum + x.value, 0)).to.equal(s.unique_processed);
+    const queue = s.queue as Record<string, number>;
+    for (const state of ['waiting', 'active', 'delayed', 'failed']) {
+      expect(value(m, 'aggregator_queue_jobs', { state }), state).to.equal(queue[state]);
+    }
+    const store = s.store as { committed_jobs: number; bytes: number };
+    expect(value(m, 'aggregator_store_committed_jobs_total')).to.equal(store.committed_jobs);
+    expect(value(m, 'aggregator_store_size_bytes')).to.be.greaterThan(0);
+    expect(value(m, 'aggregator_redis_up')).to.equal(1);
+    expect(value(m, 'aggregator_store_up')).to.equal(1);
+    expect(value(m, 'aggregator_workers_live')).to.equal(1);
+    // prom-client's process metrics for the API itself.
+    expect(value(m, 'process_cpu_seconds_total')).to.be.greaterThan(0);
+    expect(value(m, 'process_resident_memory_bytes')).to.be.greaterThan(0);
+  });
+
+  it('labels the 50 largest topics and sums the rest under topic="_other"', async () => {
+    // Topic cap-i gets i + 1 events. With the 5 topics above (m-a, m-b, m-c with 50 each,
+    // m-acc with 3, m-acc2 with 1), 65 topics: the 15 smallest fold into _other.
+    const batch = Array.from({ length: 60 }, (_, i) => Array.from({ length: i + 1 }, () => event({ topic: `cap-${i}` }))).flat();
+    const r = await publish(cluster.baseUrl, { events: batch });
+    expect(r.status).to.equal(202);
+    received += batch.length;
+    const s = await drained(cluster.baseUrl, received);
+    const perTopic = s.per_topic as Record<string, number>;
+    expect(Object.keys(perTopic)).to.have.length(65);
+
+    const stored = pick(await scrape(cluster.baseUrl), 'aggregator_events_stored_total');
+    expect(stored).to.have.length(51);
+    const labelled = stored.filter((x) => x.labels.topic !== '_other');
+    const folded = Object.keys(perTopic).filter((t) => !labelled.some((x) => x.labels.topic === t));
+    expect(folded).to.have.length(15);
+    expect(folded).to.include.members(['m-acc', 'm-acc2', 'cap-0', 'cap-12']);
+    for (const x of labelled) expect(x.value, x.labels.topic).to.equal(perTopic[x.labels.topic!]);
+    const smallestLabelled = Math.min(...labelled.map((x) => x.value));
+    for (const t of folded) expect(perTopic[t]!, t).to.be.at.most(smallestLabelled);
+    expect(value(stored, 'aggregator_events_stored_total', { topic: '_other' })).to.equal(
+      folded.reduce((sum, t) => sum + perTopic[t]!, 0),
+    );
+    expect(stored.reduce((sum, x) => sum + x.value, 0)).to.equal(s.unique_processed);
+    // The largest topics are certainly among the labelled ones.
+    expect(labelled.map((x) => x.labels.topic)).to.include.members(['cap-59', 'cap-50', 'm-a']);
+
+    // The API's own per-topic count labels the first 50 topics it saw, whatever their size.
+    const accepted = pick(await scrape(cluster.baseUrl), 'aggregator_publish_events_total');
+    expect(accepted).to.have.length(51);
+    expect(accepted.reduce((sum, x) => sum + x.value, 0)).to.equal(received);
+    expect(value(accepted, 'aggregator_publish_events_total', { topic: 'cap-44' })).to.equal(45);
+    expect(value(accepted, 'aggregator_publish_events_total', { topic: 'cap-45' })).to.equal(undefined);
+    expect(value(accepted, 'aggregator_publish_events_total', { topic: '_other' })).to.equal(
+      Array.from({ length: 15 }, (_, i) => 46 + i).reduce((a, b) => a + b, 0),
+    );
+  });
+
+  it("renders each worker's commits, batch sizes and commit times from its heartbeat, labelled worker", async () => {
+    const s = await drained(cluster.baseUrl, received);
+    const workerId = (s.workers as { list: { id: string }[] }).list[0]!.id;
+    // The heartbeat is written every 3 s: wait until it has seen every commit.
+    const m = await waitFor(
+      async () => {
+        const m = await scrape(cluster.baseUrl);
+        return value(m, 'aggregator_worker_committed_events_total', { worker: workerId }) === received && m;
+      },
+      { what: 'a heartbeat that has seen every commit', timeoutMs: 15_000 },
+    );
+    const w = { worker: workerId };
+    const commits = value(m, 'aggregator_worker_commits_total', w)!;
+    expect(commits).to.be.at.least(1);
+    expect(value(m, 'aggregator_worker_committed_jobs_total', w)).to.equal((s.store as { committed_jobs: number }).committed_jobs);
+    expect(value(m, 'aggregator_worker_batch_events_count', w)).to.equal(commits);
+    expect(value(m, 'aggregator_worker_batch_events_sum', w)).to.equal(received);
+    expect(value(m, 'aggregator_worker_commit_seconds_count', w)).to.equal(commits);
+    expect(value(m, 'aggregator_worker_commit_seconds_sum', w)).to.be.greaterThan(0);
+    for (const name of ['aggregator_worker_batch_events_bucket', 'aggregator_worker_commit_seconds_bucket']) {
+      const buckets = pick(m, name, w);
+      expect(buckets.length, name).to.be.greaterThan(2);
+      for (let i = 1; i < buckets.length; i++) expect(buckets[i]!.value).to.be.at.least(buckets[i - 1]!.value);
+      expect(buckets.at(-1)!.labels.le).to.equal('+Inf');
+      expect(buckets.at(-1)!.value).to.equal(commits);
+    }
+    // The largest batch was the 1,830-event request: it fits the 5000 bucket, not the 1000 one.
+    expect(value(m, 'aggregator_worker_batch_events_bucket', { ...w, le: '5000' })).to.equal(commits);
+    expect(value(m, 'aggregator_worker_batch_events_bucket', { ...w, le: '1000' })).to.be.below(commits);
+    expect(value(m, 'aggregator_worker_healthy', w)).to.equal(1);
+    expect(value(m, 'aggregator_worker_cpu_seconds_total', w)).to.be.greaterThan(0);
+    expect(value(m, 'aggregator_worker_resident_memory_bytes', w)).to.be.greaterThan(1024 * 1024);
+    expect(value(m, 'aggregator_worker_heartbeat_age_seconds', w)).to.be.within(0, 12);
+  });
+
+  it('leaves out what Redis must answer while Redis is down, and says so', async function () {
+    // A container's kill() restarts it at once: there is no moment without Redis to look at.
+    if (redis.kind === 'container') this.skip();
+    await redis.kill();
+    try {
+      const m = await scrape(cluster.baseUrl);
+      expect(value(m, 'aggregator_redis_up')).to.equal(0);
+      expect(value(m, 'aggregator_store_up')).to.equal(1);
+      // No received or pending sample rather than a wrong one.
+      expect(pick(m, 'aggregator_events_received_total')).to.deep.equal([]);
+      expect(pick(m, 'aggregator_events_pending')).to.deep.equal([]);
+      expect(pick(m, 'aggregator_queue_jobs')).to.deep.equal([]);
+      // What the store knows is still there.
+      expect(value(m, 'aggregator_events_duplicate_dropped_total')).to.equal(40);
+    } finally {
+      await redis.start();
+    }
+    await waitFor(async () => value(await scrape(cluster.baseUrl), 'aggregator_redis_up') === 1, {
+      what: 'Redis back in the metrics',
+      timeoutMs: 20_000,
+    });
+  });
+
+  it('needs the API key when reads are protected', async () => {
+    const guarded = await startCluster({ redisUrl: redis.url, workers: 0, env: { API_KEY: 'k-metrics', API_KEY_READS: 'true' } });
+    try {
+      const refused = await get(guarded.baseUrl, '/metrics');
+      expect(refused.status).to.equal(401);
+      expect(refused.body).to.include({ error: 'unauthorized' });
+      const m = await scrape(guarded.baseUrl, { authorization: 'Bearer k-metrics' });
+      expect(value(m, 'aggregator_events_received_total')).to.equal(0);
+    } finally {
+      await guarded.destroy();
+    }
+  });
+});
