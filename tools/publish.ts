@@ -355,6 +355,12 @@ async function main(): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   const say = (line: string) => process.stderr.write(tty ? `\r\x1b[2K${line}\n` : `${line}\n`);
+  let shownRetries = 0;
+  const reportRetry = (events: number, message: string, waitMs: number) => {
+    shownRetries++;
+    if (shownRetries <= 5) say(`publish: retrying ${fmt(events)} event(s) in ${(waitMs / 1000).toFixed(1)} s: ${message}`);
+    else if (shownRetries === 6) say('publish: more retries; not showing each (the summary counts them)');
+  };
   const reportError = (events: number, message: string) => {
     shownErrors++;
     if (shownErrors <= 10) say(`publish: ${fmt(events)} event(s) failed: ${message}`);
@@ -395,7 +401,9 @@ async function main(): Promise<number> {
           break;
         }
         totals.retried++;
-        await sleep(outcome.waitMs ?? backoffMs(attempt), stop.signal);
+        const waitMs = outcome.waitMs ?? backoffMs(attempt);
+        reportRetry(events.length, outcome.message, waitMs);
+        await sleep(waitMs, stop.signal);
       }
     }
   }
