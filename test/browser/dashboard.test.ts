@@ -1,0 +1,179 @@
+// The dashboard in a real browser (Debian's chromium driven by playwright-core) against real
+// processes: it asks for the key when reads need one, the numbers move as events arrive
+// and are processed, topics lead to their latest events, an event opens with its payload,
+// and the health of Redis and the workers shows. Screenshots go to test-artifacts/.
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startTestRedis, type TestRedis } from '../support/redis.js';
+import { startCluster, type Cluster } from '../support/cluster.js';
+import { event, publish } from '../support/http.js';
+import { waitFor } from '../support/wait.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = path.resolve(import.meta.dirname, '../../test-artifacts');
+const KEY = 'k-dashboard';
+const auth = { headers: { authorization: `Bearer ${KEY}` } };
+
+describe('dashboard in a browser', function () {
+  let redis: TestRedis;
+  let cluster: Cluster;
+  let browser: Browser;
+  let page: Page;
+  const consoleErrors: string[] = [];
+
+  before(async function () {
+    if (!fs.existsSync(CHROMIUM)) {
+      // CI installs chromium (.ci/run); anywhere else the test says what it needs and steps aside.
+      if (process.env.CI === 'true') throw new Error(`${CHROMIUM} is missing: CI must install chromium (apt-get install chromium)`);
+      console.log(`    (skipped: ${CHROMIUM} is missing; apt-get install chromium to run the browser test)`);
+      this.skip();
+    }
+    redis = await startTestRedis();
+    // Reads need the key too, so the page has to ask for it.
+    cluster = await startCluster({ redisUrl: redis.url, workers: 1, env: { API_KEY: KEY, API_KEY_READS: 'true' } });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('console', (m) => {
+      // The browser reports each non-2xx fetch (the 401 that makes the page ask for the key,
+      // the 503 of /ready while Redis is away); anything else, a CSP refusal say, is a fault.
+      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (err) => consoleErrors.push(err.message));
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+  });
+  after(async () => {
+    await browser?.close();
+    await cluster?.destroy();
+    await redis?.stop();
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state !== 'failed') return;
+    console.log(cluster.logTail());
+    await page?.screenshot({ path: path.join(ARTIFACTS, 'dashboard-failure.png'), fullPage: true }).catch(() => undefined);
+  });
+
+  const text = (selector: string) => page.locator(selector).first().textContent({ timeout: 5_000 });
+  const shows = (selector: string, expected: string | RegExp, timeoutMs = 15_000) =>
+    waitFor(
+      async () => {
+        const t = (await text(selector)) ?? '';
+        return (typeof expected === 'string' ? t === expected : expected.test(t)) || undefined;
+      },
+      { what: `${selector} to show ${String(expected)}`, timeoutMs },
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}; it shows ${JSON.stringify(await text(selector).catch(() => '?'))}`);
+    });
+
+  it('asks for the API key, refuses a wrong one, and shows the counts with the right one', async () => {
+    await page.goto(`${cluster.baseUrl}/`);
+    await page.locator('#keybox.open').waitFor({ timeout: 10_000 });
+    await page.fill('#keyinput', 'wrong');
+    await page.click('#keyform button[type=submit]');
+    await shows('#keymsg', /That key was refused/);
+    await page.fill('#keyinput', KEY);
+    await page.click('#keyform button[type=submit]');
+    await page.locator('#keybox.open').waitFor({ state: 'detached', timeout: 10_000 }).catch(() => undefined);
+    expect(await page.locator('#keybox.open').count()).to.equal(0);
+    await shows('#received', '0');
+    await shows('#stored', '0');
+    await shows('#h-redis', 'redis: ok');
+    await shows('#h-store', 'store: ok');
+    await shows('#h-workers', 'workers: 1');
+  });
+
+  it('moves the numbers and the chart as events are published and processed', async () => {
+    const orders = Array.from({ length: 120 }, (_, i) => event({ topic: 'dash-orders', payload: { amount: i, currency: 'EUR' } }));
+    const clicks = Array.from({ length: 30 }, (_, i) => event({ topic: 'dash-clicks', payload: { x: i, note: '<img src=x onerror=alert(1)>' } }));
+    const first = Array.from({ length: 3 }, () => event({ topic: 'dash-first' }));
+    const copies = orders.slice(0, 10);
+    expect((await publish(cluster.baseUrl, { events: [...first, ...orders, ...clicks] }, auth)).status).to.equal(202);
+    expect((await publish(cluster.baseUrl, copies, auth)).status).to.equal(202);
+    await shows('#received', '163');
+    await shows('#stored', '153');
+    await shows('#duplicates', '10');
+    await shows('#pending', '0');
+    await shows('#failed', '0');
+    // A point of the received line above the zero line: a rate was drawn.
+    await waitFor(
+      async () => {
+        const points = (await page.getAttribute('#l-recv', 'points')) ?? '';
+        return points.split(' ').some((p) => Number(p.split(',')[1]) < 146) || undefined;
+      },
+      { what: 'the chart to show a rate', timeoutMs: 15_000 },
+    );
+
+    // With the worker stopped, what arrives waits: pending shows it.
+    await cluster.workers[0]!.term();
+    await shows('#h-workers', /^workers: 0/);
+    const late = Array.from({ length: 20 }, () => event({ topic: 'dash-late' }));
+    expect((await publish(cluster.baseUrl, late, auth)).status).to.equal(202);
+    await shows('#pending', '20');
+    await shows('#received', '183');
+    await cluster.startWorker();
+    await shows('#pending', '0');
+    await shows('#stored', '173');
+    await shows('#h-workers', 'workers: 1');
+  });
+
+  it('lists topics by size and shows the latest events of the one chosen, payload included', async () => {
+    await shows('#topicrows tr:first-child td:first-child', 'dash-orders');
+    await shows('#topicrows tr[data-topic="dash-clicks"] td:nth-child(2)', '30');
+    await page.click('#topicrows tr[data-topic="dash-clicks"]');
+    await shows('#eventstitle', 'Latest events in dash-clicks');
+    const stored = await eventsOf(cluster.baseUrl, 'dash-clicks');
+    const newest = stored.at(-1)!;
+    await shows('#eventrows tr:first-child td:first-child', String(newest.seq));
+    expect(await page.locator('#eventrows tr').count()).to.equal(25);
+
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+
+    await page.click('#eventrows tr:first-child');
+    await page.locator('#eventdialog[open]').waitFor({ timeout: 5_000 });
+    expect(await text('#eventhead')).to.equal(`dash-clicks / ${newest.event_id} (seq ${newest.seq})`);
+    // Shown as text: the markup in the payload is not markup on the page.
+    expect(await text('#payload')).to.equal(JSON.stringify(newest.payload, null, 2));
+    expect(await page.locator('#payload img').count()).to.equal(0);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-event.png') });
+    await page.click('#closedialog');
+    expect(await page.locator('#eventdialog[open]').count()).to.equal(0);
+    // The page finds a topic's newest events by looking back from the newest seq; a small
+    // topic far back (seq 1 to 3) takes it several steps.
+    await page.click('#topicrows tr[data-topic="dash-first"]');
+    await shows('#eventstitle', 'Latest events in dash-first');
+    await waitFor(async () => (await page.locator('#eventrows tr').count()) === 3 || undefined, { what: 'three events of dash-first' });
+    const firsts = await eventsOf(cluster.baseUrl, 'dash-first');
+    expect(await page.locator('#eventrows tr td:first-child').allTextContents()).to.deep.equal(firsts.map((e) => String(e.seq)).reverse());
+  });
+
+  it('shows Redis down, and back', async function () {
+    if (redis.kind === 'container') this.skip(); // a container's kill() restarts it at once
+    await redis.kill();
+    try {
+      await shows('#h-redis', 'redis: down');
+      await shows('#pending', '–');
+    } finally {
+      await redis.start();
+    }
+    await shows('#h-redis', 'redis: ok', 20_000);
+    await shows('#pending', '0');
+  });
+
+  it('ran without script errors or refusals from the Content-Security-Policy', () => {
+    expect(consoleErrors).to.deep.equal([]);
+  });
+});
+
+/** A topic's events as the API has them, read with the key. */
+async function eventsOf(baseUrl: string, topic: string): Promise<{ seq: number; event_id: string; payload: unknown }[]> {
+  const res = await fetch(`${baseUrl}/events?topic=${encodeURIComponent(topic)}&limit=1000`, auth);
+  expect(res.status).to.equal(200);
+  const body = (await res.json()) as { events: { seq: number; event_id: string; payload: unknown }[]; next_after: number | null };
+  expect(body.next_after).to.equal(null);
+  return body.events;
+}
