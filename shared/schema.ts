@@ -49,6 +49,28 @@ function isJsonObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
+/**
+ * How deep a payload may nest. JSON.stringify recurses, so how deep it can go depends on the
+ * stack it runs on: the API accepted payloads ~4,100 levels deep that the worker, deeper in
+ * its own stack, could not serialize, and parked as poison after the 202. A fixed limit far
+ * below that makes a payload valid or invalid everywhere alike.
+ */
+export const MAX_PAYLOAD_DEPTH = 256;
+
+/** Iterative, so it cannot overflow the stack it guards. */
+function payloadDepthOk(payload: Record<string, unknown>): boolean {
+  const stack: [object, number][] = [[payload, 1]];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [value, depth] = top;
+    for (const child of Object.values(value)) {
+      if (typeof child !== 'object' || child === null) continue;
+      if (depth + 1 > MAX_PAYLOAD_DEPTH) return false;
+      stack.push([child as object, depth + 1]);
+    }
+  }
+  return true;
+}
+
 function payloadSizeOk(payload: Record<string, unknown>): boolean {
   try {
     const json = JSON.stringify(payload);
@@ -98,6 +120,7 @@ export const EventSchema = v.object(
       // custom, not v.record: record would copy the object and drop keys such as __proto__,
       // and the payload must be stored exactly as published.
       v.custom<Record<string, unknown>>(isJsonObject, 'must be a JSON object'),
+      v.check(payloadDepthOk, `must nest at most ${MAX_PAYLOAD_DEPTH} levels deep`),
       v.check(payloadSizeOk, `must serialize to at most ${MAX_PAYLOAD_BYTES} bytes of JSON`),
     ),
   },
@@ -136,6 +159,7 @@ export function validateEvents(items: readonly unknown[]): ValidationResult {
         isIsoDateTime(timestamp) &&
         isText(source) &&
         isJsonObject(payload) &&
+        payloadDepthOk(payload) &&
         payloadSizeOk(payload)
       ) {
         events[index] = { topic, event_id, timestamp, source, payload };

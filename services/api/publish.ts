@@ -44,6 +44,12 @@ export function createBodyParser(maxBodyBytes: number) {
         throw new HttpError(413, 'payload_too_large', `the body is larger than ${maxBodyBytes} bytes`);
       }
       if (e.status === 415) throw new HttpError(415, 'unsupported_media_type', e.message ?? 'unsupported encoding');
+      // zlib's errors carry no HTTP status: a body that is not what its Content-Encoding
+      // says is the client's mistake, not a 500.
+      const contentEncoding = ctx.get('content-encoding');
+      if (e.status === undefined && contentEncoding !== '' && contentEncoding !== 'identity') {
+        throw new HttpError(400, 'invalid_encoding', `the body is not valid ${contentEncoding} data: ${e.message ?? 'decoding failed'}`);
+      }
       if (e.status === 400 && e.type !== 'request.aborted') {
         throw new HttpError(400, 'invalid_json', `the body is not valid JSON: ${e.message ?? 'parse error'}`);
       }
