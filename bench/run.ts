@@ -179,7 +179,12 @@ async function runScenario(s: Scenario, opts: { stages: boolean; appendfsync: 'e
     workers: s.workers,
     dataDir,
     logDir: path.join(dir, 'logs'),
-    env: { LOG_LEVEL: 'warn', SQLITE_SYNCHRONOUS: opts.synchronous, JOB_LOCK_MS: '30000' },
+    env: {
+      LOG_LEVEL: 'warn',
+      SQLITE_SYNCHRONOUS: opts.synchronous,
+      JOB_LOCK_MS: '30000',
+      ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
+    },
   }).catch(async (err: unknown) => {
     await redis.stop();
     throw err;

@@ -140,7 +140,7 @@ export function openStore(opts: StoreOptions): Store {
   const claimRecent = db.prepare('INSERT OR IGNORE INTO dedup_recent (h, seq) VALUES (?, ?)');
   const seqInRecent = db.prepare('SELECT seq FROM dedup_recent WHERE h = ?').pluck();
   const counter = db.prepare('SELECT value FROM counters WHERE name = ?').pluck();
-  const mergeRecent = db.prepare('INSERT INTO dedup (h, seq) SELECT h, seq FROM dedup_recent ORDER BY h');
+  const mergeRecent = db.prepare('INSERT OR IGNORE INTO dedup (h, seq) SELECT h, seq FROM dedup_recent ORDER BY h');
   const clearRecent = db.prepare('DELETE FROM dedup_recent');
   const setCounter = db.prepare('UPDATE counters SET value = ? WHERE name = ?');
   const identityAt = db.prepare('SELECT topic, event_id FROM events WHERE seq = ?');
