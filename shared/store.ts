@@ -49,7 +49,8 @@ export type StoreCounts = {
   uniqueProcessed: number;
   duplicateDropped: number;
   jobs: number;
-  topics: { topic: string; events: number }[];
+  /** Topics with at least one stored event, by name, with stored events and dropped copies. */
+  topics: { topic: string; events: number; dropped: number }[];
 };
 
 export type Store = {
@@ -114,7 +115,11 @@ CREATE TABLE IF NOT EXISTS jobs (
   committed_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, events INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS topics (
+  topic TEXT PRIMARY KEY,
+  events INTEGER NOT NULL,
+  dropped INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
 INSERT OR IGNORE INTO counters (name, value) VALUES
   ('received', 0), ('unique_processed', 0), ('duplicate_dropped', 0), ('jobs', 0), ('dedup_recent', 0);
 `;
@@ -129,7 +134,12 @@ export function openStore(opts: StoreOptions): Store {
   db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
   db.pragma(`cache_size = ${-1024 * (opts.cacheMb ?? 64)}`);
   db.pragma('temp_store = MEMORY');
-  db.transaction(() => db.exec(SCHEMA)).immediate();
+  db.transaction(() => {
+    db.exec(SCHEMA);
+    // Stores made before per-topic duplicate counts gain the column (at 0).
+    const columns = db.prepare("SELECT name FROM pragma_table_info('topics')").pluck().all() as string[];
+    if (!columns.includes('dropped')) db.exec('ALTER TABLE topics ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0');
+  }).immediate();
 
   const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
   const jobDone = db.prepare('SELECT 1 FROM jobs WHERE id = ?').pluck();
@@ -152,10 +162,11 @@ export function openStore(opts: StoreOptions): Store {
   );
   const bumpCounter = db.prepare('UPDATE counters SET value = value + ? WHERE name = ?');
   const bumpTopic = db.prepare(
-    'INSERT INTO topics (topic, events) VALUES (?, ?) ON CONFLICT (topic) DO UPDATE SET events = events + excluded.events',
+    `INSERT INTO topics (topic, events, dropped) VALUES (?, ?, ?)
+     ON CONFLICT (topic) DO UPDATE SET events = events + excluded.events, dropped = dropped + excluded.dropped`,
   );
   const readCounters = db.prepare('SELECT name, value FROM counters');
-  const readTopics = db.prepare('SELECT topic, events FROM topics ORDER BY topic');
+  const readTopics = db.prepare('SELECT topic, events, dropped FROM topics WHERE events > 0 ORDER BY topic');
   const listAll = db.prepare(
     'SELECT seq, topic, event_id, timestamp, source, payload, processed_at FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
   );
@@ -176,8 +187,14 @@ export function openStore(opts: StoreOptions): Store {
     let dropped = 0;
     let newJobs = 0;
     let recentAdded = 0;
-    const perTopic = new Map<string, number>();
+    // topic -> [stored, dropped]
+    const perTopic = new Map<string, [number, number]>();
     const outcomes: JobOutcome[] = [];
+    const topicCounts = (topic: string): [number, number] => {
+      let c = perTopic.get(topic);
+      if (c === undefined) perTopic.set(topic, (c = [0, 0]));
+      return c;
+    };
 
     for (const job of jobs) {
       if (jobDone.get(job.id) !== undefined) {
@@ -201,11 +218,14 @@ export function openStore(opts: StoreOptions): Store {
           // A different identity behind the same hash: a true collision, settled by full key.
           isNew = !sameIdentity && claimOverflow.run(e.topic, e.event_id, nextSeq).changes === 1;
         }
-        if (!isNew) continue;
+        if (!isNew) {
+          topicCounts(e.topic)[1]++;
+          continue;
+        }
         insertEvent.run(nextSeq, e.topic, e.event_id, e.timestamp, e.source, JSON.stringify(e.payload), now);
         nextSeq++;
         jobStored++;
-        perTopic.set(e.topic, (perTopic.get(e.topic) ?? 0) + 1);
+        topicCounts(e.topic)[0]++;
       }
       const jobDropped = job.events.length - jobStored;
       insertJob.run(job.id, job.events.length, jobStored, jobDropped, now);
@@ -221,7 +241,7 @@ export function openStore(opts: StoreOptions): Store {
       bumpCounter.run(stored, 'unique_processed');
       bumpCounter.run(dropped, 'duplicate_dropped');
       bumpCounter.run(newJobs, 'jobs');
-      for (const [topic, n] of perTopic) bumpTopic.run(topic, n);
+      for (const [topic, [stored, dropped]] of perTopic) bumpTopic.run(topic, stored, dropped);
     }
     if (recentAdded > 0) {
       const recent = (counter.get('dedup_recent') as number) + recentAdded;
@@ -263,7 +283,7 @@ export function openStore(opts: StoreOptions): Store {
           uniqueProcessed: c.get('unique_processed') ?? 0,
           duplicateDropped: c.get('duplicate_dropped') ?? 0,
           jobs: c.get('jobs') ?? 0,
-          topics: readTopics.all() as { topic: string; events: number }[],
+          topics: readTopics.all() as { topic: string; events: number; dropped: number }[],
         };
       })();
     },

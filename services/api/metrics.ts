@@ -122,9 +122,10 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   );
   mirroredCounter(
     'aggregator_events_duplicate_dropped_total',
-    'Copies of already stored events dropped (GET /stats duplicate_dropped).',
-    [],
-    (s) => one(s.stats?.duplicate_dropped),
+    `Copies of already stored events dropped (GET /stats duplicate_dropped, duplicates_per_topic); the ${MAX_TOPIC_LABELS} topics with most copies labelled by name, the rest summed under topic="${OTHER_TOPIC}".`,
+    ['topic'],
+    (s) =>
+      s.stats ? capTopics(Object.entries(s.stats.duplicates_per_topic)).map(([topic, n]) => [{ topic }, n]) : undefined,
   );
   mirroredGauge('aggregator_events_pending', 'Events accepted and not yet processed (GET /stats pending).', [], (s) =>
     redisOk(s) ? one(s.stats?.pending) : undefined,

@@ -47,6 +47,7 @@ export async function readStats(deps: StatsDeps) {
     topics: counts.topics.map((t) => t.topic),
     uptime_seconds: Math.floor((Date.now() - deps.startedAt) / 1000),
     per_topic: Object.fromEntries(counts.topics.map((t) => [t.topic, t.events])),
+    duplicates_per_topic: Object.fromEntries(counts.topics.map((t) => [t.topic, t.dropped])),
     queue:
       jobCounts === null
         ? null

@@ -114,7 +114,12 @@ describe('metrics', function () {
     const m = await scrape(cluster.baseUrl);
 
     expect(value(m, 'aggregator_events_received_total')).to.equal(s.received);
-    expect(value(m, 'aggregator_events_duplicate_dropped_total')).to.equal(s.duplicate_dropped);
+    const dropped = pick(m, 'aggregator_events_duplicate_dropped_total');
+    expect(dropped.reduce((sum, x) => sum + x.value, 0)).to.equal(s.duplicate_dropped);
+    const droppedByTopic = Object.fromEntries(dropped.map((x) => [x.labels.topic, x.value]));
+    expect(droppedByTopic).to.deep.equal(s.duplicates_per_topic);
+    // The 40 copies are of the first 40 originals, spread over three topics in turn.
+    expect(droppedByTopic).to.deep.include({ 'm-a': 14, 'm-b': 13, 'm-c': 13 });
     expect(value(m, 'aggregator_events_pending')).to.equal(0);
     expect(value(m, 'aggregator_topics')).to.equal(s.topics.length);
     const stored = pick(m, 'aggregator_events_stored_total');
@@ -221,7 +226,7 @@ describe('metrics', function () {
       expect(pick(m, 'aggregator_events_pending')).to.deep.equal([]);
       expect(pick(m, 'aggregator_queue_jobs')).to.deep.equal([]);
       // What the store knows is still there.
-      expect(value(m, 'aggregator_events_duplicate_dropped_total')).to.equal(40);
+      expect(pick(m, 'aggregator_events_duplicate_dropped_total').reduce((sum, x) => sum + x.value, 0)).to.equal(40);
     } finally {
       await redis.start();
     }

@@ -210,9 +210,9 @@ describe('store', () => {
     expect(counts).to.deep.include({ received: 7, uniqueProcessed: 5, duplicateDropped: 2, jobs: 2 });
     expect(counts.received).to.equal(counts.uniqueProcessed + counts.duplicateDropped);
     expect(counts.topics).to.deep.equal([
-      { topic: 'Mid', events: 1 },
-      { topic: 'alpha', events: 2 },
-      { topic: 'zeta', events: 2 },
+      { topic: 'Mid', events: 1, dropped: 0 },
+      { topic: 'alpha', events: 2, dropped: 1 },
+      { topic: 'zeta', events: 2, dropped: 1 },
     ]);
     const names = counts.topics.map((t) => t.topic);
     expect(names).to.deep.equal([...names].sort());
