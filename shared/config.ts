@@ -64,6 +64,7 @@ const EnvSchema = v.object({
   MAX_BATCH_EVENTS: int('MAX_BATCH_EVENTS', 10_000, 1, 1_000_000),
   MAX_BACKLOG_JOBS: int('MAX_BACKLOG_JOBS', 20_000, 1, 100_000_000),
   MAX_CONNECTIONS: int('MAX_CONNECTIONS', 1024, 1, 1_000_000),
+  MAX_INFLIGHT_BYTES: int('MAX_INFLIGHT_BYTES', 256 * 1024 * 1024, 1024, 64 * 1024 * 1024 * 1024),
   HEADERS_TIMEOUT_MS: int('HEADERS_TIMEOUT_MS', 15_000, 100, 600_000),
   REQUEST_TIMEOUT_MS: int('REQUEST_TIMEOUT_MS', 60_000, 100, 3_600_000),
   COALESCE_MS: int('COALESCE_MS', 2, 0, 1000),
@@ -97,6 +98,7 @@ export type Config = Readonly<{
   maxBatchEvents: number;
   maxBacklogJobs: number;
   maxConnections: number;
+  maxInflightBytes: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   coalesceMs: number;
@@ -150,6 +152,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxBatchEvents: e.MAX_BATCH_EVENTS,
     maxBacklogJobs: e.MAX_BACKLOG_JOBS,
     maxConnections: e.MAX_CONNECTIONS,
+    maxInflightBytes: e.MAX_INFLIGHT_BYTES,
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     coalesceMs: e.COALESCE_MS,

@@ -352,7 +352,7 @@ async function main(): Promise<boolean> {
   const totalFaults = Object.values(faults).reduce((a, b) => a + b, 0);
   say(`faults survived: ${totalFaults} ${JSON.stringify(faults)}`);
   say(`load: ${counts.requests} requests (${JSON.stringify(counts.by_kind)}), ${counts.attempts} attempts, answers ${JSON.stringify(counts.answers)}, ${counts.network_errors} network errors, ${counts.timeouts} timeouts, ${counts.gave_up} given up`);
-  say(`events: ${sent.size} distinct sent, ${counts.copies_sent} copies sent, ${acked.size} distinct accepted (202), ${storedUnacked} stored whose 202 was lost`);
+  say(`events: ${sent.size} distinct sent, ${counts.copies_sent} copies sent, ${acked.size} distinct accepted (202), ${final.received - counts.events_in_202} queued by requests whose answer was lost, ${storedUnacked} stored but never answered 202`);
   say(`stats: received ${final.received}, unique_processed ${final.unique_processed}, duplicate_dropped ${final.duplicate_dropped}, pending ${final.pending}`);
   say(`checked: ${storedCount} stored events walked, ${acked.size} accepted identities looked up`);
   let ok = true;

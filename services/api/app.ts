@@ -50,6 +50,17 @@ function errorBody(ctx: Context, err: unknown, log: Logger): void {
   };
 }
 
+function discardBody(ctx: Context): Promise<void> {
+  return new Promise((resolve) => {
+    const req = ctx.req;
+    if (req.complete) return resolve();
+    req.once('end', resolve);
+    req.once('close', resolve);
+    req.once('error', () => resolve());
+    req.resume();
+  });
+}
+
 function sameSecret(given: string, expected: string): boolean {
   // Hash both so the comparison takes the same time whatever the lengths.
   const a = createHash('sha256').update(given).digest();
@@ -96,17 +107,34 @@ export function createApp(deps: ApiDeps): Koa<State> {
     },
   });
 
+  // Bytes of request bodies being read or held right now. Each request reserves what it may
+  // grow to (its Content-Length, or the whole limit when that is unknown or compressed), so
+  // the API's memory stays bounded however many clients send at once.
+  let inflightBytes = 0;
   const publish = async (ctx: Context) => {
     const kind = bodyKind(ctx);
-    await parseBody(ctx, () => Promise.resolve());
-    const events = validateBatch(itemsOf(kind, ctx.request.body), config.maxBatchEvents);
-    if (deps.backlog.full()) {
-      throw unavailable(`the backlog is over its limit of ${config.maxBacklogJobs} jobs; retry later`, 5);
+    const declared = Number(ctx.get('content-length'));
+    const sized = ctx.get('content-encoding') === '' && Number.isSafeInteger(declared) && declared >= 0;
+    const reserve = sized ? Math.min(declared, config.maxBodyBytes) : config.maxBodyBytes;
+    if (inflightBytes > 0 && inflightBytes + reserve > config.maxInflightBytes) {
+      // Read and drop the body, unbuffered, so the client hears the 503 instead of a reset.
+      await discardBody(ctx);
+      throw unavailable('too many request bytes in flight; retry later', 1);
     }
-    const job = await deps.enqueuer.enqueue(events);
-    ctx.status = 202;
-    ctx.body = { status: 'accepted', accepted: events.length, job };
-    ctx.state.accepted = events;
+    inflightBytes += reserve;
+    try {
+      await parseBody(ctx, () => Promise.resolve());
+      const events = validateBatch(itemsOf(kind, ctx.request.body), config.maxBatchEvents);
+      if (deps.backlog.full()) {
+        throw unavailable(`the backlog is over its limit of ${config.maxBacklogJobs} jobs; retry later`, 5);
+      }
+      const job = await deps.enqueuer.enqueue(events);
+      ctx.status = 202;
+      ctx.body = { status: 'accepted', accepted: events.length, job };
+      ctx.state.accepted = events;
+    } finally {
+      inflightBytes -= reserve;
+    }
   };
   router.post('/publish', operator.observePublish, requireKey, publish);
   router.post('/publish/batch', operator.observePublish, requireKey, publish);
