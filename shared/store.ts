@@ -127,7 +127,8 @@ INSERT OR IGNORE INTO counters (name, value) VALUES
 export function openStore(opts: StoreOptions): Store {
   fs.mkdirSync(opts.dataDir, { recursive: true });
   const file = path.join(opts.dataDir, STORE_FILE);
-  const db = new Database(file, { timeout: opts.busyTimeoutMs ?? 10_000 });
+  // Opening and migrating waits for other writers whatever the busy timeout asked for.
+  const db = new Database(file, { timeout: Math.max(opts.busyTimeoutMs ?? 10_000, 10_000) });
   db.pragma('journal_mode = WAL');
   // FULL: a commit is on disk before the job is acknowledged. NORMAL is safe against
   // process crashes, not against power loss (see README, "Guarantees").
@@ -140,6 +141,7 @@ export function openStore(opts: StoreOptions): Store {
     const columns = db.prepare("SELECT name FROM pragma_table_info('topics')").pluck().all() as string[];
     if (!columns.includes('dropped')) db.exec('ALTER TABLE topics ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0');
   }).immediate();
+  db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 10_000}`);
 
   const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
   const jobDone = db.prepare('SELECT 1 FROM jobs WHERE id = ?').pluck();

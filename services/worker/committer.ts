@@ -37,7 +37,19 @@ export type CommitterOptions = {
   log: Logger;
   /** Told of every change between a working and a failing store. */
   onHealth?: (problem: string | null) => void;
+  /**
+   * How long the write lock may stay taken by other writers before it counts as a fault.
+   * Until then a busy store is retried within a millisecond or two, asynchronously: SQLite's
+   * own busy handler would sleep inside the call and stall this process' event loop, and
+   * meanwhile more jobs gather for the next commit.
+   */
+  busyPatienceMs?: number;
 };
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
 
 export type CommitterStats = {
   commits: number;
@@ -64,6 +76,7 @@ export function createCommitter(opts: CommitterOptions): Committer {
   let queuedEvents = 0;
   let timer: NodeJS.Timeout | undefined;
   let failures = 0;
+  let busySince: number | undefined;
   let closed = false;
   const stats: CommitterStats = {
     commits: 0,
@@ -109,6 +122,13 @@ export function createCommitter(opts: CommitterOptions): Committer {
         // Put the batch back, in order, and try again later.
         queue = batch.concat(queue);
         queuedEvents += batch.reduce((n, p) => n + p.job.events.length, 0);
+        if (isBusy(err) && !closed) {
+          busySince ??= Date.now();
+          if (Date.now() - busySince < (opts.busyPatienceMs ?? 10_000)) {
+            schedule(1 + Math.random() * 2);
+            return false;
+          }
+        }
         failures++;
         const message = errorMessage(err);
         if (stats.lastError === null) opts.onHealth?.(message);
@@ -123,6 +143,7 @@ export function createCommitter(opts: CommitterOptions): Committer {
         opts.onHealth?.(null);
       }
       failures = 0;
+      busySince = undefined;
       stats.lastError = null;
       stats.commits++;
       stats.jobs += batch.length;

@@ -28,7 +28,9 @@ const store = openStore({
   dataDir: config.dataDir,
   cacheMb: config.sqliteCacheMb,
   synchronous: config.sqliteSynchronous,
-  busyTimeoutMs: config.sqliteBusyTimeoutMs,
+  // Never wait for the write lock inside SQLite (that sleeps on the event loop): the
+  // committer retries a busy store itself, for up to SQLITE_BUSY_TIMEOUT_MS.
+  busyTimeoutMs: 0,
 });
 
 const state: WorkerState = {
@@ -48,6 +50,7 @@ const committer = createCommitter({
   maxJobs: config.workerBatchJobs,
   maxEvents: config.workerBatchEvents,
   lingerMs: config.workerLingerMs,
+  busyPatienceMs: config.sqliteBusyTimeoutMs,
   log,
   onHealth: (problem) => {
     state.status = problem === null ? 'ok' : 'store_error';

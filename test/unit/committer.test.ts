@@ -3,10 +3,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { createLogger } from '../../shared/log.js';
 import type { Event } from '../../shared/schema.js';
-import { openStore, type JobOutcome, type JobToCommit, type Store } from '../../shared/store.js';
+import { STORE_FILE, openStore, type JobOutcome, type JobToCommit, type Store } from '../../shared/store.js';
 import { CommitterClosedError, createCommitter, type Committer, type CommitterOptions } from '../../services/worker/committer.js';
 import { waitFor } from '../support/wait.js';
 
@@ -210,6 +211,55 @@ describe('committer', () => {
     expect(waiting.map((t) => t.state)).to.deep.equal(['resolved', 'resolved']);
     expect(calls).to.deep.equal([['j1', 'j2']]);
     expect(storedIds()).to.deep.equal(['j1-0', 'j2-0']);
+  });
+
+  describe('with the write lock held by another writer', () => {
+    let holder: Database.Database;
+    let busyStore: Store;
+    let attempts: number;
+    const busyCommit = (jobs: readonly JobToCommit[]) => {
+      attempts++;
+      return busyStore.commitJobs(jobs);
+    };
+    beforeEach(() => {
+      // The worker's own setting: SQLite never waits for the lock inside the call.
+      busyStore = openStore({ dataDir: dir, busyTimeoutMs: 0 });
+      holder = new Database(path.join(dir, STORE_FILE));
+      holder.exec('BEGIN IMMEDIATE');
+      attempts = 0;
+    });
+    afterEach(() => {
+      if (holder.inTransaction) holder.exec('ROLLBACK');
+      holder.close();
+      busyStore.close();
+    });
+
+    it('retries within milliseconds, quietly, and commits as soon as the lock is free', async () => {
+      const health: (string | null)[] = [];
+      const committer = create({ commit: busyCommit, busyPatienceMs: 10_000, onHealth: (p) => health.push(p) });
+      const t = track(committer.submit(job('j1', 2)));
+      await waitFor(() => attempts >= 10, { what: 'ten quick retries', timeoutMs: 2000 });
+      expect(t.state).to.equal('pending');
+      expect(health, 'a lock held briefly is not a fault').to.deep.equal([]);
+      const released = performance.now();
+      holder.exec('ROLLBACK');
+      await t.promise;
+      expect(t.state).to.equal('resolved');
+      expect(performance.now() - released).to.be.below(500);
+      expect(storedIds()).to.deep.equal(['j1-0', 'j1-1']);
+    });
+
+    it('reports the store as failing once the lock stays taken past its patience', async () => {
+      const health: (string | null)[] = [];
+      const committer = create({ commit: busyCommit, busyPatienceMs: 50, onHealth: (p) => health.push(p) });
+      const t = track(committer.submit(job('j1')));
+      await waitFor(() => health.length === 1, { what: 'a health report', timeoutMs: 5000 });
+      expect(health[0]).to.match(/busy|locked/i);
+      expect(t.state).to.equal('pending');
+      holder.exec('ROLLBACK');
+      await waitFor(() => t.state === 'resolved', { what: 'the commit after the lock is released', timeoutMs: 10_000 });
+      expect(health).to.deep.equal([health[0], null]);
+    });
   });
 
   it('reports a redelivered job as such, through the store', async () => {
