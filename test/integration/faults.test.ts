@@ -246,13 +246,9 @@ describe('faults', function () {
         this.skip();
       }
       const filler = path.join(dataDir, 'filler');
+      const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-full-logs-'));
       try {
-        cluster = await startCluster({
-          redisUrl: redis.url,
-          workers: 1,
-          dataDir,
-          logDir: fs.mkdtempSync(path.join(os.tmpdir(), 'agg-full-logs-')),
-        });
+        cluster = await startCluster({ redisUrl: redis.url, workers: 1, dataDir, logDir });
         client = new Redis(redis.url, { maxRetriesPerRequest: null });
         queue = new Queue(cluster.queueName, { connection: client });
         await publishFresh(5, 5);
@@ -286,6 +282,7 @@ describe('faults', function () {
         await cluster?.destroy();
         await run('umount', ['-l', dataDir]).catch(() => undefined);
         fs.rmSync(dataDir, { recursive: true, force: true });
+        fs.rmSync(logDir, { recursive: true, force: true });
       }
     });
   });
