@@ -33,6 +33,12 @@ type Gathering = {
 export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
   let gathering: Gathering | undefined;
   const inFlight = new Set<Promise<unknown>>();
+  // Adds of gathered events under way. With none, what gathers goes out on the next turn
+  // of the event loop (no waiting when the API is quiet); while one is under way, events
+  // gather until it returns, so batches grow exactly as fast as Redis is slow. COALESCE_MS
+  // bounds the wait either way.
+  let gatheredAdds = 0;
+  let immediate: NodeJS.Immediate | undefined;
 
   async function add(events: Event[]): Promise<string> {
     const id = newJobId(events.length);
@@ -61,12 +67,24 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
     if (g === undefined) return;
     gathering = undefined;
     clearTimeout(g.timer);
+    gatheredAdds++;
     const sending = add(g.events).then(
       (id) => g.waiters.forEach((w) => w.resolve(id)),
       (err: Error) => g.waiters.forEach((w) => w.reject(err)),
     );
     inFlight.add(sending);
-    void sending.finally(() => inFlight.delete(sending));
+    void sending.finally(() => {
+      inFlight.delete(sending);
+      gatheredAdds--;
+      if (gatheredAdds === 0) send();
+    });
+  }
+
+  function sendSoon(): void {
+    immediate ??= setImmediate(() => {
+      immediate = undefined;
+      if (gatheredAdds === 0) send();
+    });
   }
 
   return {
@@ -81,6 +99,7 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
         for (const e of events) gathering.events.push(e);
         gathering.waiters.push({ resolve, reject });
         if (gathering.events.length >= opts.maxEvents) send();
+        else if (gatheredAdds === 0) sendSoon();
       });
     },
     async flush() {

@@ -1,0 +1,96 @@
+// The API's coalescing enqueuer against a real Redis: concurrent requests share jobs, a
+// quiet API does not wait, and a failed add fails every request in it.
+import { expect } from 'chai';
+import { randomUUID } from 'node:crypto';
+import { createLogger } from '../../shared/log.js';
+import { createQueue, createRedis, eventCountOfJobId, unfinishedJobIds } from '../../shared/queue.js';
+import type { Event } from '../../shared/schema.js';
+import { HttpError } from '../../shared/errors.js';
+import { createEnqueuer } from '../../services/api/enqueue.js';
+import { startTestRedis, type TestRedis } from '../support/redis.js';
+
+const log = createLogger({ name: 'enqueue-test', level: 'silent' });
+const ev = (i: number): Event => ({ topic: 't', event_id: `e-${i}`, timestamp: '2025-10-24T00:00:00Z', source: 's', payload: { i } });
+
+describe('enqueuer', () => {
+  let redis: TestRedis;
+  before(async () => {
+    redis = await startTestRedis();
+  });
+  after(async () => redis?.stop());
+
+  function setup(lingerMs = 50, maxEvents = 1000) {
+    const connection = createRedis(redis.url, 'api', 1000);
+    connection.on('error', () => undefined);
+    const queue = createQueue(`test-${randomUUID()}`, connection);
+    const enqueuer = createEnqueuer({ queue, lingerMs, maxEvents, timeoutMs: 1000, log });
+    return {
+      queue,
+      connection,
+      enqueuer,
+      async close() {
+        await queue.obliterate({ force: true }).catch(() => undefined);
+        await queue.close();
+        connection.disconnect();
+      },
+    };
+  }
+
+  it('puts the events of concurrent requests in fewer jobs, every event exactly once', async () => {
+    const s = setup();
+    try {
+      const ids = await Promise.all(Array.from({ length: 200 }, (_, i) => s.enqueuer.enqueue([ev(i)])));
+      const jobs = [...new Set(ids)];
+      expect(jobs.length).to.be.below(200);
+      const queued = await unfinishedJobIds(s.connection, s.queue);
+      expect(new Set(queued)).to.deep.equal(new Set(jobs));
+      expect(queued.reduce((n, id) => n + eventCountOfJobId(id), 0)).to.equal(200);
+      const stored = await Promise.all(jobs.map((id) => s.queue.getJob(id)));
+      const eventIds = stored.flatMap((j) => j!.data.events.map((e) => e.event_id)).sort();
+      expect(eventIds).to.deep.equal(Array.from({ length: 200 }, (_, i) => `e-${i}`).sort());
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('does not make a lone request wait for the coalescing window', async () => {
+    const s = setup(500);
+    try {
+      const started = performance.now();
+      await s.enqueuer.enqueue([ev(1)]);
+      expect(performance.now() - started).to.be.below(250);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('never puts more than maxEvents in one gathered job', async () => {
+    const s = setup(50, 10);
+    try {
+      const ids = await Promise.all(Array.from({ length: 25 }, (_, i) => s.enqueuer.enqueue([ev(i), ev(i + 100)])));
+      for (const id of new Set(ids)) expect(eventCountOfJobId(id)).to.be.at.most(10);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('fails every request of a failed add with a 503 and queues none of them', async function () {
+    if (redis.kind !== 'redis-server') this.skip();
+    const s = setup();
+    try {
+      await s.enqueuer.enqueue([ev(0)]);
+      await redis.kill();
+      const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => s.enqueuer.enqueue([ev(i)])));
+      for (const r of results) {
+        expect(r.status).to.equal('rejected');
+        const err = (r as PromiseRejectedResult).reason as HttpError;
+        expect(err).to.be.instanceOf(HttpError);
+        expect(err.status).to.equal(503);
+        expect(err.headers['Retry-After']).to.match(/^\d+$/);
+      }
+      await redis.start();
+    } finally {
+      await s.close();
+    }
+  });
+});
