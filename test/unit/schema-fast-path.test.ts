@@ -7,6 +7,13 @@ import * as v from 'valibot';
 import { EventSchema, validateEvents } from '../../shared/schema.js';
 
 const control = fc.constantFrom('\u0000', '\n', '\t', '\u007f', '\u0085', '\u009f');
+/** An object `depth` levels deep, as {"a": {"a": ... {}}}. */
+function nested(depth: number): Record<string, unknown> {
+  let o: Record<string, unknown> = {};
+  for (let i = 1; i < depth; i++) o = { a: o };
+  return o;
+}
+
 const textish = fc.oneof(
   fc.string({ minLength: 1, maxLength: 20 }),
   fc.string({ unit: 'grapheme', minLength: 1, maxLength: 10 }),
@@ -46,6 +53,7 @@ const payload = fc.oneof(
   fc.constant(null),
   fc.string(),
   fc.constant({ big: 'x'.repeat(256 * 1024) }),
+  fc.constantFrom(255, 256, 257, 2000).map(nested),
 );
 const valid = {
   topic: 'orders',
