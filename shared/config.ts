@@ -74,7 +74,7 @@ const EnvSchema = v.object({
   WORKER_BATCH_JOBS: int('WORKER_BATCH_JOBS', 64, 1, 10_000),
   WORKER_BATCH_EVENTS: int('WORKER_BATCH_EVENTS', 20_000, 1, 1_000_000),
   WORKER_LINGER_MS: int('WORKER_LINGER_MS', 2, 0, 1000),
-  SQLITE_CACHE_MB: int('SQLITE_CACHE_MB', 64, 1, 65_536),
+  SQLITE_CACHE_MB: int('SQLITE_CACHE_MB', 16, 1, 65_536),
   SQLITE_BUSY_TIMEOUT_MS: int('SQLITE_BUSY_TIMEOUT_MS', 10_000, 0, 600_000),
   SQLITE_SYNCHRONOUS: v.optional(
     v.pipe(v.string(), v.trim(), v.toUpperCase(), v.picklist(['FULL', 'NORMAL'], 'SQLITE_SYNCHRONOUS must be FULL or NORMAL')),

@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import * as v from 'valibot';
-import { EventSchema, validateEvents } from '../../shared/schema.js';
+import { EventSchema, isIsoDateTime, validateEvents } from '../../shared/schema.js';
 
 const control = fc.constantFrom('\u0000', '\n', '\t', '\u007f', '\u0085', '\u009f');
 /** An object `depth` levels deep, as {"a": {"a": ... {}}}. */
@@ -86,6 +86,49 @@ describe('schema fast path', () => {
         if (fast.ok && slow.success) expect(fast.events[0]).to.deep.equal(slow.output);
       }),
       { numRuns: 3000 },
+    );
+  });
+});
+
+describe('isIsoDateTime', () => {
+  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+  /** Whether y-m-d is a real date, asked of Date rather than of the code under test. */
+  const realDate = (y: number, m: number, d: number) => {
+    const date = new Date(0);
+    date.setUTCFullYear(y, m - 1, d);
+    return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
+  };
+
+  it('agrees with Date on which dates and times exist, in every written form', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          y: fc.integer({ min: 0, max: 9999 }),
+          mo: fc.integer({ min: 0, max: 13 }),
+          d: fc.integer({ min: 0, max: 32 }),
+          h: fc.integer({ min: 0, max: 25 }),
+          mi: fc.integer({ min: 0, max: 61 }),
+          s: fc.option(fc.integer({ min: 0, max: 61 })),
+          frac: fc.option(fc.stringMatching(/^[0-9]{1,9}$/)),
+          zone: fc.oneof(
+            fc.constantFrom('', 'Z', 'z'),
+            fc.record({ sign: fc.constantFrom('+', '-'), oh: fc.integer({ min: 0, max: 25 }), om: fc.integer({ min: 0, max: 61 }), colon: fc.boolean() }),
+          ),
+        }),
+        ({ y, mo, d, h, mi, s, frac, zone }) => {
+          let text = `${pad(y, 4)}-${pad(mo)}-${pad(d)}T${pad(h)}:${pad(mi)}`;
+          if (s !== null) text += `:${pad(s)}${frac !== null ? `.${frac}` : ''}`;
+          let zoneOk = true;
+          if (typeof zone === 'string') text += zone;
+          else {
+            text += `${zone.sign}${pad(zone.oh)}${zone.colon ? ':' : ''}${pad(zone.om)}`;
+            zoneOk = zone.oh <= 23 && zone.om <= 59;
+          }
+          const expected = mo >= 1 && mo <= 12 && realDate(y, mo, d) && h <= 23 && mi <= 59 && (s === null || s <= 59) && zoneOk;
+          expect(isIsoDateTime(text), text).to.equal(expected);
+        },
+      ),
+      { numRuns: 5000 },
     );
   });
 });
