@@ -362,7 +362,7 @@ async function main(): Promise<void> {
   };
   const meta = {
     date: new Date().toISOString().replace('T', ' ').slice(0, 16) + ' UTC',
-    commit: sh('git rev-parse --short HEAD') + (sh('git status --porcelain') ? ' (with uncommitted changes)' : ''),
+    commit: sh('git rev-parse --short HEAD') + (sh('git status --porcelain --untracked-files=no') ? ' (with uncommitted changes)' : ''),
     cpu: os.cpus()[0]?.model ?? 'unknown cpu',
     cores: String(os.cpus().length),
     memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
