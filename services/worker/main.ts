@@ -6,7 +6,7 @@ import { DelayedError, UnrecoverableError, Worker, type Job, type JobJsonRaw } f
 import { ConfigError, loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
 import { createRedis, unsafeRedisSettings, type PublishJobData } from '../../shared/queue.js';
-import { openStore, type JobOutcome } from '../../shared/store.js';
+import { openStore, type JobOutcome, type Store } from '../../shared/store.js';
 import { HEARTBEAT_MS, removeHeartbeat, writeHeartbeat, type WorkerState } from '../../shared/workers.js';
 import { createShutdown } from '../../shared/shutdown.js';
 import { errorMessage } from '../../shared/errors.js';
@@ -24,14 +24,14 @@ const config = (() => {
 })();
 
 const log = createLogger({ name: 'worker', level: config.logLevel });
-const store = openStore({
+const storeOptions = {
   dataDir: config.dataDir,
   cacheMb: config.sqliteCacheMb,
   synchronous: config.sqliteSynchronous,
   // Never wait for the write lock inside SQLite (that sleeps on the event loop): the
   // committer retries a busy store itself, for up to SQLITE_BUSY_TIMEOUT_MS.
   busyTimeoutMs: 0,
-});
+};
 
 const state: WorkerState = {
   id: `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
@@ -46,7 +46,7 @@ const state: WorkerState = {
 };
 
 const committer = createCommitter({
-  commit: (jobs) => store.commitJobs(jobs),
+  commit: (jobs) => store!.commitJobs(jobs),
   maxJobs: config.workerBatchJobs,
   maxEvents: config.workerBatchEvents,
   lingerMs: config.workerLingerMs,
@@ -165,7 +165,7 @@ const shutdown = createShutdown(
     },
     { name: 'deregister', run: () => removeHeartbeat(connection, config.queueName, state.id).catch(() => undefined) },
     { name: 'redis', run: () => connection.quit() },
-    { name: 'store', run: () => store.close() },
+    { name: 'store', run: () => store?.close() },
   ],
   10_000,
 );
@@ -180,10 +180,39 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
-void worker.run().catch((err: unknown) => {
-  log.fatal({ err }, 'worker stopped unexpectedly');
-  process.exit(1);
-});
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => (stopping = true));
+
+/**
+ * A data directory that cannot hold the store (read-only, missing, full) is an operator's
+ * problem to fix, not a reason to exit: the worker says so in its heartbeat (and so in the
+ * API's /ready and /stats), takes no job, and tries again until it can open the store.
+ */
+async function openStoreWhenPossible(): Promise<Store | undefined> {
+  for (let attempt = 1; !stopping; attempt++) {
+    try {
+      return openStore(storeOptions);
+    } catch (err) {
+      state.status = 'store_error';
+      state.error = `cannot open the store in ${config.dataDir}: ${errorMessage(err)}`;
+      if (attempt === 1 || attempt % 20 === 0) log.error({ err, attempt }, 'cannot open the store; taking no jobs until it opens');
+      await beat().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, Math.min(3000, 200 * attempt)));
+    }
+  }
+  return undefined;
+}
+
+// Opened once the data directory allows it; undefined only if stopped before that.
+const store = await openStoreWhenPossible();
+if (store !== undefined) {
+  state.status = 'ok';
+  state.error = null;
+  void worker.run().catch((err: unknown) => {
+    log.fatal({ err }, 'worker stopped unexpectedly');
+    process.exit(1);
+  });
+}
 await beat().catch(() => undefined);
 log.info(
   { queue: config.queueName, concurrency: config.workerConcurrency, dataDir: config.dataDir, worker: state.id },

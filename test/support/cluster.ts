@@ -47,7 +47,8 @@ export type Cluster = {
   api: Proc;
   workers: Proc[];
   startApi(): Promise<Proc>;
-  startWorker(): Promise<Proc>;
+  /** Starts one more worker; `extraEnv` overrides the cluster's environment for it alone. */
+  startWorker(extraEnv?: Record<string, string>): Promise<Proc>;
   /** SIGTERM to every process still running; resolves with their exits. */
   stop(): Promise<Exit[]>;
   /** The last lines of every process' log, for a failing test's message. */
@@ -125,8 +126,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       });
       return api;
     },
-    async startWorker() {
-      const worker = spawnService('worker', `worker-${++workerCount}`, env, logDir);
+    async startWorker(extraEnv = {}) {
+      const worker = spawnService('worker', `worker-${++workerCount}`, { ...env, ...extraEnv }, logDir);
       cluster.workers.push(worker);
       // A worker is up once its heartbeat is in Redis, which the API lists in /ready.
       await waitFor(
