@@ -24,6 +24,8 @@ export type LoadResult = {
   retries: number;
   errors: number;
   seconds: number;
+  /** CPU seconds the load generator itself used. */
+  cpuSeconds: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
 };
 
@@ -59,6 +61,7 @@ export async function runLoad(spec: LoadSpec, onProgress: (p: LoadProgress) => v
   let errors = 0;
   let recorded = 0;
   const started = performance.now();
+  const cpuAtStart = process.cpuUsage();
   const ticker = setInterval(() => onProgress({ type: 'progress', accepted, requests: recorded, retries }), 250);
 
   async function lane(): Promise<void> {
@@ -95,6 +98,10 @@ export async function runLoad(spec: LoadSpec, onProgress: (p: LoadProgress) => v
     retries,
     errors,
     seconds,
+    cpuSeconds: (() => {
+      const used = process.cpuUsage(cpuAtStart);
+      return (used.user + used.system) / 1e6;
+    })(),
     latencyMs: { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted[sorted.length - 1] ?? 0 },
   };
 }

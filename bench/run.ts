@@ -69,6 +69,8 @@ type RunResult = {
   publishRequestsPerSecond: number;
   lag: { maxEvents: number; atHalf: number; atEnd: number };
   peakRssMb: Record<string, number>;
+  /** CPU seconds each process used from the first request to the drained queue. */
+  cpuSeconds: Record<string, number>;
   exact: boolean;
   final: { received: number; unique_processed: number; duplicate_dropped: number };
   expected: { received: number; unique_processed: number; duplicate_dropped: number };
@@ -86,6 +88,18 @@ function progress(line: string, force = false): void {
   }
 }
 const say = (line: string) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}${line}\n`);
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime, in clock ticks of 1/100 s (USER_HZ on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
 
 /** Peak resident memory of a process, from the kernel's high-water mark. */
 function peakRssMb(pid: number | undefined): number {
@@ -190,6 +204,12 @@ async function runScenario(s: Scenario, opts: { stages: boolean; appendfsync: 'e
     throw err;
   });
   try {
+    const pids = (): Record<string, number | undefined> => ({
+      api: cluster.api.child.pid,
+      ...Object.fromEntries(cluster.workers.map((w, i) => [`worker-${i + 1}`, w.child.pid])),
+      redis: redis.pid(),
+    });
+    const cpuBefore = Object.fromEntries(Object.entries(pids()).map(([k, pid]) => [k, cpuSeconds(pid)]));
     const base = await stats(cluster.baseUrl);
     const baseProcessed = base.unique_processed + base.duplicate_dropped;
     const samples: Sample[] = [];
@@ -223,6 +243,10 @@ async function runScenario(s: Scenario, opts: { stages: boolean; appendfsync: 'e
     await waitFor(() => poller.then(() => true), { timeoutMs: 600_000, what: 'the queue to drain' });
     const endToEndSeconds = samples.at(-1)!.t;
     const final = await stats(cluster.baseUrl);
+    const cpu: Record<string, number> = Object.fromEntries(
+      Object.entries(pids()).map(([k, pid]) => [k, +(cpuSeconds(pid) - (cpuBefore[k] ?? 0)).toFixed(1)]),
+    );
+    cpu.load = +load.cpuSeconds.toFixed(1);
     const peak: Record<string, number> = { api: peakRssMb(cluster.api.child.pid), redis: peakRssMb(redis.pid()) };
     cluster.workers.forEach((w, i) => (peak[`worker-${i + 1}`] = peakRssMb(w.child.pid)));
     const lagAt = (frac: number) => {
@@ -244,6 +268,7 @@ async function runScenario(s: Scenario, opts: { stages: boolean; appendfsync: 'e
       publishRequestsPerSecond: load.requests / load.seconds,
       lag: { maxEvents: Math.max(...samples.map((x) => x.pending)), atHalf: lagAt(0.5), atEnd: lagAt(1) },
       peakRssMb: peak,
+      cpuSeconds: cpu,
       exact:
         final.received === expected.received &&
         final.unique_processed === expected.unique_processed &&
@@ -280,6 +305,14 @@ function markdown(results: RunResult[], meta: Record<string, string>): string {
     const s = r.scenario;
     lines.push(
       `| ${s.name} | ${fmt(s.events)} events, batch ${s.batch}, ${s.concurrency} in flight, ${s.dupRatio * 100}% copies, ${s.workers} workers, ${s.ids} ids, prefill ${fmt(s.prefill)} | **${fmt(r.endToEndEventsPerSecond)}** | ${fmt(r.publishEventsPerSecond)} (${fmt(r.publishRequestsPerSecond)}) | ${r.load.latencyMs.p50.toFixed(1)} / ${r.load.latencyMs.p99.toFixed(1)} | ${fmt(r.lag.maxEvents)} / ${fmt(r.lag.atHalf)} / ${fmt(r.lag.atEnd)} | ${Object.entries(r.peakRssMb).map(([k, v]) => `${k} ${v}`).join(', ')} | ${r.exact ? 'yes' : `**no** (${JSON.stringify(r.final)} vs ${JSON.stringify(r.expected)})`} | ${s.target} |`,
+    );
+  }
+  lines.push('', 'CPU seconds used by each process from the first request until the queue was drained (the machine has 2 cores, so at most 2 s of CPU per second):', '');
+  lines.push('| scenario | seconds | CPU s by process | CPU µs per event, all processes |', '| --- | ---: | --- | ---: |');
+  for (const r of results) {
+    const total = Object.values(r.cpuSeconds).reduce((a, b) => a + b, 0);
+    lines.push(
+      `| ${r.scenario.name} | ${r.endToEndSeconds.toFixed(1)} | ${Object.entries(r.cpuSeconds).map(([k, v]) => `${k} ${v}`).join(', ')} | ${((total * 1e6) / r.scenario.events).toFixed(1)} |`,
     );
   }
   const staged = results.filter((r) => r.stages);
