@@ -2,18 +2,7 @@
 import { expect } from 'chai';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 import { startCluster, type Cluster } from '../support/cluster.js';
-import { allEvents, event, get, publish, request, stats } from '../support/http.js';
-import { waitFor } from '../support/wait.js';
-
-async function drained(cluster: Cluster, received: number) {
-  return waitFor(
-    async () => {
-      const s = await stats(cluster.baseUrl);
-      return s.pending === 0 && s.received === received && s.unique_processed + s.duplicate_dropped === received && s;
-    },
-    { what: `${received} events processed`, timeoutMs: 30_000 },
-  );
-}
+import { allEvents, drained, event, get, publish, request, stats } from '../support/http.js';
 
 describe('api', function () {
   let redis: TestRedis;
@@ -39,7 +28,7 @@ describe('api', function () {
       received += 1;
       expect(r.status).to.equal(202);
       expect(r.body).to.include({ status: 'accepted', accepted: 1 });
-      await drained(cluster, received);
+      await drained(cluster.baseUrl, received);
       const stored = await allEvents(cluster.baseUrl, 'single');
       expect(stored).to.have.length(1);
       expect(stored[0]).to.include({ topic: e.topic, event_id: e.event_id, timestamp: e.timestamp, source: e.source });
@@ -63,7 +52,7 @@ describe('api', function () {
       expect(replies.map((r) => r.status)).to.deep.equal([202, 202, 202, 202]);
       expect(replies.map((r) => r.body.accepted)).to.deep.equal([2, 3, 2, 1]);
       received += 8;
-      await drained(cluster, received);
+      await drained(cluster.baseUrl, received);
       const ids = (await allEvents(cluster.baseUrl, 'shapes')).map((e) => e.event_id).sort();
       expect(ids).to.deep.equal([...a, ...b, ...c, ...d].map((e) => e.event_id).sort());
     });
@@ -72,9 +61,9 @@ describe('api', function () {
       const first = event({ topic: 'copies', payload: { v: 1 } });
       const copy = { ...first, payload: { v: 2 } };
       const r1 = await publish(cluster.baseUrl, [first, first]);
-      await drained(cluster, (received += 2));
+      await drained(cluster.baseUrl, (received += 2));
       const r2 = await publish(cluster.baseUrl, copy);
-      const s = await drained(cluster, (received += 1));
+      const s = await drained(cluster.baseUrl, (received += 1));
       expect(r1.body.accepted).to.equal(2);
       expect(r2.body.accepted).to.equal(1);
       const stored = await allEvents(cluster.baseUrl, 'copies');
@@ -86,7 +75,7 @@ describe('api', function () {
     it('treats the same event_id under two topics as two events', async () => {
       const id = `shared-${Date.now()}`;
       await publish(cluster.baseUrl, [event({ topic: 'left', event_id: id }), event({ topic: 'right', event_id: id })]);
-      await drained(cluster, (received += 2));
+      await drained(cluster.baseUrl, (received += 2));
       expect(await allEvents(cluster.baseUrl, 'left')).to.have.length(1);
       expect(await allEvents(cluster.baseUrl, 'right')).to.have.length(1);
     });
@@ -94,7 +83,7 @@ describe('api', function () {
     it('ignores unknown fields and stores the five fields as published', async () => {
       const e = { ...event({ topic: 'extra' }), colour: 'blue', nested: { a: 1 } };
       expect((await publish(cluster.baseUrl, e)).status).to.equal(202);
-      await drained(cluster, (received += 1));
+      await drained(cluster.baseUrl, (received += 1));
       const [stored] = await allEvents(cluster.baseUrl, 'extra');
       expect(Object.keys(stored).sort()).to.deep.equal(
         ['event_id', 'payload', 'processed_at', 'seq', 'source', 'timestamp', 'topic'].sort(),
@@ -201,7 +190,7 @@ describe('api', function () {
       const over = await publish(cluster.baseUrl, event({ topic: 'big', payload: at(256 * 1024 + 1) }));
       expect(over.status).to.equal(422);
       expect(over.body.details[0].path).to.equal('payload');
-      await drained(cluster, received);
+      await drained(cluster.baseUrl, received);
     });
   });
 
@@ -209,7 +198,7 @@ describe('api', function () {
     it('pages through a topic in seq order with next_after', async () => {
       const batch = Array.from({ length: 25 }, () => event({ topic: 'paged' }));
       await publish(cluster.baseUrl, batch);
-      await drained(cluster, (received += 25));
+      await drained(cluster.baseUrl, (received += 25));
       const seen: any[] = [];
       let after = 0;
       let pages = 0;
@@ -253,7 +242,7 @@ describe('api', function () {
 
   describe('GET /stats, /health, /ready and unknown paths', () => {
     it('reports the contract fields with exact counts', async () => {
-      const s = await drained(cluster, received);
+      const s = await drained(cluster.baseUrl, received);
       expect(s).to.include.keys('received', 'unique_processed', 'duplicate_dropped', 'pending', 'topics', 'uptime_seconds');
       expect(s.topics).to.deep.equal([...s.topics].sort());
       expect(s.topics).to.include.members(['single', 'shapes', 'copies', 'paged']);

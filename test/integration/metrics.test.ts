@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 import { startCluster, type Cluster } from '../support/cluster.js';
-import { event, get, publish, request, stats, type Stats } from '../support/http.js';
+import { drained, event, get, publish, request } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
@@ -38,16 +38,6 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
   const found = pick(samples, name, labels);
   if (found.length > 1) throw new Error(`${name} ${JSON.stringify(labels)} matches ${found.length} samples`);
   return found[0]?.value;
-}
-
-async function drained(baseUrl: string, received: number): Promise<Stats> {
-  return waitFor(
-    async () => {
-      const s = await stats(baseUrl);
-      return s.pending === 0 && s.received === received && s.unique_processed + s.duplicate_dropped === received && s;
-    },
-    { what: `${received} events processed`, timeoutMs: 30_000 },
-  );
 }
 
 describe('metrics', function () {

@@ -1,4 +1,6 @@
 // A producer's view of the API: plain HTTP.
+import { waitFor } from './wait.js';
+
 export type Reply = { status: number; body: any; headers: Headers };
 
 export async function request(
@@ -45,6 +47,17 @@ export async function stats(baseUrl: string): Promise<Stats> {
   const r = await get(baseUrl, '/stats');
   if (r.status !== 200) throw new Error(`/stats answered ${r.status}`);
   return r.body as Stats;
+}
+
+/** Waits until the queue is drained and exactly `received` events are accounted for. */
+export async function drained(baseUrl: string, received: number, timeoutMs = 30_000): Promise<Stats> {
+  return waitFor(
+    async () => {
+      const s = await stats(baseUrl);
+      return s.pending === 0 && s.received === received && s.unique_processed + s.duplicate_dropped === received && s;
+    },
+    { what: `${received} events processed`, timeoutMs },
+  );
 }
 
 /** Reads every stored event by following next_after. */
