@@ -336,24 +336,31 @@ function markdown(results: RunResult[], meta: Record<string, string>): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      scenario: { type: 'string', default: 'all' },
-      events: { type: 'string' },
-      batch: { type: 'string' },
-      concurrency: { type: 'string' },
-      dup: { type: 'string' },
-      workers: { type: 'string' },
-      topics: { type: 'string' },
-      ids: { type: 'string' },
-      prefill: { type: 'string' },
-      appendfsync: { type: 'string', default: 'everysec' },
-      synchronous: { type: 'string', default: 'FULL' },
-      'no-stages': { type: 'boolean', default: false },
-      'no-write': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
-  });
+  const { values } = (() => {
+    try {
+      return parseArgs({
+        options: {
+          scenario: { type: 'string', default: 'all' },
+          events: { type: 'string' },
+          batch: { type: 'string' },
+          concurrency: { type: 'string' },
+          dup: { type: 'string' },
+          workers: { type: 'string' },
+          topics: { type: 'string' },
+          ids: { type: 'string' },
+          prefill: { type: 'string' },
+          appendfsync: { type: 'string', default: 'everysec' },
+          synchronous: { type: 'string', default: 'FULL' },
+          'no-stages': { type: 'boolean', default: false },
+          'no-write': { type: 'boolean', default: false },
+          help: { type: 'boolean', default: false },
+        },
+      });
+    } catch (err) {
+      console.error(`bench: ${(err as Error).message}\n\n${HELP}`);
+      process.exit(2);
+    }
+  })();
   if (values.help) {
     process.stdout.write(HELP);
     return;

@@ -17,17 +17,44 @@ import { startRedisServer, type RedisServer } from '../scripts/redis-server.js';
 import { startCluster, type Cluster, type Proc } from '../test/support/cluster.js';
 import { waitFor } from '../test/support/wait.js';
 
-const { values: args } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '60' },
-    kills: { type: 'string' },
-    workers: { type: 'string', default: '2' },
-    publishers: { type: 'string', default: '4' },
-    seed: { type: 'string' },
-    appendfsync: { type: 'string', default: 'everysec' },
-    keep: { type: 'boolean', default: false },
-  },
-});
+const USAGE = `npm run chaos -- [options]
+
+Runs Redis, the API and workers as real processes under mixed load, kills them at random,
+then checks from outside that every event answered 202 is stored exactly once.
+
+  --seconds N        how long to load and kill (default 60)
+  --kills N          run until N faults were injected instead (e.g. 100 for a long run)
+  --workers N        worker processes, at least 2 (default 2)
+  --publishers N     concurrent producers (default 4)
+  --seed S           replay a run: the seed it printed
+  --appendfsync everysec|always   Redis durability (default everysec)
+  --keep             keep the data directory and logs at the end
+  --help
+`;
+
+const { values: args } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        seconds: { type: 'string', default: '60' },
+        kills: { type: 'string' },
+        workers: { type: 'string', default: '2' },
+        publishers: { type: 'string', default: '4' },
+        seed: { type: 'string' },
+        appendfsync: { type: 'string', default: 'everysec' },
+        keep: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+    });
+  } catch (err) {
+    console.error(`chaos: ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+})();
+if (args.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 
 const seconds = Number(args.seconds);
 const killTarget = args.kills === undefined ? undefined : Number(args.kills);
