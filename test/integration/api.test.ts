@@ -1,35 +1,23 @@
 // The HTTP contract, against a real API process, a real worker and a real Redis.
 import { expect } from 'chai';
-import { startTestRedis, type TestRedis } from '../support/redis.js';
 import { startCluster, type Cluster } from '../support/cluster.js';
+import { useCluster } from '../support/suite.js';
 import { allEvents, drained, event, get, publish, request, stats } from '../support/http.js';
 
 describe('api', function () {
-  let redis: TestRedis;
-  let cluster: Cluster;
+  const shared = useCluster({ workers: 1 });
   let received = 0;
 
-  before(async () => {
-    redis = await startTestRedis();
-    cluster = await startCluster({ redisUrl: redis.url, workers: 1 });
-  });
-  after(async () => {
-    await cluster?.destroy();
-    await redis?.stop();
-  });
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.log(cluster.logTail());
-  });
 
   describe('POST /publish', () => {
     it('accepts one event and stores it with seq and processed_at', async () => {
       const e = event({ topic: 'single' });
-      const r = await publish(cluster.baseUrl, e);
+      const r = await publish(shared.cluster.baseUrl, e);
       received += 1;
       expect(r.status).to.equal(202);
       expect(r.body).to.include({ status: 'accepted', accepted: 1 });
-      await drained(cluster.baseUrl, received);
-      const stored = await allEvents(cluster.baseUrl, 'single');
+      await drained(shared.cluster.baseUrl, received);
+      const stored = await allEvents(shared.cluster.baseUrl, 'single');
       expect(stored).to.have.length(1);
       expect(stored[0]).to.include({ topic: e.topic, event_id: e.event_id, timestamp: e.timestamp, source: e.source });
       expect(stored[0].payload).to.deep.equal(e.payload);
@@ -44,29 +32,29 @@ describe('api', function () {
       const d = [event({ topic: 'shapes' })];
       const ndjson = c.map((e) => JSON.stringify(e)).join('\r\n') + '\n\n';
       const replies = await Promise.all([
-        publish(cluster.baseUrl, { events: a }),
-        publish(cluster.baseUrl, b),
-        publish(cluster.baseUrl, ndjson, { contentType: 'application/x-ndjson', raw: true }),
-        request(cluster.baseUrl, 'POST', '/publish/batch', { events: d }),
+        publish(shared.cluster.baseUrl, { events: a }),
+        publish(shared.cluster.baseUrl, b),
+        publish(shared.cluster.baseUrl, ndjson, { contentType: 'application/x-ndjson', raw: true }),
+        request(shared.cluster.baseUrl, 'POST', '/publish/batch', { events: d }),
       ]);
       expect(replies.map((r) => r.status)).to.deep.equal([202, 202, 202, 202]);
       expect(replies.map((r) => r.body.accepted)).to.deep.equal([2, 3, 2, 1]);
       received += 8;
-      await drained(cluster.baseUrl, received);
-      const ids = (await allEvents(cluster.baseUrl, 'shapes')).map((e) => e.event_id).sort();
+      await drained(shared.cluster.baseUrl, received);
+      const ids = (await allEvents(shared.cluster.baseUrl, 'shapes')).map((e) => e.event_id).sort();
       expect(ids).to.deep.equal([...a, ...b, ...c, ...d].map((e) => e.event_id).sort());
     });
 
     it('counts copies as accepted and stores the first copy once', async () => {
       const first = event({ topic: 'copies', payload: { v: 1 } });
       const copy = { ...first, payload: { v: 2 } };
-      const r1 = await publish(cluster.baseUrl, [first, first]);
-      await drained(cluster.baseUrl, (received += 2));
-      const r2 = await publish(cluster.baseUrl, copy);
-      const s = await drained(cluster.baseUrl, (received += 1));
+      const r1 = await publish(shared.cluster.baseUrl, [first, first]);
+      await drained(shared.cluster.baseUrl, (received += 2));
+      const r2 = await publish(shared.cluster.baseUrl, copy);
+      const s = await drained(shared.cluster.baseUrl, (received += 1));
       expect(r1.body.accepted).to.equal(2);
       expect(r2.body.accepted).to.equal(1);
-      const stored = await allEvents(cluster.baseUrl, 'copies');
+      const stored = await allEvents(shared.cluster.baseUrl, 'copies');
       expect(stored).to.have.length(1);
       expect(stored[0].payload).to.deep.equal({ v: 1 });
       expect(s.duplicate_dropped).to.be.at.least(2);
@@ -74,26 +62,26 @@ describe('api', function () {
 
     it('treats the same event_id under two topics as two events', async () => {
       const id = `shared-${Date.now()}`;
-      await publish(cluster.baseUrl, [event({ topic: 'left', event_id: id }), event({ topic: 'right', event_id: id })]);
-      await drained(cluster.baseUrl, (received += 2));
-      expect(await allEvents(cluster.baseUrl, 'left')).to.have.length(1);
-      expect(await allEvents(cluster.baseUrl, 'right')).to.have.length(1);
+      await publish(shared.cluster.baseUrl, [event({ topic: 'left', event_id: id }), event({ topic: 'right', event_id: id })]);
+      await drained(shared.cluster.baseUrl, (received += 2));
+      expect(await allEvents(shared.cluster.baseUrl, 'left')).to.have.length(1);
+      expect(await allEvents(shared.cluster.baseUrl, 'right')).to.have.length(1);
     });
 
     it('ignores unknown fields and stores the five fields as published', async () => {
       const e = { ...event({ topic: 'extra' }), colour: 'blue', nested: { a: 1 } };
-      expect((await publish(cluster.baseUrl, e)).status).to.equal(202);
-      await drained(cluster.baseUrl, (received += 1));
-      const [stored] = await allEvents(cluster.baseUrl, 'extra');
+      expect((await publish(shared.cluster.baseUrl, e)).status).to.equal(202);
+      await drained(shared.cluster.baseUrl, (received += 1));
+      const [stored] = await allEvents(shared.cluster.baseUrl, 'extra');
       expect(Object.keys(stored).sort()).to.deep.equal(
         ['event_id', 'payload', 'processed_at', 'seq', 'source', 'timestamp', 'topic'].sort(),
       );
     });
 
     it('answers 422 with details for every invalid event and enqueues nothing of the request', async () => {
-      const before = await stats(cluster.baseUrl);
+      const before = await stats(shared.cluster.baseUrl);
       const good = event({ topic: 'never' });
-      const r = await publish(cluster.baseUrl, [
+      const r = await publish(shared.cluster.baseUrl, [
         good,
         { ...event(), timestamp: '2025-02-30T00:00:00Z' },
         { ...event(), topic: '' },
@@ -117,26 +105,26 @@ describe('api', function () {
         [7, 'source'],
       ]);
       for (const d of r.body.details) expect(d.message).to.be.a('string').and.not.empty;
-      const after = await stats(cluster.baseUrl);
+      const after = await stats(shared.cluster.baseUrl);
       expect(after.received).to.equal(before.received);
-      expect(await allEvents(cluster.baseUrl, 'never')).to.have.length(0);
+      expect(await allEvents(shared.cluster.baseUrl, 'never')).to.have.length(0);
     });
 
     it('gives NDJSON details the index of the event', async () => {
       const lines = [event(), event(), { ...event(), timestamp: 'yesterday' }].map((e) => JSON.stringify(e)).join('\n');
-      const r = await publish(cluster.baseUrl, lines, { contentType: 'application/x-ndjson', raw: true });
+      const r = await publish(shared.cluster.baseUrl, lines, { contentType: 'application/x-ndjson', raw: true });
       expect(r.status).to.equal(422);
       expect(r.body.details).to.deep.equal([{ index: 2, path: 'timestamp', message: r.body.details[0].message }]);
     });
 
     it('answers 400 invalid_json for malformed JSON and NDJSON', async () => {
-      const json = await publish(cluster.baseUrl, '{"topic": ', { raw: true });
+      const json = await publish(shared.cluster.baseUrl, '{"topic": ', { raw: true });
       expect(json.status).to.equal(400);
       expect(json.body.error).to.equal('invalid_json');
-      const empty = await publish(cluster.baseUrl, '', { raw: true });
+      const empty = await publish(shared.cluster.baseUrl, '', { raw: true });
       expect(empty.status).to.equal(400);
       expect(empty.body.error).to.equal('invalid_json');
-      const nd = await publish(cluster.baseUrl, `${JSON.stringify(event())}\n{broken\n`, {
+      const nd = await publish(shared.cluster.baseUrl, `${JSON.stringify(event())}\n{broken\n`, {
         contentType: 'application/x-ndjson',
         raw: true,
       });
@@ -152,30 +140,30 @@ describe('api', function () {
         ['', 'application/x-ndjson'],
         ['\n\n', 'application/x-ndjson'],
       ] as const) {
-        const r = await publish(cluster.baseUrl, body, { contentType: type, raw: true });
+        const r = await publish(shared.cluster.baseUrl, body, { contentType: type, raw: true });
         expect(r.status, `${type} ${JSON.stringify(body)}`).to.equal(422);
         expect(r.body.error).to.equal('empty_batch');
       }
     });
 
     it('answers 415 for other content types and for none', async () => {
-      const text = await publish(cluster.baseUrl, JSON.stringify(event()), { contentType: 'text/plain', raw: true });
+      const text = await publish(shared.cluster.baseUrl, JSON.stringify(event()), { contentType: 'text/plain', raw: true });
       expect(text.status).to.equal(415);
       expect(text.body.error).to.be.a('string');
-      const form = await publish(cluster.baseUrl, 'a=b', { contentType: 'application/x-www-form-urlencoded', raw: true });
+      const form = await publish(shared.cluster.baseUrl, 'a=b', { contentType: 'application/x-www-form-urlencoded', raw: true });
       expect(form.status).to.equal(415);
-      const none = await fetch(`${cluster.baseUrl}/publish`, { method: 'POST', body: new Uint8Array([123, 125]) });
+      const none = await fetch(`${shared.cluster.baseUrl}/publish`, { method: 'POST', body: new Uint8Array([123, 125]) });
       expect(none.status).to.equal(415);
       expect(((await none.json()) as any).error).to.be.a('string');
     });
 
     it('answers 413 for a body or a batch over the limit', async () => {
       const huge = 'x'.repeat(17 * 1024 * 1024);
-      const body = await publish(cluster.baseUrl, `{"pad": "${huge}"}`, { raw: true });
+      const body = await publish(shared.cluster.baseUrl, `{"pad": "${huge}"}`, { raw: true });
       expect(body.status).to.equal(413);
       expect(body.body.error).to.be.a('string');
       const batch = await publish(
-        cluster.baseUrl,
+        shared.cluster.baseUrl,
         Array.from({ length: 10_001 }, () => event()),
       );
       expect(batch.status).to.equal(413);
@@ -184,26 +172,26 @@ describe('api', function () {
 
     it('accepts a payload of exactly 256 KiB and refuses one byte more', async () => {
       const at = (bytes: number) => ({ s: 'a'.repeat(bytes - '{"s":""}'.length) });
-      const ok = await publish(cluster.baseUrl, event({ topic: 'big', payload: at(256 * 1024) }));
+      const ok = await publish(shared.cluster.baseUrl, event({ topic: 'big', payload: at(256 * 1024) }));
       expect(ok.status).to.equal(202);
       received += 1;
-      const over = await publish(cluster.baseUrl, event({ topic: 'big', payload: at(256 * 1024 + 1) }));
+      const over = await publish(shared.cluster.baseUrl, event({ topic: 'big', payload: at(256 * 1024 + 1) }));
       expect(over.status).to.equal(422);
       expect(over.body.details[0].path).to.equal('payload');
-      await drained(cluster.baseUrl, received);
+      await drained(shared.cluster.baseUrl, received);
     });
   });
 
   describe('GET /events', () => {
     it('pages through a topic in seq order with next_after', async () => {
       const batch = Array.from({ length: 25 }, () => event({ topic: 'paged' }));
-      await publish(cluster.baseUrl, batch);
-      await drained(cluster.baseUrl, (received += 25));
+      await publish(shared.cluster.baseUrl, batch);
+      await drained(shared.cluster.baseUrl, (received += 25));
       const seen: any[] = [];
       let after = 0;
       let pages = 0;
       for (;;) {
-        const r = await get(cluster.baseUrl, `/events?topic=paged&limit=10&after=${after}`);
+        const r = await get(shared.cluster.baseUrl, `/events?topic=paged&limit=10&after=${after}`);
         expect(r.status).to.equal(200);
         expect(r.body.topic).to.equal('paged');
         expect(r.body.count).to.equal(r.body.events.length);
@@ -220,29 +208,29 @@ describe('api', function () {
     });
 
     it('lists every topic with topic null, and defaults the limit to 100', async () => {
-      const r = await get(cluster.baseUrl, '/events');
+      const r = await get(shared.cluster.baseUrl, '/events');
       expect(r.status).to.equal(200);
       expect(r.body.topic).to.equal(null);
-      const s = await stats(cluster.baseUrl);
+      const s = await stats(shared.cluster.baseUrl);
       expect(r.body.count).to.equal(Math.min(100, s.unique_processed));
-      const missing = await get(cluster.baseUrl, '/events?topic=no-such-topic');
+      const missing = await get(shared.cluster.baseUrl, '/events?topic=no-such-topic');
       expect(missing.body).to.deep.equal({ topic: 'no-such-topic', count: 0, events: [], next_after: null });
     });
 
     it('answers 400 for a bad limit or after', async () => {
       for (const q of ['limit=0', 'limit=1001', 'limit=abc', 'limit=-5', 'limit=1.5', 'after=-1', 'after=x', 'after=1e3']) {
-        const r = await get(cluster.baseUrl, `/events?${q}`);
+        const r = await get(shared.cluster.baseUrl, `/events?${q}`);
         expect(r.status, q).to.equal(400);
         expect(r.body.error, q).to.be.a('string');
         expect(r.body.message, q).to.be.a('string');
       }
-      expect((await get(cluster.baseUrl, '/events?limit=1000')).status).to.equal(200);
+      expect((await get(shared.cluster.baseUrl, '/events?limit=1000')).status).to.equal(200);
     });
   });
 
   describe('GET /stats, /health, /ready and unknown paths', () => {
     it('reports the contract fields with exact counts', async () => {
-      const s = await drained(cluster.baseUrl, received);
+      const s = await drained(shared.cluster.baseUrl, received);
       expect(s).to.include.keys('received', 'unique_processed', 'duplicate_dropped', 'pending', 'topics', 'uptime_seconds');
       expect(s.topics).to.deep.equal([...s.topics].sort());
       expect(s.topics).to.include.members(['single', 'shapes', 'copies', 'paged']);
@@ -250,17 +238,17 @@ describe('api', function () {
     });
 
     it('answers /health and /ready with 200', async () => {
-      expect((await get(cluster.baseUrl, '/health')).status).to.equal(200);
-      const ready = await get(cluster.baseUrl, '/ready');
+      expect((await get(shared.cluster.baseUrl, '/health')).status).to.equal(200);
+      const ready = await get(shared.cluster.baseUrl, '/ready');
       expect(ready.status).to.equal(200);
     });
 
     it('answers JSON 404 for an unknown path and JSON 405 for a wrong method', async () => {
-      const r = await get(cluster.baseUrl, '/nope');
+      const r = await get(shared.cluster.baseUrl, '/nope');
       expect(r.status).to.equal(404);
       expect(r.body).to.include({ error: 'not_found' });
       expect(r.body.message).to.be.a('string');
-      const m = await request(cluster.baseUrl, 'DELETE', '/events');
+      const m = await request(shared.cluster.baseUrl, 'DELETE', '/events');
       expect(m.status).to.equal(405);
       expect(m.body.error).to.be.a('string');
     });
@@ -269,7 +257,7 @@ describe('api', function () {
   describe('with API_KEY set', () => {
     let secured: Cluster;
     before(async () => {
-      secured = await startCluster({ redisUrl: redis.url, workers: 0, env: { API_KEY: 's3cret-key' } });
+      secured = await startCluster({ redisUrl: shared.redis.url, workers: 0, env: { API_KEY: 's3cret-key' } });
     });
     after(async () => secured?.destroy());
 

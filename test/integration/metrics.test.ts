@@ -1,8 +1,8 @@
 // GET /metrics against real processes: its counts are /stats' counts, workers' figures
 // arrive through their heartbeats, and publish requests are counted and timed.
 import { expect } from 'chai';
-import { startTestRedis, type TestRedis } from '../support/redis.js';
-import { startCluster, type Cluster } from '../support/cluster.js';
+import { startCluster } from '../support/cluster.js';
+import { useCluster } from '../support/suite.js';
 import { drained, event, get, publish, request } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
 
@@ -41,35 +41,23 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
 }
 
 describe('metrics', function () {
-  let redis: TestRedis;
-  let cluster: Cluster;
+  const shared = useCluster({ workers: 1 });
   let received = 0;
 
-  before(async () => {
-    redis = await startTestRedis();
-    cluster = await startCluster({ redisUrl: redis.url, workers: 1 });
-  });
-  after(async () => {
-    await cluster?.destroy();
-    await redis?.stop();
-  });
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.log(cluster.logTail());
-  });
 
   it('counts and times publish requests by status, and accepted events by topic', async () => {
-    const before = await scrape(cluster.baseUrl);
+    const before = await scrape(shared.cluster.baseUrl);
     const count = (m: Sample[], name: string, status: string) => value(m, name, { status }) ?? 0;
 
-    expect((await publish(cluster.baseUrl, [event({ topic: 'm-acc' }), event({ topic: 'm-acc' }), event({ topic: 'm-acc2' })])).status).to.equal(202);
+    expect((await publish(shared.cluster.baseUrl, [event({ topic: 'm-acc' }), event({ topic: 'm-acc' }), event({ topic: 'm-acc2' })])).status).to.equal(202);
     received += 3;
-    expect((await publish(cluster.baseUrl, { topic: 'm-acc' })).status).to.equal(422);
-    expect((await publish(cluster.baseUrl, '{"broken', { raw: true })).status).to.equal(400);
-    expect((await publish(cluster.baseUrl, 'x', { raw: true, contentType: 'text/plain' })).status).to.equal(415);
-    expect((await request(cluster.baseUrl, 'POST', '/publish/batch', [event({ topic: 'm-acc' })])).status).to.equal(202);
+    expect((await publish(shared.cluster.baseUrl, { topic: 'm-acc' })).status).to.equal(422);
+    expect((await publish(shared.cluster.baseUrl, '{"broken', { raw: true })).status).to.equal(400);
+    expect((await publish(shared.cluster.baseUrl, 'x', { raw: true, contentType: 'text/plain' })).status).to.equal(415);
+    expect((await request(shared.cluster.baseUrl, 'POST', '/publish/batch', [event({ topic: 'm-acc' })])).status).to.equal(202);
     received += 1;
 
-    const after = await scrape(cluster.baseUrl);
+    const after = await scrape(shared.cluster.baseUrl);
     const deltas: Record<string, number> = {};
     for (const status of ['202', '400', '415', '422']) {
       deltas[status] = count(after, 'aggregator_publish_requests_total', status) - count(before, 'aggregator_publish_requests_total', status);
@@ -88,20 +76,20 @@ describe('metrics', function () {
 
     expect(value(after, 'aggregator_publish_events_total', { topic: 'm-acc' })).to.equal(3);
     expect(value(after, 'aggregator_publish_events_total', { topic: 'm-acc2' })).to.equal(1);
-    await drained(cluster.baseUrl, received);
+    await drained(shared.cluster.baseUrl, received);
   });
 
   it('mirrors /stats exactly once the queue is drained, topic by topic', async () => {
     const originals = Array.from({ length: 150 }, (_, i) => event({ topic: ['m-a', 'm-b', 'm-c'][i % 3] }));
     const copies = originals.slice(0, 40);
     for (const batch of [originals.slice(0, 100), [...originals.slice(100), ...copies]]) {
-      const r = await publish(cluster.baseUrl, { events: batch });
+      const r = await publish(shared.cluster.baseUrl, { events: batch });
       expect(r.status).to.equal(202);
       received += batch.length;
     }
-    const s = await drained(cluster.baseUrl, received);
+    const s = await drained(shared.cluster.baseUrl, received);
     expect(s.duplicate_dropped).to.equal(40);
-    const m = await scrape(cluster.baseUrl);
+    const m = await scrape(shared.cluster.baseUrl);
 
     expect(value(m, 'aggregator_events_received_total')).to.equal(s.received);
     const dropped = pick(m, 'aggregator_events_duplicate_dropped_total');
@@ -134,14 +122,14 @@ describe('metrics', function () {
     // Topic cap-i gets i + 1 events. With the 5 topics above (m-a, m-b, m-c with 50 each,
     // m-acc with 3, m-acc2 with 1), 65 topics: the 15 smallest fold into _other.
     const batch = Array.from({ length: 60 }, (_, i) => Array.from({ length: i + 1 }, () => event({ topic: `cap-${i}` }))).flat();
-    const r = await publish(cluster.baseUrl, { events: batch });
+    const r = await publish(shared.cluster.baseUrl, { events: batch });
     expect(r.status).to.equal(202);
     received += batch.length;
-    const s = await drained(cluster.baseUrl, received);
+    const s = await drained(shared.cluster.baseUrl, received);
     const perTopic = s.per_topic as Record<string, number>;
     expect(Object.keys(perTopic)).to.have.length(65);
 
-    const stored = pick(await scrape(cluster.baseUrl), 'aggregator_events_stored_total');
+    const stored = pick(await scrape(shared.cluster.baseUrl), 'aggregator_events_stored_total');
     expect(stored).to.have.length(51);
     const labelled = stored.filter((x) => x.labels.topic !== '_other');
     const folded = Object.keys(perTopic).filter((t) => !labelled.some((x) => x.labels.topic === t));
@@ -158,7 +146,7 @@ describe('metrics', function () {
     expect(labelled.map((x) => x.labels.topic)).to.include.members(['cap-59', 'cap-50', 'm-a']);
 
     // The API's own per-topic count labels the first 50 topics it saw, whatever their size.
-    const accepted = pick(await scrape(cluster.baseUrl), 'aggregator_publish_events_total');
+    const accepted = pick(await scrape(shared.cluster.baseUrl), 'aggregator_publish_events_total');
     expect(accepted).to.have.length(51);
     expect(accepted.reduce((sum, x) => sum + x.value, 0)).to.equal(received);
     expect(value(accepted, 'aggregator_publish_events_total', { topic: 'cap-44' })).to.equal(45);
@@ -169,12 +157,12 @@ describe('metrics', function () {
   });
 
   it("renders each worker's commits, batch sizes and commit times from its heartbeat, labelled worker", async () => {
-    const s = await drained(cluster.baseUrl, received);
+    const s = await drained(shared.cluster.baseUrl, received);
     const workerId = (s.workers as { list: { id: string }[] }).list[0]!.id;
     // The heartbeat is written every 3 s: wait until it has seen every commit.
     const m = await waitFor(
       async () => {
-        const m = await scrape(cluster.baseUrl);
+        const m = await scrape(shared.cluster.baseUrl);
         return value(m, 'aggregator_worker_committed_events_total', { worker: workerId }) === received && m;
       },
       { what: 'a heartbeat that has seen every commit', timeoutMs: 15_000 },
@@ -205,10 +193,10 @@ describe('metrics', function () {
 
   it('leaves out what Redis must answer while Redis is down, and says so', async function () {
     // A container's kill() restarts it at once: there is no moment without Redis to look at.
-    if (redis.kind === 'container') this.skip();
-    await redis.kill();
+    if (shared.redis.kind === 'container') this.skip();
+    await shared.redis.kill();
     try {
-      const m = await scrape(cluster.baseUrl);
+      const m = await scrape(shared.cluster.baseUrl);
       expect(value(m, 'aggregator_redis_up')).to.equal(0);
       expect(value(m, 'aggregator_store_up')).to.equal(1);
       // No received or pending sample rather than a wrong one.
@@ -218,16 +206,16 @@ describe('metrics', function () {
       // What the store knows is still there.
       expect(pick(m, 'aggregator_events_duplicate_dropped_total').reduce((sum, x) => sum + x.value, 0)).to.equal(40);
     } finally {
-      await redis.start();
+      await shared.redis.start();
     }
-    await waitFor(async () => value(await scrape(cluster.baseUrl), 'aggregator_redis_up') === 1, {
+    await waitFor(async () => value(await scrape(shared.cluster.baseUrl), 'aggregator_redis_up') === 1, {
       what: 'Redis back in the metrics',
       timeoutMs: 20_000,
     });
   });
 
   it('needs the API key when reads are protected', async () => {
-    const guarded = await startCluster({ redisUrl: redis.url, workers: 0, env: { API_KEY: 'k-metrics', API_KEY_READS: 'true' } });
+    const guarded = await startCluster({ redisUrl: shared.redis.url, workers: 0, env: { API_KEY: 'k-metrics', API_KEY_READS: 'true' } });
     try {
       const refused = await get(guarded.baseUrl, '/metrics');
       expect(refused.status).to.equal(401);

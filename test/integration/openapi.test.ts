@@ -14,8 +14,7 @@ import { openStore, type Store } from '../../shared/store.js';
 import { createApp } from '../../services/api/app.js';
 import type { Backlog } from '../../services/api/backlog.js';
 import type { Enqueuer } from '../../services/api/enqueue.js';
-import { startTestRedis, type TestRedis } from '../support/redis.js';
-import { startCluster, type Cluster } from '../support/cluster.js';
+import { useCluster } from '../support/suite.js';
 import { event, get, publish, request } from '../support/http.js';
 
 type Schema = Record<string, any>;
@@ -113,24 +112,14 @@ function buildApp(dataDir: string): { app: ReturnType<typeof createApp>; store: 
 }
 
 describe('openapi', function () {
-  let redis: TestRedis;
-  let cluster: Cluster;
+  const shared = useCluster({ workers: 1 });
   let doc: Doc;
 
   before(async () => {
-    redis = await startTestRedis();
-    cluster = await startCluster({ redisUrl: redis.url, workers: 1 });
-    const r = await get(cluster.baseUrl, '/openapi.json');
+    const r = await get(shared.cluster.baseUrl, '/openapi.json');
     expect(r.status).to.equal(200);
     expect(r.headers.get('content-type')).to.match(/^application\/json/);
     doc = r.body;
-  });
-  after(async () => {
-    await cluster?.destroy();
-    await redis?.stop();
-  });
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.log(cluster.logTail());
   });
 
   it('documents every route the router serves, and nothing else', () => {
@@ -216,7 +205,7 @@ describe('openapi', function () {
           expect(validateEvents(items), what).to.include({ ok: true });
 
           const body = media === 'application/json' ? JSON.stringify(example.value) : example.value;
-          const r = await request(cluster.baseUrl, 'POST', p, body, { raw: true, contentType: media });
+          const r = await request(shared.cluster.baseUrl, 'POST', p, body, { raw: true, contentType: media });
           expect(r.status, `${what}: ${JSON.stringify(r.body)}`).to.equal(202);
           expect(r.body.accepted).to.equal(items.length);
           expect(validate(doc, schemaOf(doc, op, 202), r.body), what).to.deep.equal([]);
@@ -246,7 +235,7 @@ describe('openapi', function () {
     const fits = (operationId: string, status: number, body: unknown) =>
       expect(validate(doc, schemaOf(doc, ops[operationId], status), body), `${operationId} ${status}`).to.deep.equal([]);
 
-    expect((await publish(cluster.baseUrl, event({ topic: 'doc' }))).status).to.equal(202);
+    expect((await publish(shared.cluster.baseUrl, event({ topic: 'doc' }))).status).to.equal(202);
     const answers: [string, string, number][] = [
       ['listEvents', '/events?limit=5', 200],
       ['listEvents', '/events?topic=doc', 200],
@@ -256,35 +245,35 @@ describe('openapi', function () {
       ['ready', '/ready', 200],
     ];
     for (const [operationId, p, status] of answers) {
-      const r = await get(cluster.baseUrl, p);
+      const r = await get(shared.cluster.baseUrl, p);
       expect(r.status, p).to.equal(status);
       fits(operationId, status, r.body);
     }
-    const invalid = await publish(cluster.baseUrl, [event(), event({ timestamp: '2025-02-30T00:00:00Z' })]);
+    const invalid = await publish(shared.cluster.baseUrl, [event(), event({ timestamp: '2025-02-30T00:00:00Z' })]);
     expect(invalid.status).to.equal(422);
     fits('publish', 422, invalid.body);
-    const empty = await publish(cluster.baseUrl, []);
+    const empty = await publish(shared.cluster.baseUrl, []);
     expect(empty.status).to.equal(422);
     fits('publish', 422, empty.body);
-    const broken = await publish(cluster.baseUrl, '{"topic":', { raw: true });
+    const broken = await publish(shared.cluster.baseUrl, '{"topic":', { raw: true });
     expect(broken.status).to.equal(400);
     fits('publish', 400, broken.body);
-    const wrongType = await publish(cluster.baseUrl, 'x', { raw: true, contentType: 'text/csv' });
+    const wrongType = await publish(shared.cluster.baseUrl, 'x', { raw: true, contentType: 'text/csv' });
     expect(wrongType.status).to.equal(415);
     fits('publish', 415, wrongType.body);
 
-    const metrics = await fetch(`${cluster.baseUrl}/metrics`);
+    const metrics = await fetch(`${shared.cluster.baseUrl}/metrics`);
     expect(metrics.status).to.equal(200);
     expect(Object.keys(ops.metrics.responses[200].content)).to.deep.equal([metrics.headers.get('content-type')!.split(';')[0]]);
     for (const [operationId, p] of [['docs', '/docs'], ['dashboard', '/']] as const) {
-      const page = await fetch(cluster.baseUrl + p);
+      const page = await fetch(shared.cluster.baseUrl + p);
       expect(page.status).to.equal(200);
       expect(Object.keys(ops[operationId].responses[200].content)).to.deep.equal([page.headers.get('content-type')!.split(';')[0]]);
     }
   });
 
   it('shows the document as a self-contained page at /docs', async () => {
-    const res = await fetch(`${cluster.baseUrl}/docs`);
+    const res = await fetch(`${shared.cluster.baseUrl}/docs`);
     expect(res.status).to.equal(200);
     const csp = res.headers.get('content-security-policy') ?? '';
     expect(csp).to.include("default-src 'none'");

@@ -5,9 +5,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { startTestRedis, type TestRedis } from '../support/redis.js';
-import { startCluster, type Cluster } from '../support/cluster.js';
-import { allEvents, event, stats, type Stats } from '../support/http.js';
+import { startCluster } from '../support/cluster.js';
+import { useCluster } from '../support/suite.js';
+import { allEvents, drained as drainedTo, event, stats } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -55,33 +55,16 @@ function summary(run: Run): Summary {
 }
 
 describe('publisher CLI', function () {
-  let redis: TestRedis;
-  let cluster: Cluster;
+  const shared = useCluster({ workers: 1 });
   let tmp: string;
   let received = 0;
+  const drained = () => drainedTo(shared.cluster.baseUrl, received);
 
-  async function drained(): Promise<Stats> {
-    return waitFor(
-      async () => {
-        const s = await stats(cluster.baseUrl);
-        return s.pending === 0 && s.received === received && s.unique_processed + s.duplicate_dropped === received && s;
-      },
-      { what: `${received} events processed`, timeoutMs: 30_000 },
-    );
-  }
-
-  before(async () => {
-    redis = await startTestRedis();
-    cluster = await startCluster({ redisUrl: redis.url, workers: 1 });
+  before(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-cli-'));
   });
-  after(async () => {
-    await cluster?.destroy();
-    await redis?.stop();
+  after(() => {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  });
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.log(cluster.logTail());
   });
 
   it('explains every flag with --help', async () => {
@@ -104,46 +87,46 @@ describe('publisher CLI', function () {
     fs.writeFileSync(path.join(tmp, 'a.json'), JSON.stringify(a, null, 2));
     fs.writeFileSync(path.join(tmp, 'b.json'), JSON.stringify({ events: b }));
 
-    const runA = await runCli(['--url', cluster.baseUrl, '--file', path.join(tmp, 'a.json'), '--batch', '100']);
+    const runA = await runCli(['--url', shared.cluster.baseUrl, '--file', path.join(tmp, 'a.json'), '--batch', '100']);
     expect(runA.code, runA.stderr).to.equal(0);
     expect(summary(runA)).to.deep.equal({ sent: 250, requests: 3, accepted: 250, retried: 0, failed: 0 });
-    const runB = await runCli(['--url', cluster.baseUrl, '--file', path.join(tmp, 'b.json')]);
+    const runB = await runCli(['--url', shared.cluster.baseUrl, '--file', path.join(tmp, 'b.json')]);
     expect(runB.code, runB.stderr).to.equal(0);
     expect(summary(runB)).to.deep.equal({ sent: 30, requests: 1, accepted: 30, retried: 0, failed: 0 });
     received += 280;
 
     await drained();
-    const stored = await allEvents(cluster.baseUrl, 'cli-array');
+    const stored = await allEvents(shared.cluster.baseUrl, 'cli-array');
     expect(stored.map((e) => e.event_id)).to.have.members(a.map((e) => e.event_id));
     expect(stored[7].payload).to.deep.equal(a.find((e) => e.event_id === stored[7].event_id)!.payload);
-    expect(await allEvents(cluster.baseUrl, 'cli-object')).to.have.length(30);
+    expect(await allEvents(shared.cluster.baseUrl, 'cli-object')).to.have.length(30);
   });
 
   it('reads NDJSON from stdin', async () => {
     const events = Array.from({ length: 12 }, () => event({ topic: 'cli-stdin' }));
     const input = events.map((e) => JSON.stringify(e)).join('\r\n') + '\n\n';
-    const run = await runCli(['--url', cluster.baseUrl, '--file', '-', '--batch', '5'], { input });
+    const run = await runCli(['--url', shared.cluster.baseUrl, '--file', '-', '--batch', '5'], { input });
     expect(run.code, run.stderr).to.equal(0);
     expect(summary(run)).to.deep.equal({ sent: 12, requests: 3, accepted: 12, retried: 0, failed: 0 });
     received += 12;
     await drained();
-    expect((await allEvents(cluster.baseUrl, 'cli-stdin')).map((e) => e.event_id)).to.have.members(events.map((e) => e.event_id));
+    expect((await allEvents(shared.cluster.baseUrl, 'cli-stdin')).map((e) => e.event_id)).to.have.members(events.map((e) => e.event_id));
   });
 
   it('refuses an invalid file before sending any of it', async () => {
     const lines = [JSON.stringify(event({ topic: 'cli-bad' })), JSON.stringify(event({ topic: 'cli-bad', timestamp: '2025-13-01T00:00:00Z' }))];
-    const run = await runCli(['--url', cluster.baseUrl, '--file', '-'], { input: lines.join('\n') });
+    const run = await runCli(['--url', shared.cluster.baseUrl, '--file', '-'], { input: lines.join('\n') });
     expect(run.code).to.equal(2);
     expect(run.stderr).to.include('line 2: timestamp must be an ISO 8601 date and time');
     expect(run.stdout).to.equal('');
-    const s = await stats(cluster.baseUrl);
+    const s = await stats(shared.cluster.baseUrl);
     expect(s.received).to.equal(received);
     expect(s.topics).not.to.include('cli-bad');
   });
 
   it('generates load over the topics asked for, with exactly the share of copies asked for', async () => {
     const before = await drained();
-    const run = await runCli(['--url', cluster.baseUrl, '--count', '1000', '--duplicates', '0.2', '--topics', '4', '--batch', '50', '--concurrency', '3']);
+    const run = await runCli(['--url', shared.cluster.baseUrl, '--count', '1000', '--duplicates', '0.2', '--topics', '4', '--batch', '50', '--concurrency', '3']);
     expect(run.code, run.stderr).to.equal(0);
     expect(summary(run)).to.deep.equal({ sent: 1000, requests: 20, accepted: 1000, retried: 0, failed: 0 });
     received += 1000;
@@ -156,7 +139,7 @@ describe('publisher CLI', function () {
   });
 
   it('paces generated load with --rate', async () => {
-    const run = await runCli(['--url', cluster.baseUrl, '--count', '60', '--rate', '40', '--topics', '1']);
+    const run = await runCli(['--url', shared.cluster.baseUrl, '--count', '60', '--rate', '40', '--topics', '1']);
     expect(run.code, run.stderr).to.equal(0);
     expect(summary(run)).to.include({ sent: 60, accepted: 60 });
     received += 60;
@@ -168,7 +151,7 @@ describe('publisher CLI', function () {
   it('draws a progress bar with rate and ETA on a terminal', async function () {
     // script(1) (util-linux, essential on Debian) gives the CLI a pseudo-terminal.
     if (!fs.existsSync('/usr/bin/script')) this.skip();
-    const command = `'${process.execPath}' '${CLI}' --url ${cluster.baseUrl} --count 300 --rate 400 --topics 1`;
+    const command = `'${process.execPath}' '${CLI}' --url ${shared.cluster.baseUrl} --count 300 --rate 400 --topics 1`;
     const child = spawn('/usr/bin/script', ['-qefc', command, '/dev/null'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -184,7 +167,7 @@ describe('publisher CLI', function () {
   });
 
   it('prints a plain progress line every few seconds when not on a terminal', async () => {
-    const run = await runCli(['--url', cluster.baseUrl, '--count', '120', '--rate', '20', '--topics', '1']);
+    const run = await runCli(['--url', shared.cluster.baseUrl, '--count', '120', '--rate', '20', '--topics', '1']);
     expect(run.code, run.stderr).to.equal(0);
     received += 120;
     expect(run.stderr).to.match(/^publish: \d+% {2}\d+\/120 events {2}[\d,]+ ev\/s {2}retried 0 {2}failed 0 {2}ETA \d+:\d\d$/m);
@@ -192,27 +175,27 @@ describe('publisher CLI', function () {
   });
 
   it('retries 503s, waiting as Retry-After says, until Redis is back', async function () {
-    if (redis.kind === 'container') this.skip(); // a container's kill() restarts it at once
+    if (shared.redis.kind === 'container') this.skip(); // a container's kill() restarts it at once
     await drained();
     const file = path.join(tmp, 'outage.json');
     const events = Array.from({ length: 40 }, () => event({ topic: 'cli-outage' }));
     fs.writeFileSync(file, JSON.stringify(events));
-    await redis.kill();
+    await shared.redis.kill();
     const outageStarted = Date.now();
-    const cli = startCli(['--url', cluster.baseUrl, '--file', file, '--batch', '40', '--concurrency', '1']);
+    const cli = startCli(['--url', shared.cluster.baseUrl, '--file', file, '--batch', '40', '--concurrency', '1']);
     let refusals: number;
     try {
       // The API answers 503 with Retry-After: 1 while Redis is away.
       refusals = await waitFor(
         async () => {
-          const text = await (await fetch(`${cluster.baseUrl}/metrics`)).text();
+          const text = await (await fetch(`${shared.cluster.baseUrl}/metrics`)).text();
           const n = Number(/^aggregator_publish_requests_total\{status="503"\} (\d+)$/m.exec(text)?.[1] ?? 0);
           return n >= 3 && n;
         },
         { what: 'three 503s', timeoutMs: 20_000 },
       );
     } finally {
-      await redis.start();
+      await shared.redis.start();
     }
     const waited = (Date.now() - outageStarted) / 1000;
     const run = await cli.done;
@@ -226,13 +209,13 @@ describe('publisher CLI', function () {
     expect(refusals).to.be.at.most(Math.ceil(waited) + 1);
     received += 40;
     await drained();
-    expect(await allEvents(cluster.baseUrl, 'cli-outage')).to.have.length(40);
+    expect(await allEvents(shared.cluster.baseUrl, 'cli-outage')).to.have.length(40);
   });
 
   it('retries through an API that does not answer, and sends each event once when it comes back', async () => {
-    await cluster.api.term();
+    await shared.cluster.api.term();
     const events = Array.from({ length: 25 }, () => event({ topic: 'cli-down' }));
-    const cli = startCli(['--url', cluster.baseUrl, '--file', '-', '--batch', '25'], {
+    const cli = startCli(['--url', shared.cluster.baseUrl, '--file', '-', '--batch', '25'], {
       input: events.map((e) => JSON.stringify(e)).join('\n'),
     });
     // It has been refused a connection at least once before the API returns.
@@ -240,7 +223,7 @@ describe('publisher CLI', function () {
       what: 'the CLI to retry',
       timeoutMs: 10_000,
     });
-    await cluster.startApi();
+    await shared.cluster.startApi();
     const run = await cli.done;
     expect(run.code, run.stderr).to.equal(0);
     const s = summary(run);
@@ -248,11 +231,11 @@ describe('publisher CLI', function () {
     expect(s.retried).to.be.at.least(1);
     received += 25;
     await drained();
-    expect(await allEvents(cluster.baseUrl, 'cli-down')).to.have.length(25);
+    expect(await allEvents(shared.cluster.baseUrl, 'cli-down')).to.have.length(25);
   });
 
   it('does not retry a 4xx: its events count as failed, the error is printed, the exit code is 1', async () => {
-    const guarded = await startCluster({ redisUrl: redis.url, workers: 0, env: { API_KEY: 'k-cli' } });
+    const guarded = await startCluster({ redisUrl: shared.redis.url, workers: 0, env: { API_KEY: 'k-cli' } });
     try {
       const wrong = await runCli(['--url', guarded.baseUrl, '--count', '30', '--batch', '10', '--api-key', 'nope']);
       expect(wrong.code).to.equal(1);
