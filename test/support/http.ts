@@ -1,4 +1,5 @@
 // A producer's view of the API: plain HTTP.
+import { anEvent } from './events.js';
 import { waitFor } from './wait.js';
 
 export type Reply = { status: number; body: any; headers: Headers };
@@ -78,12 +79,5 @@ export async function allEvents(baseUrl: string, topic?: string): Promise<any[]>
 let counter = 0;
 export function event(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   counter++;
-  return {
-    topic: 'orders',
-    event_id: `e-${process.pid}-${counter}`,
-    timestamp: '2025-10-24T00:00:00Z',
-    source: 'checkout',
-    payload: { amount: counter },
-    ...overrides,
-  };
+  return anEvent({ event_id: `e-${process.pid}-${counter}`, payload: { amount: counter }, ...overrides });
 }

@@ -1,17 +1,11 @@
 // A job as the worker takes it out of the queue: either events to commit, or a poison
 // message with a reason worth logging.
 import { expect } from 'chai';
+import { anEvent } from '../support/events.js';
 import { newJobId } from '../../shared/queue.js';
 import { decodeJob } from '../../services/worker/decode.js';
 
-const event = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
-  topic: 'orders',
-  event_id: 'e-42',
-  timestamp: '2025-10-24T00:00:00Z',
-  source: 'checkout',
-  payload: { amount: 12 },
-  ...overrides,
-});
+const event = anEvent;
 
 function reasonOf(id: string | undefined, data: unknown): string {
   const decoded = decodeJob(id, data);

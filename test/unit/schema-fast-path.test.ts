@@ -3,6 +3,7 @@
 // the same output from both.
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { anEvent } from '../support/events.js';
 import * as v from 'valibot';
 import { EventSchema, isIsoDateTime, validateEvents } from '../../shared/schema.js';
 
@@ -55,13 +56,7 @@ const payload = fc.oneof(
   fc.constant({ big: 'x'.repeat(256 * 1024) }),
   fc.constantFrom(255, 256, 257, 2000).map(nested),
 );
-const valid = {
-  topic: 'orders',
-  event_id: 'e-42',
-  timestamp: '2025-10-24T00:00:00Z',
-  source: 'checkout',
-  payload: { amount: 12 },
-};
+const valid = anEvent();
 const fields = { topic: textish, event_id: textish, timestamp, source: textish, payload };
 // A valid event with one field changed (so the others never hide the one under test),
 // free-form records, and anything at all.

@@ -1,6 +1,7 @@
 // The event's field rules, as the contract states them: what a producer may send and what
 // it is told when it gets something wrong.
 import { expect } from 'chai';
+import { anEvent } from '../support/events.js';
 import * as v from 'valibot';
 import {
   EventSchema,
@@ -10,14 +11,7 @@ import {
   type ValidationDetail,
 } from '../../shared/schema.js';
 
-const event = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
-  topic: 'orders',
-  event_id: 'e-42',
-  timestamp: '2025-10-24T00:00:00Z',
-  source: 'checkout',
-  payload: { amount: 12 },
-  ...overrides,
-});
+const event = anEvent;
 
 function detailsOf(...items: unknown[]): ValidationDetail[] {
   const result = validateEvents(items);
