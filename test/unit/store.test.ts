@@ -314,43 +314,45 @@ describe('store', () => {
     expect(outcome).to.deep.equal({ id: 'j1', stored: 3, dropped: 0, redelivered: false });
   });
 
-  it('stays exact on a true hash collision', () => {
-    const store = open();
-    const eventA = ev('t', 'A', { who: 'A' });
-    const eventB = ev('t', 'B', { who: 'B' });
-    store.commitJobs([{ id: 'j1', events: [eventA] }]);
-    const seqA = all(store)[0]!.seq;
+  for (const tier of ['dedup', 'dedup_recent']) {
+    it(`stays exact on a true hash collision in the ${tier} tier`, () => {
+      const store = open();
+      const eventA = ev('t', 'A', { who: 'A' });
+      const eventB = ev('t', 'B', { who: 'B' });
+      store.commitJobs([{ id: 'j1', events: [eventA] }]);
+      const seqA = all(store)[0]!.seq;
 
-    // Make B's hash point at A, as if cyrb53 gave both the same 53 bits.
-    const raw = new Database(path.join(dir, STORE_FILE));
-    try {
-      raw.prepare('INSERT INTO dedup (h, seq) VALUES (?, ?)').run(identityHash(eventB.topic, eventB.event_id), seqA);
-    } finally {
-      raw.close();
-    }
+      // Make B's hash point at A, as if cyrb53 gave both the same 53 bits.
+      const raw = new Database(path.join(dir, STORE_FILE));
+      try {
+        raw.prepare(`INSERT INTO ${tier} (h, seq) VALUES (?, ?)`).run(identityHash(eventB.topic, eventB.event_id), seqA);
+      } finally {
+        raw.close();
+      }
 
-    const [first] = store.commitJobs([{ id: 'j2', events: [eventB] }]);
-    expect(first).to.include({ stored: 1, dropped: 0 });
-    expect(all(store).map((e) => e.payload)).to.deep.equal([{ who: 'A' }, { who: 'B' }]);
+      const [first] = store.commitJobs([{ id: 'j2', events: [eventB] }]);
+      expect(first).to.include({ stored: 1, dropped: 0 });
+      expect(all(store).map((e) => e.payload)).to.deep.equal([{ who: 'A' }, { who: 'B' }]);
 
-    const [again] = store.commitJobs([{ id: 'j3', events: [eventB, eventA] }]);
-    expect(again).to.include({ stored: 0, dropped: 2 });
-    expect(identities(store)).to.deep.equal(['t/A', 't/B']);
+      const [again] = store.commitJobs([{ id: 'j3', events: [eventB, eventA] }]);
+      expect(again).to.include({ stored: 0, dropped: 2 });
+      expect(identities(store)).to.deep.equal(['t/A', 't/B']);
 
-    // A fresh handle (another worker) decides the same way.
-    const other = open();
-    const [fromOther] = other.commitJobs([{ id: 'j4', events: [eventB, eventA, ev('t', 'C')] }]);
-    expect(fromOther).to.include({ stored: 1, dropped: 2 });
-    expect(store.counts()).to.deep.include({ received: 7, uniqueProcessed: 3, duplicateDropped: 4 });
+      // A fresh handle (another worker) decides the same way.
+      const other = open();
+      const [fromOther] = other.commitJobs([{ id: 'j4', events: [eventB, eventA, ev('t', 'C')] }]);
+      expect(fromOther).to.include({ stored: 1, dropped: 2 });
+      expect(store.counts()).to.deep.include({ received: 7, uniqueProcessed: 3, duplicateDropped: 4 });
 
-    const check = new Database(path.join(dir, STORE_FILE), { readonly: true });
-    try {
-      const overflow = check.prepare('SELECT topic, event_id FROM dedup_overflow').all();
-      expect(overflow).to.deep.equal([{ topic: 't', event_id: 'B' }]);
-    } finally {
-      check.close();
-    }
-  });
+      const check = new Database(path.join(dir, STORE_FILE), { readonly: true });
+      try {
+        const overflow = check.prepare('SELECT topic, event_id FROM dedup_overflow').all();
+        expect(overflow).to.deep.equal([{ topic: 't', event_id: 'B' }]);
+      } finally {
+        check.close();
+      }
+    });
+  }
 
   it('still drops copies after the recent dedup tier is merged into the main one', function () {
     this.timeout(60_000);
@@ -376,23 +378,6 @@ describe('store', () => {
     } finally {
       raw.close();
     }
-  });
-
-  it('stays exact on a hash collision in the recent tier', () => {
-    const store = open();
-    const eventA = ev('t', 'A', { who: 'A' });
-    const eventB = ev('t', 'B', { who: 'B' });
-    store.commitJobs([{ id: 'j1', events: [eventA] }]);
-    const seqA = all(store)[0]!.seq;
-    const raw = new Database(path.join(dir, STORE_FILE));
-    try {
-      raw.prepare('INSERT INTO dedup_recent (h, seq) VALUES (?, ?)').run(identityHash(eventB.topic, eventB.event_id), seqA);
-    } finally {
-      raw.close();
-    }
-    const [first] = store.commitJobs([{ id: 'j2', events: [eventB, eventB, eventA] }]);
-    expect(first).to.include({ stored: 1, dropped: 2 });
-    expect(identities(store)).to.deep.equal(['t/A', 't/B']);
   });
 
   it('keeps events, counts, job ids and dedup across close and reopen', () => {
