@@ -86,9 +86,19 @@ function payloadDepthOk(payload: Record<string, unknown>): boolean {
   return true;
 }
 
+// The JSON the size check made, kept for the store (a worker checks, then stores): the
+// payload is serialized once per process, not twice. Weak, so it lives as long as the event.
+const serializedPayloads = new WeakMap<object, string>();
+
+/** The payload as JSON text, reusing the size check's serialization when there was one. */
+export function payloadJson(payload: Record<string, unknown>): string {
+  return serializedPayloads.get(payload) ?? JSON.stringify(payload);
+}
+
 function payloadSizeOk(payload: Record<string, unknown>): boolean {
   try {
     const json = JSON.stringify(payload);
+    serializedPayloads.set(payload, json);
     // Quick accept: no string of n UTF-16 units is more than 3n UTF-8 bytes.
     return json.length * 3 <= MAX_PAYLOAD_BYTES || Buffer.byteLength(json, 'utf8') <= MAX_PAYLOAD_BYTES;
   } catch {

@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Event } from './schema.js';
+import { payloadJson, type Event } from './schema.js';
 
 export const STORE_FILE = 'events.db';
 /** The small dedup tier is merged into the large one once it holds this many, or a sixteenth of all. */
@@ -230,7 +230,7 @@ export function openStore(opts: StoreOptions): Store {
           topicCounts(e.topic)[1]++;
           continue;
         }
-        insertEvent.run(nextSeq, e.topic, e.event_id, e.timestamp, e.source, JSON.stringify(e.payload), now);
+        insertEvent.run(nextSeq, e.topic, e.event_id, e.timestamp, e.source, payloadJson(e.payload), now);
         nextSeq++;
         jobStored++;
         topicCounts(e.topic)[0]++;

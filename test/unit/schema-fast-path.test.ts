@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { anEvent } from '../support/events.js';
 import * as v from 'valibot';
-import { EventSchema, isIsoDateTime, validateEvents } from '../../shared/schema.js';
+import { EventSchema, isIsoDateTime, payloadJson, validateEvents } from '../../shared/schema.js';
 
 const control = fc.constantFrom('\u0000', '\n', '\t', '\u007f', '\u0085', '\u009f');
 /** An object `depth` levels deep, as {"a": {"a": ... {}}}. */
@@ -125,5 +125,17 @@ describe('isIsoDateTime', () => {
       ),
       { numRuns: 5000 },
     );
+  });
+});
+
+describe('payloadJson', () => {
+  it('gives the JSON of the payload, whether or not validation serialized it already', () => {
+    const payload = JSON.parse('{"__proto__": {"a": 1}, "n": 1.5, "s": "é😀", "deep": {"x": [null, true]}}') as Record<string, unknown>;
+    const result = validateEvents([anEvent({ payload })]);
+    expect(result.ok).to.equal(true);
+    const validated = (result as { events: { payload: Record<string, unknown> }[] }).events[0]!.payload;
+    expect(payloadJson(validated)).to.equal(JSON.stringify(payload));
+    const fresh = { b: 2, a: [1] };
+    expect(payloadJson(fresh)).to.equal('{"b":2,"a":[1]}');
   });
 });
