@@ -4,8 +4,6 @@ import type { Queue } from 'bullmq';
 import type { Logger } from '../../shared/log.js';
 
 export type Backlog = {
-  /** Jobs waiting to be processed at the last sample; undefined before the first. */
-  waitingJobs(): number | undefined;
   full(): boolean;
   close(): void;
 };
@@ -34,7 +32,6 @@ export function watchBacklog(queue: Queue, limit: number, log: Logger, intervalM
   void sample();
 
   return {
-    waitingJobs: () => waiting,
     full: () => waiting !== undefined && waiting > limit,
     close() {
       closed = true;

@@ -4,8 +4,8 @@ import bodyParser from 'koa-bodyparser';
 import { HttpError } from '../../shared/errors.js';
 import { validateEvents, type Event } from '../../shared/schema.js';
 
-export const JSON_TYPES = ['application/json'];
-export const NDJSON_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines'];
+const JSON_TYPES = ['application/json'];
+const NDJSON_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines'];
 
 type BodyKind = 'json' | 'ndjson';
 
