@@ -1,10 +1,11 @@
 // Structured JSON logs on stdout (pino). Secrets never reach a log line.
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger };
 
-export function createLogger(opts: { name: string; level: string }): Logger {
-  return pino({
+/** `destination` is for tests that read what was written; services log to stdout. */
+export function createLogger(opts: { name: string; level: string; destination?: DestinationStream }): Logger {
+  const options: LoggerOptions = {
     name: opts.name,
     level: opts.level,
     base: { service: opts.name, pid: process.pid },
@@ -13,5 +14,6 @@ export function createLogger(opts: { name: string; level: string }): Logger {
       paths: ['authorization', 'headers.authorization', 'req.headers.authorization', 'apiKey', 'config.apiKey'],
       censor: '[redacted]',
     },
-  });
+  };
+  return opts.destination ? pino(options, opts.destination) : pino(options);
 }
