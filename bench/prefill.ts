@@ -2,7 +2,8 @@
 // use), and caches it under bench-results/ so later runs start from a copy.
 import fs from 'node:fs';
 import path from 'node:path';
-import { openStore, STORE_FILE } from '../shared/store.js';
+import { STORE_FILE } from '../shared/store/sqlite/schema.js';
+import { openSqliteStore } from '../shared/store/sqlite/store.js';
 import { newJobId } from '../shared/queue.js';
 import { stream, type IdOrder } from './workload.js';
 
@@ -13,7 +14,7 @@ export async function prefilledDir(opts: { events: number; ids: IdOrder; into: s
   if (!fs.existsSync(cached)) {
     const tmp = path.join(opts.cacheDir, `prefill-${opts.ids}-${opts.events}.tmp`);
     fs.rmSync(tmp, { recursive: true, force: true });
-    const store = openStore({ dataDir: tmp, synchronous: 'NORMAL', cacheMb: 256 });
+    const store = openSqliteStore({ dataDir: tmp, synchronous: 'NORMAL', cacheMb: 256 });
     const s = stream({ ids: opts.ids, topics: 8, dupRatio: 0, seed: 7, prefix: 'pre' });
     const started = performance.now();
     let last = started;
@@ -24,7 +25,7 @@ export async function prefilledDir(opts: { events: number; ids: IdOrder; into: s
         jobs.push({ id: newJobId(n), events: Array.from({ length: n }, () => s.next()) });
         done += n;
       }
-      store.commitJobs(jobs);
+      await store.commitJobs(jobs);
       if (performance.now() - last > 5000 || done === opts.events) {
         last = performance.now();
         const secs = (last - started) / 1000;
@@ -32,7 +33,7 @@ export async function prefilledDir(opts: { events: number; ids: IdOrder; into: s
       }
       await new Promise((r) => setImmediate(r));
     }
-    store.close();
+    await store.close();
     fs.renameSync(path.join(tmp, STORE_FILE), cached);
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -7,14 +7,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRedisServer, freePort, type RedisServer } from '../scripts/redis-server.js';
-import { startCluster } from '../test/support/cluster.js';
-import { stats } from '../test/support/http.js';
-import { waitFor } from '../test/support/wait.js';
+import { startCluster } from '../tools/harness/cluster.js';
+import { stats } from '../tools/harness/http.js';
+import { waitFor } from '../tools/harness/wait.js';
+import { ROOT } from '../tools/harness/root.js';
 import { prefilledDir } from './prefill.js';
 import type { IdOrder } from './workload.js';
 import type { LoadProgress, LoadResult, LoadSpec } from './load.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
+
 const RESULTS = path.join(ROOT, 'bench-results');
 
 const HELP = `npm run bench -- [options]
@@ -115,7 +116,6 @@ function peakRssMb(pid: number | undefined): number {
 function child<T>(script: string, arg: unknown, onMessage?: (m: any) => void): Promise<T> {
   return new Promise((resolve, reject) => {
     const c = fork(path.join(import.meta.dirname, script), [JSON.stringify(arg)], {
-      execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     let result: T | undefined;
@@ -131,12 +131,11 @@ async function measureStages(s: Scenario, redis: RedisServer, dataDir: string): 
   const stageEvents = Math.min(s.events, s.batch === 1 ? 100_000 : 500_000);
   // A bare HTTP server parsing the same bodies.
   const port = await freePort();
-  const server = fork(path.join(import.meta.dirname, 'stages/bare-http.ts'), [String(port)], {
-    execArgv: ['--import', 'tsx'],
+  const server = fork(path.join(import.meta.dirname, 'stages/bare-http.js'), [String(port)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   await new Promise<void>((r) => server.once('message', () => r()));
-  const bare = await child<LoadResult>('load.ts', {
+  const bare = await child<LoadResult>('load.js', {
     url: `http://127.0.0.1:${port}`,
     events: stageEvents,
     batch: s.batch,
@@ -150,7 +149,7 @@ async function measureStages(s: Scenario, redis: RedisServer, dataDir: string): 
   server.kill();
   progress(`${s.name}: stage bare-http ${Math.round(bare.accepted / bare.seconds)} events/s`, true);
   // BullMQ add + no-op process, jobs shaped as the API makes them.
-  const bull = await child<{ eventsPerSecond: number; jobs: number }>('stages/bullmq.ts', {
+  const bull = await child<{ eventsPerSecond: number; jobs: number }>('stages/bullmq.js', {
     redisUrl: redis.url,
     events: stageEvents,
     batch: s.batch === 1 ? 1 : s.batch,
@@ -161,7 +160,7 @@ async function measureStages(s: Scenario, redis: RedisServer, dataDir: string): 
   // The store alone, on a copy of the same prefilled table.
   const storeDir = path.join(dataDir, 'stage-store');
   await prefilledDir({ events: s.prefill, ids: s.ids, into: storeDir, cacheDir: RESULTS, log: (l) => progress(l, true) });
-  const store = await child<{ eventsPerSecond: number }>('stages/store.ts', {
+  const store = await child<{ eventsPerSecond: number }>('stages/store.js', {
     dataDir: storeDir,
     events: stageEvents,
     batch: s.batch === 1 ? 50 : s.batch,
@@ -234,7 +233,7 @@ async function runScenario(s: Scenario, opts: { stages: boolean; appendfsync: 'e
       }
     })();
     const load = await child<LoadResult>(
-      'load.ts',
+      'load.js',
       { url: cluster.baseUrl, events: s.events, batch: s.batch, concurrency: s.concurrency, dupRatio: s.dupRatio, topics: s.topics, ids: s.ids, seed: 11, prefix: 'run' } satisfies LoadSpec,
       (p: LoadProgress) => (accepted = p.accepted),
     );

@@ -18,18 +18,6 @@ const int = (name: string, fallback: number, min: number, max: number) =>
     String(fallback),
   );
 
-const bool = (name: string, fallback: boolean) =>
-  v.optional(
-    v.pipe(
-      v.string(),
-      v.trim(),
-      v.toLowerCase(),
-      v.picklist(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'], `${name} must be true or false`),
-      v.transform((s) => ['1', 'true', 'yes', 'on'].includes(s)),
-    ),
-    String(fallback),
-  );
-
 const nonEmpty = (name: string, fallback: string) =>
   v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, `${name} must not be empty`)), fallback);
 
@@ -55,7 +43,9 @@ const EnvSchema = v.object({
   DATA_DIR: nonEmpty('DATA_DIR', './data'),
   WORKER_CONCURRENCY: int('WORKER_CONCURRENCY', 16, 1, 1000),
   API_KEY: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, 'API_KEY must not be empty when set'))),
-  API_KEY_READS: bool('API_KEY_READS', false),
+  READ_API_KEY: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, 'READ_API_KEY must not be empty when set'))),
+  // Replaced by READ_API_KEY: refused, so a deployment that set it does not silently open its reads.
+  API_KEY_READS: v.optional(v.custom<string>(() => false, 'API_KEY_READS is replaced by READ_API_KEY: set READ_API_KEY to the key reads need')),
   LOG_LEVEL: v.optional(
     v.pipe(v.string(), v.trim(), v.toLowerCase(), v.picklist(LOG_LEVELS, `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)),
     'info',
@@ -92,7 +82,7 @@ export type Config = Readonly<{
   dataDir: string;
   workerConcurrency: number;
   apiKey: string | undefined;
-  apiKeyReads: boolean;
+  readApiKey: string | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
   maxBodyBytes: number;
   maxBatchEvents: number;
@@ -146,7 +136,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.DATA_DIR,
     workerConcurrency: e.WORKER_CONCURRENCY,
     apiKey: e.API_KEY,
-    apiKeyReads: e.API_KEY_READS,
+    readApiKey: e.READ_API_KEY,
     logLevel: e.LOG_LEVEL,
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxBatchEvents: e.MAX_BATCH_EVENTS,

@@ -7,6 +7,14 @@ import type { Event } from './schema.js';
 
 export const JOB_NAME = 'publish';
 
+/** BullMQ's key prefix (its default): every key of a queue starts with `bull:<name>:`. */
+export const KEY_PREFIX = 'bull';
+
+/** A key of the queue's own namespace, for what the aggregator keeps beside BullMQ's keys. */
+export function queueKey(queueName: string, suffix: string): string {
+  return `${KEY_PREFIX}:${queueName}:${suffix}`;
+}
+
 export type PublishJobData = { events: Event[] };
 
 /**
@@ -63,7 +71,7 @@ export function createRedis(url: string, role: Role, commandTimeoutMs = 3000): R
 }
 
 export function createQueue(name: string, connection: Redis): Queue<PublishJobData> {
-  return new Queue<PublishJobData>(name, { connection, defaultJobOptions: JOB_OPTIONS });
+  return new Queue<PublishJobData>(name, { connection, prefix: KEY_PREFIX, defaultJobOptions: JOB_OPTIONS });
 }
 
 /** Ids of every job that is queued and not finished: waiting, active, delayed or prioritized. */

@@ -12,10 +12,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import Database from 'better-sqlite3';
+import { loadConfig } from '../shared/config.js';
+import { openStore } from '../shared/store/open.js';
 import { startRedisServer, type RedisServer } from '../scripts/redis-server.js';
-import { startCluster, type Cluster, type Proc } from '../test/support/cluster.js';
-import { waitFor } from '../test/support/wait.js';
+import { startCluster, type Cluster, type Proc } from './harness/cluster.js';
+import { waitFor } from './harness/wait.js';
 
 const USAGE = `npm run chaos -- [options]
 
@@ -355,10 +356,11 @@ async function main(): Promise<boolean> {
   cluster.workers.forEach((w) => expected.add(w));
   const exits = await cluster.stop();
   const unclean = exits.filter((e) => e.code !== 0).length;
-  const db = new Database(path.join(cluster.dataDir, 'events.db'), { readonly: true, fileMustExist: true });
-  const integrity = db.pragma('integrity_check', { simple: true }) as string;
-  const rows = db.prepare('SELECT count(*) FROM events').pluck().get() as number;
-  db.close();
+  // The store read directly, as the API reads it, once every process has stopped.
+  const store = await openStore(loadConfig(cluster.env), 'api');
+  const problems = await store.integrityCheck();
+  const direct = await store.counts({ jobIds: [], topicsLimit: 0 });
+  await store.close();
   await redis.stop();
 
   const checks: [string, boolean, string][] = [
@@ -373,7 +375,7 @@ async function main(): Promise<boolean> {
     ['no process died on its own', unexpectedExits.length === 0, unexpectedExits.join('\n')],
     ['SIGTERM stops every process cleanly', unclean === 0 && anomalies.every((a) => !a.includes('SIGTERM')), `${unclean} unclean at the end`],
     ['every answer was 202 or 503', anomalies.every((a) => a.includes('SIGTERM')), anomalies.filter((a) => !a.includes('SIGTERM')).slice(0, 5).join('\n')],
-    ['SQLite integrity_check', integrity === 'ok' && rows === storedCount, `${integrity}, ${rows} rows`],
+    ['the store passes its integrity check and agrees with the API', problems.length === 0 && direct.uniqueProcessed === storedCount, `${problems.length === 0 ? 'ok' : problems.slice(0, 3).join('; ')}, ${direct.uniqueProcessed} stored`],
   ];
 
   const totalFaults = Object.values(faults).reduce((a, b) => a + b, 0);

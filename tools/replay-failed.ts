@@ -14,7 +14,8 @@ import type { Redis } from 'ioredis';
 import { ConfigError, loadConfig } from '../shared/config.js';
 import { errorMessage } from '../shared/errors.js';
 import { JOB_NAME, createQueue, createRedis, replayJobId } from '../shared/queue.js';
-import { validateEvents, type Event } from '../shared/schema.js';
+import { inspectJob } from '../shared/job.js';
+import type { Event } from '../shared/schema.js';
 
 type Verdict =
   | { id: string; action: 'replay'; newId: string; events: Event[]; dropped: number }
@@ -29,16 +30,8 @@ export function judge(id: string, rawData: string | null, dropInvalid: boolean):
   } catch (err) {
     return { id, action: 'keep', reason: `data is not JSON: ${errorMessage(err)}` };
   }
-  const items = (data as { events?: unknown } | null)?.events;
-  if (!Array.isArray(items)) return { id, action: 'keep', reason: 'data has no events array' };
-  if (items.length === 0) return { id, action: 'keep', reason: 'job has no events' };
-  const valid: Event[] = [];
-  const problems: string[] = [];
-  for (let i = 0; i < items.length; i++) {
-    const result = validateEvents([items[i]]);
-    if (result.ok) valid.push(result.events[0]!);
-    else problems.push(`index ${i}: ${result.details.map((d) => `${d.path || 'event'} ${d.message}`).join(', ')}`);
-  }
+  const { unreadable, valid, problems } = inspectJob(data);
+  if (unreadable !== undefined) return { id, action: 'keep', reason: unreadable };
   if (problems.length > 0 && (!dropInvalid || valid.length === 0)) {
     return { id, action: 'keep', reason: `${problems.length} invalid event(s); first: ${problems[0]}` };
   }

@@ -18,7 +18,7 @@ export function startBareServer(port: number): Promise<http.Server> {
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
 }
 
-if (process.argv[1]?.endsWith('bare-http.ts')) {
+if (/bare-http\.[jt]s$/.test(process.argv[1] ?? '')) {
   const port = Number(process.argv[2]);
   void startBareServer(port).then(() => process.send?.({ type: 'listening' }));
 }

@@ -48,6 +48,6 @@ export async function runBullStage(spec: BullStageSpec) {
   return { events: jobs * spec.batch, jobs, seconds, eventsPerSecond: (jobs * spec.batch) / seconds };
 }
 
-if (process.argv[1]?.endsWith('bullmq.ts') && process.send) {
+if (/bullmq\.[jt]s$/.test(process.argv[1] ?? '') && process.send) {
   void runBullStage(JSON.parse(process.argv[2]!) as BullStageSpec).then((r) => process.send!(r, () => process.exit(0)));
 }

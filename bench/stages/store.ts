@@ -1,6 +1,6 @@
 // Stage limit: the store's commit rate on its own, at a given table size, with the
 // workers' settings and batch shape (jobs of `batch` events, `jobsPerCommit` per commit).
-import { openStore } from '../../shared/store.js';
+import { openSqliteStore } from '../../shared/store/sqlite/store.js';
 import { newJobId } from '../../shared/queue.js';
 import { stream, type IdOrder } from '../workload.js';
 
@@ -15,8 +15,8 @@ export type StoreStageSpec = {
   synchronous: 'FULL' | 'NORMAL';
 };
 
-export function runStoreStage(spec: StoreStageSpec) {
-  const store = openStore({ dataDir: spec.dataDir, cacheMb: spec.cacheMb, synchronous: spec.synchronous });
+export async function runStoreStage(spec: StoreStageSpec) {
+  const store = openSqliteStore({ dataDir: spec.dataDir, cacheMb: spec.cacheMb, synchronous: spec.synchronous });
   const s = stream({ ids: spec.ids, topics: 8, dupRatio: spec.dupRatio, seed: 99, prefix: 'stage' });
   // Jobs are built between commits and only the commits are timed: the rate is the
   // store's alone, and memory holds one commit's jobs at a time, as in a worker.
@@ -29,14 +29,14 @@ export function runStoreStage(spec: StoreStageSpec) {
       done += n;
     }
     const started = performance.now();
-    store.commitJobs(jobs);
+    await store.commitJobs(jobs);
     seconds += (performance.now() - started) / 1000;
   }
-  store.close();
+  await store.close();
   return { events: spec.events, seconds, eventsPerSecond: spec.events / seconds };
 }
 
-if (process.argv[1]?.endsWith('store.ts') && process.send) {
-  const result = runStoreStage(JSON.parse(process.argv[2]!) as StoreStageSpec);
+if (/store\.[jt]s$/.test(process.argv[1] ?? '') && process.send) {
+  const result = await runStoreStage(JSON.parse(process.argv[2]!) as StoreStageSpec);
   process.send(result, () => process.exit(0));
 }

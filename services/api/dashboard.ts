@@ -6,7 +6,7 @@
 //
 // The script writes data into the page with textContent only: topics, ids and payloads are
 // whatever producers sent.
-import { cspHash } from './docs.js';
+import { cspHash } from './operator/docs.js';
 
 const STYLE = `
 :root{color-scheme:light dark;--fg:#1b1f24;--bg:#f6f8fa;--card:#fff;--muted:#59636e;--line:#d1d9e0;--ok:#1a7f37;--warn:#9a6700;--bad:#cf222e;--a:#0969da;--b:#8250df;--code:#f3f5f7}

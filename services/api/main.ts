@@ -1,31 +1,21 @@
 // The API process: wires config, store, queue and the Koa app, and owns shutdown.
 import http from 'node:http';
-import { ConfigError, loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
-import { createQueue, createRedis, unsafeRedisSettings } from '../../shared/queue.js';
-import { openStore } from '../../shared/store.js';
+import { configOrExit, exitOnUnsafeRedis, stopOnSignals } from '../../shared/process.js';
+import { createQueue, createRedis } from '../../shared/queue.js';
+import { openStore } from '../../shared/store/open.js';
 import { createShutdown } from '../../shared/shutdown.js';
 import { createApp } from './app.js';
-import { watchBacklog } from './backlog.js';
-import { createEnqueuer } from './enqueue.js';
+import { watchBacklog } from './publish/backlog.js';
+import { createEnqueuer } from './publish/enqueue.js';
 
-const config = (() => {
-  try {
-    return loadConfig(process.env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(`api: ${err.message}`);
-    process.exit(1);
-  }
-})();
-
+const config = configOrExit('api');
 const startedAt = Date.now();
 const log = createLogger({ name: 'api', level: config.logLevel });
-const store = openStore({
-  dataDir: config.dataDir,
-  cacheMb: config.sqliteCacheMb,
-  synchronous: config.sqliteSynchronous,
-  busyTimeoutMs: config.sqliteBusyTimeoutMs,
+const store = await openStore(config, 'api').catch((err: unknown) => {
+  log.fatal({ err }, 'cannot open the store');
+  console.error(`api: cannot open the store: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
 });
 const redis = createRedis(config.redisUrl, 'api', config.redisTimeoutMs);
 let redisDown = false;
@@ -36,13 +26,8 @@ redis.on('error', (err: Error) => {
 redis.on('ready', () => {
   if (redisDown) log.info('redis reachable again');
   redisDown = false;
-  void unsafeRedisSettings(redis).then((problems) => {
-    if (problems.length === 0) return;
-    for (const problem of problems) log.fatal(problem);
-    console.error(`api: refusing to run: ${problems.join('; ')}`);
-    process.exit(1);
-  });
 });
+exitOnUnsafeRedis(redis, log, 'api');
 
 const queue = createQueue(config.queueName, redis);
 queue.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
@@ -109,15 +94,7 @@ const shutdown = createShutdown(
   10_000,
 );
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    log.info({ signal }, 'stopping');
-    void shutdown().then((clean) => {
-      log.info({ clean }, 'stopped');
-      process.exit(clean ? 0 : 1);
-    });
-  });
-}
+stopOnSignals(log, shutdown);
 
 server.on('error', (err) => {
   log.fatal({ err }, 'cannot listen');
@@ -127,7 +104,7 @@ server.listen(config.port, config.host, () => {
   ready = true;
   const address = server.address();
   log.info(
-    { port: typeof address === 'object' && address ? address.port : config.port, host: config.host, queue: config.queueName, dataDir: config.dataDir, auth: config.apiKey !== undefined },
+    { port: typeof address === 'object' && address ? address.port : config.port, host: config.host, queue: config.queueName, store: store.location, auth: config.apiKey !== undefined, readAuth: config.readApiKey !== undefined },
     'api listening',
   );
 });

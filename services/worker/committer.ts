@@ -1,11 +1,11 @@
-// Group commit: jobs that arrive within a few milliseconds of each other share one SQLite
-// transaction (and one fsync). Each job's promise settles only after its commit, so a job
+// Group commit: jobs that arrive within a few milliseconds of each other share one store
+// transaction (and one fsync); while a commit is under way, the next group gathers. Each job's promise settles only after its commit, so a job
 // is never acknowledged to the queue before its events are in the store.
 //
 // A failing store (disk full, read-only directory, a lock held too long) does not fail the
 // jobs: they stay in memory, unacknowledged, and the commit is retried with backoff. If the
 // process dies meanwhile, the queue redelivers them to another worker.
-import type { JobOutcome, JobToCommit } from '../../shared/store.js';
+import type { JobOutcome, JobToCommit } from '../../shared/store/port.js';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import {
@@ -14,7 +14,7 @@ import {
   emptyHistogram,
   observe,
   type HistogramData,
-} from '../../shared/workers.js';
+} from '../../shared/histogram.js';
 
 export class CommitterClosedError extends Error {
   constructor() {
@@ -30,7 +30,7 @@ type Pending = {
 };
 
 export type CommitterOptions = {
-  commit: (jobs: readonly JobToCommit[]) => JobOutcome[];
+  commit: (jobs: readonly JobToCommit[]) => Promise<JobOutcome[]>;
   maxJobs: number;
   maxEvents: number;
   lingerMs: number;
@@ -46,9 +46,13 @@ export type CommitterOptions = {
   busyPatienceMs?: number;
 };
 
+/**
+ * A commit that lost a race and may simply be tried again: SQLite's write lock held by
+ * another process, or PostgreSQL's deadlock or serialization failure between two workers.
+ */
 function isBusy(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code === '40P01' || code === '40001');
 }
 
 export type CommitterStats = {
@@ -66,7 +70,7 @@ export type Committer = {
   submit(job: JobToCommit): Promise<JobOutcome>;
   stats(): CommitterStats;
   /** Commits what is waiting once more; whatever still fails is rejected with CommitterClosedError. */
-  close(): void;
+  close(): Promise<void>;
 };
 
 const MAX_BACKOFF_MS = 5000;
@@ -78,6 +82,8 @@ export function createCommitter(opts: CommitterOptions): Committer {
   let failures = 0;
   let busySince: number | undefined;
   let closed = false;
+  /** The flush under way: one at a time, so commits keep the order jobs came in. */
+  let flushing: Promise<boolean> | undefined;
   const stats: CommitterStats = {
     commits: 0,
     jobs: 0,
@@ -91,7 +97,7 @@ export function createCommitter(opts: CommitterOptions): Committer {
     if (timer !== undefined || closed) return;
     timer = setTimeout(() => {
       timer = undefined;
-      flush();
+      void flush();
     }, delayMs);
   }
 
@@ -111,13 +117,18 @@ export function createCommitter(opts: CommitterOptions): Committer {
   }
 
   /** Commits everything queued, batch by batch; false if the store failed. */
-  function flush(): boolean {
+  function flush(): Promise<boolean> {
+    flushing ??= flushAll().finally(() => (flushing = undefined));
+    return flushing;
+  }
+
+  async function flushAll(): Promise<boolean> {
     while (queue.length > 0) {
       const batch = takeBatch();
       const started = performance.now();
       let outcomes: JobOutcome[];
       try {
-        outcomes = opts.commit(batch.map((p) => p.job));
+        outcomes = await opts.commit(batch.map((p) => p.job));
       } catch (err) {
         // Put the batch back, in order, and try again later.
         queue = batch.concat(queue);
@@ -182,12 +193,13 @@ export function createCommitter(opts: CommitterOptions): Committer {
       batchEvents: { ...stats.batchEvents, counts: [...stats.batchEvents.counts] },
       commitSeconds: { ...stats.commitSeconds, counts: [...stats.commitSeconds.counts] },
     }),
-    close() {
+    async close() {
       if (closed) return;
       clearTimeout(timer);
       timer = undefined;
       closed = true; // from here on, a failed flush schedules no retry
-      const ok = queue.length === 0 || flush();
+      await flushing;
+      const ok = queue.length === 0 || (await flush());
       if (!ok) {
         for (const p of queue) p.reject(new CommitterClosedError());
         queue = [];

@@ -7,9 +7,10 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
-import { startCluster, type Cluster } from '../support/cluster.js';
-import { event, publish } from '../support/http.js';
-import { waitFor } from '../support/wait.js';
+import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
+import { publish } from '../../tools/harness/http.js';
+import { event } from '../support/http.js';
+import { waitFor } from '../../tools/harness/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(import.meta.dirname, '../../test-artifacts');

@@ -1,8 +1,9 @@
 // The HTTP contract, against a real API process, a real worker and a real Redis.
 import { expect } from 'chai';
-import { startCluster, type Cluster } from '../support/cluster.js';
+import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
 import { useCluster } from '../support/suite.js';
-import { allEvents, drained, event, get, publish, request, stats } from '../support/http.js';
+import { allEvents, drained, get, publish, request, stats } from '../../tools/harness/http.js';
+import { event } from '../support/http.js';
 
 describe('api', function () {
   const shared = useCluster({ workers: 1 });

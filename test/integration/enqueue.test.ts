@@ -5,8 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { createLogger } from '../../shared/log.js';
 import { createQueue, createRedis, eventCountOfJobId, unfinishedJobIds } from '../../shared/queue.js';
 import type { Event } from '../../shared/schema.js';
-import { HttpError } from '../../shared/errors.js';
-import { createEnqueuer } from '../../services/api/enqueue.js';
+import { HttpError } from '../../services/api/http/errors.js';
+import { createEnqueuer } from '../../services/api/publish/enqueue.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 
 const log = createLogger({ name: 'enqueue-test', level: 'silent' });

@@ -12,11 +12,12 @@ import Database from 'better-sqlite3';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { JOB_NAME, newJobId } from '../../shared/queue.js';
-import { STORE_FILE } from '../../shared/store.js';
-import { startCluster, type Cluster } from '../support/cluster.js';
-import { allEvents, event, get, publish, request, stats } from '../support/http.js';
+import { STORE_FILE } from '../../shared/store/sqlite/schema.js';
+import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
+import { allEvents, get, publish, request, stats } from '../../tools/harness/http.js';
+import { event } from '../support/http.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../tools/harness/wait.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);

@@ -5,10 +5,10 @@ import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { MAX_PAYLOAD_DEPTH, validateEvents } from '../../shared/schema.js';
-import { startCluster, type Cluster } from '../support/cluster.js';
-import { allEvents, get, stats } from '../support/http.js';
+import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
+import { allEvents, get, stats } from '../../tools/harness/http.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../tools/harness/wait.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const MAX_BATCH_EVENTS = 50;

@@ -1,10 +1,11 @@
 // GET /metrics against real processes: its counts are /stats' counts, workers' figures
 // arrive through their heartbeats, and publish requests are counted and timed.
 import { expect } from 'chai';
-import { startCluster } from '../support/cluster.js';
+import { startCluster } from '../../tools/harness/cluster.js';
 import { useCluster } from '../support/suite.js';
-import { drained, event, get, publish, request } from '../support/http.js';
-import { waitFor } from '../support/wait.js';
+import { drained, get, publish, request } from '../../tools/harness/http.js';
+import { event } from '../support/http.js';
+import { waitFor } from '../../tools/harness/wait.js';
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
 

@@ -10,12 +10,14 @@ import type { Redis } from 'ioredis';
 import { loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
 import { EventSchema, MAX_TEXT_CHARS, validateEvents } from '../../shared/schema.js';
-import { openStore, type Store } from '../../shared/store.js';
+import type { Store } from '../../shared/store/port.js';
+import { openSqliteStore } from '../../shared/store/sqlite/store.js';
 import { createApp } from '../../services/api/app.js';
-import type { Backlog } from '../../services/api/backlog.js';
-import type { Enqueuer } from '../../services/api/enqueue.js';
+import type { Backlog } from '../../services/api/publish/backlog.js';
+import type { Enqueuer } from '../../services/api/publish/enqueue.js';
 import { useCluster } from '../support/suite.js';
-import { event, get, publish, request } from '../support/http.js';
+import { get, publish, request } from '../../tools/harness/http.js';
+import { event } from '../support/http.js';
 
 type Schema = Record<string, any>;
 type Doc = Record<string, any>;
@@ -96,7 +98,7 @@ function schemaOf(doc: Doc, op: any, status: number, media = 'application/json')
 /** An app built in this process, never started: only its router is looked at. */
 function buildApp(dataDir: string): { app: ReturnType<typeof createApp>; store: Store } {
   const config = loadConfig({ DATA_DIR: dataDir });
-  const store = openStore({ dataDir });
+  const store = openSqliteStore({ dataDir });
   const app = createApp({
     config,
     log: createLogger({ name: 'openapi-test', level: 'silent' }),
@@ -122,7 +124,7 @@ describe('openapi', function () {
     doc = r.body;
   });
 
-  it('documents every route the router serves, and nothing else', () => {
+  it('documents every route the router serves, and nothing else', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-openapi-'));
     const { app, store } = buildApp(dataDir);
     try {
@@ -144,7 +146,7 @@ describe('openapi', function () {
       }).to.deep.equal({ undocumented: [], notServed: [] });
       expect(served.size).to.be.at.least(10);
     } finally {
-      store.close();
+      await store.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });

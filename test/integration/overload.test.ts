@@ -3,10 +3,10 @@
 // backlog near its limit, and lose nothing it answered 202.
 import fs from 'node:fs';
 import { expect } from 'chai';
-import { startCluster, type Cluster } from '../support/cluster.js';
-import { allEvents, stats } from '../support/http.js';
+import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
+import { allEvents, stats } from '../../tools/harness/http.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../tools/harness/wait.js';
 
 // One job per request (no coalescing) and a worker slowed to about one job per 20 ms: a
 // drain rate this test controls, whatever the machine.

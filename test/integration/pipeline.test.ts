@@ -3,9 +3,9 @@
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
-import { startCluster, type Cluster } from '../support/cluster.js';
-import { allEvents, publish, stats, type Stats } from '../support/http.js';
-import { waitFor } from '../support/wait.js';
+import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
+import { allEvents, publish, stats, type Stats } from '../../tools/harness/http.js';
+import { waitFor } from '../../tools/harness/wait.js';
 
 type Ev = { topic: string; event_id: string; timestamp: string; source: string; payload: Record<string, unknown> };
 

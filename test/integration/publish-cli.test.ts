@@ -5,10 +5,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { startCluster } from '../support/cluster.js';
+import { startCluster } from '../../tools/harness/cluster.js';
 import { useCluster } from '../support/suite.js';
-import { allEvents, drained as drainedTo, event, stats } from '../support/http.js';
-import { waitFor } from '../support/wait.js';
+import { allEvents, stats } from '../../tools/harness/http.js';
+import { drained as drainedTo } from '../../tools/harness/http.js';
+import { event } from '../support/http.js';
+import { waitFor } from '../../tools/harness/wait.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(ROOT, 'dist/tools/publish.js');

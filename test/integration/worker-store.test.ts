@@ -4,11 +4,12 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { workersKey, type WorkerState } from '../../shared/workers.js';
+import { workersKey, type WorkerState } from '../../shared/heartbeat.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
-import { startCluster, type Cluster } from '../support/cluster.js';
-import { event, get, publish, stats } from '../support/http.js';
-import { waitFor } from '../support/wait.js';
+import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
+import { get, publish, stats } from '../../tools/harness/http.js';
+import { event } from '../support/http.js';
+import { waitFor } from '../../tools/harness/wait.js';
 
 describe('worker with an unusable data directory', () => {
   let redis: TestRedis;

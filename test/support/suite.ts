@@ -1,5 +1,5 @@
 // Mocha hooks for a suite that shares one Redis and one cluster of real processes.
-import { startCluster, type Cluster, type ClusterOptions } from './cluster.js';
+import { startCluster, type Cluster, type ClusterOptions } from '../../tools/harness/cluster.js';
 import { startTestRedis, type TestRedis } from './redis.js';
 
 export type SharedCluster = { redis: TestRedis; cluster: Cluster };

@@ -7,9 +7,11 @@ import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { createLogger } from '../../shared/log.js';
 import type { Event } from '../../shared/schema.js';
-import { STORE_FILE, openStore, type JobOutcome, type JobToCommit, type Store } from '../../shared/store.js';
+import type { JobOutcome, JobToCommit } from '../../shared/store/port.js';
+import { STORE_FILE } from '../../shared/store/sqlite/schema.js';
+import { openSqliteStore, type SqliteStore } from '../../shared/store/sqlite/store.js';
 import { CommitterClosedError, createCommitter, type Committer, type CommitterOptions } from '../../services/worker/committer.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../../tools/harness/wait.js';
 
 const log = createLogger({ name: 'committer-test', level: 'silent' });
 
@@ -41,7 +43,7 @@ function track<T>(p: Promise<T>): Tracked<T> {
 
 describe('committer', () => {
   let dir: string;
-  let store: Store;
+  let store: SqliteStore;
   let committers: Committer[];
   /** The jobs of each call to the commit function, failed calls included. */
   let calls: string[][];
@@ -50,7 +52,7 @@ describe('committer', () => {
   let watched: Tracked<JobOutcome>[];
   let statesAtCall: string[][];
 
-  const commit = (jobs: readonly JobToCommit[]): JobOutcome[] => {
+  const commit = async (jobs: readonly JobToCommit[]): Promise<JobOutcome[]> => {
     calls.push(jobs.map((j) => j.id));
     statesAtCall.push(watched.map((t) => t.state));
     if (failuresLeft > 0) {
@@ -66,11 +68,11 @@ describe('committer', () => {
     return committer;
   };
 
-  const storedIds = () => store.listEvents({ after: 0, limit: 1_000_000 }).map((e) => e.event_id);
+  const storedIds = async () => (await store.listEvents({ after: 0, limit: 1_000_000 })).map((e) => e.event_id);
 
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-committer-'));
-    store = openStore({ dataDir: dir });
+    store = openSqliteStore({ dataDir: dir });
     committers = [];
     calls = [];
     failuresLeft = 0;
@@ -78,11 +80,11 @@ describe('committer', () => {
     statesAtCall = [];
   });
 
-  afterEach(() => {
+  afterEach(async () => {
     // Close first: a committer left retrying would keep its timer, and mocha, alive.
     failuresLeft = 0;
-    for (const c of committers) c.close();
-    store.close();
+    for (const c of committers) await c.close();
+    await store.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -94,12 +96,13 @@ describe('committer', () => {
       committer.submit({ id: 'j3', events: [ev('j1-0')] }),
     ]);
     expect(calls).to.deep.equal([['j1', 'j2', 'j3']]);
-    expect(outcomes).to.deep.equal([
-      { id: 'j1', stored: 2, dropped: 0, redelivered: false },
-      { id: 'j2', stored: 1, dropped: 0, redelivered: false },
-      { id: 'j3', stored: 0, dropped: 1, redelivered: false },
+    expect(outcomes.map(({ id, stored, dropped, conflicts, redelivered }) => ({ id, stored, dropped, conflicts, redelivered }))).to.deep.equal([
+      { id: 'j1', stored: 2, dropped: 0, conflicts: 0, redelivered: false },
+      { id: 'j2', stored: 1, dropped: 0, conflicts: 0, redelivered: false },
+      { id: 'j3', stored: 0, dropped: 1, conflicts: 0, redelivered: false },
     ]);
-    expect(storedIds()).to.deep.equal(['j1-0', 'j1-1', 'j2-0']);
+    expect(outcomes[2]?.results).to.deep.equal([{ status: 'duplicate', seq: outcomes[0]?.results[0]?.seq }]);
+    expect(await storedIds()).to.deep.equal(['j1-0', 'j1-1', 'j2-0']);
     expect(committer.stats()).to.include({ commits: 1, jobs: 3, events: 4, lastError: null });
   });
 
@@ -108,12 +111,12 @@ describe('committer', () => {
     const outcome = await committer.submit(job('j1', 3));
     expect(outcome.stored).to.equal(3);
     // Read through a second handle, as the API would.
-    const reader = openStore({ dataDir: dir });
+    const reader = openSqliteStore({ dataDir: dir });
     try {
-      expect(reader.committedJobIds(['j1'])).to.deep.equal(new Set(['j1']));
-      expect(reader.counts().uniqueProcessed).to.equal(3);
+      expect(await reader.committedJobIds(['j1'])).to.deep.equal(new Set(['j1']));
+      expect((await reader.counts({ jobIds: [], topicsLimit: 10 })).uniqueProcessed).to.equal(3);
     } finally {
-      reader.close();
+      await reader.close();
     }
   });
 
@@ -121,7 +124,7 @@ describe('committer', () => {
     const committer = create({ maxJobs: 2 });
     await Promise.all(['j1', 'j2', 'j3', 'j4', 'j5'].map((id) => committer.submit(job(id))));
     expect(calls).to.deep.equal([['j1', 'j2'], ['j3', 'j4'], ['j5']]);
-    expect(storedIds()).to.have.length(5);
+    expect(await storedIds()).to.have.length(5);
   });
 
   it('splits batches at maxEvents, and commits a job bigger than maxEvents on its own', async () => {
@@ -135,7 +138,7 @@ describe('committer', () => {
       committer.submit(job('f', 1)),
     ]);
     expect(calls).to.deep.equal([['a', 'b', 'c'], ['d'], ['e'], ['f']]);
-    expect(storedIds()).to.have.length(11);
+    expect(await storedIds()).to.have.length(11);
   });
 
   it('keeps the jobs pending, not failed, while the store fails, and commits them once it recovers', async function () {
@@ -160,7 +163,7 @@ describe('committer', () => {
     expect(calls[3]).to.include.members(['j1', 'j2']);
     expect([...watched, late].map((t) => t.state)).to.deep.equal(['resolved', 'resolved', 'resolved']);
     expect([...watched, late].map((t) => t.value?.stored)).to.deep.equal([1, 1, 1]);
-    expect(storedIds()).to.deep.equal(['j1-0', 'j2-0', 'j3-0']);
+    expect(await storedIds()).to.deep.equal(['j1-0', 'j2-0', 'j3-0']);
     expect(committer.stats()).to.include({ lastError: null, jobs: 3 });
     // Told once when it broke and once when it recovered, not at every retry.
     expect(health).to.have.length(2);
@@ -188,7 +191,7 @@ describe('committer', () => {
     expect(pending.map((t) => t.state)).to.deep.equal(['pending', 'pending']);
 
     const callsBeforeClose = calls.length;
-    committer.close();
+    await committer.close();
     await Promise.all(pending.map((t) => t.promise));
     for (const t of pending) {
       expect(t.state).to.equal('rejected');
@@ -196,7 +199,7 @@ describe('committer', () => {
     }
     // close() tries once more before giving up.
     expect(calls.length).to.equal(callsBeforeClose + 1);
-    expect(storedIds()).to.deep.equal([]);
+    expect(await storedIds()).to.deep.equal([]);
 
     let refused: unknown;
     await committer.submit(job('j3')).catch((err: unknown) => (refused = err));
@@ -206,16 +209,16 @@ describe('committer', () => {
   it('commits what is waiting when closed with a working store', async () => {
     const committer = create({ lingerMs: 60_000 });
     const waiting = [track(committer.submit(job('j1'))), track(committer.submit(job('j2')))];
-    committer.close();
+    await committer.close();
     await Promise.all(waiting.map((t) => t.promise));
     expect(waiting.map((t) => t.state)).to.deep.equal(['resolved', 'resolved']);
     expect(calls).to.deep.equal([['j1', 'j2']]);
-    expect(storedIds()).to.deep.equal(['j1-0', 'j2-0']);
+    expect(await storedIds()).to.deep.equal(['j1-0', 'j2-0']);
   });
 
   describe('with the write lock held by another writer', () => {
     let holder: Database.Database;
-    let busyStore: Store;
+    let busyStore: SqliteStore;
     let attempts: number;
     const busyCommit = (jobs: readonly JobToCommit[]) => {
       attempts++;
@@ -223,15 +226,15 @@ describe('committer', () => {
     };
     beforeEach(() => {
       // The worker's own setting: SQLite never waits for the lock inside the call.
-      busyStore = openStore({ dataDir: dir, busyTimeoutMs: 0 });
+      busyStore = openSqliteStore({ dataDir: dir, busyTimeoutMs: 0 });
       holder = new Database(path.join(dir, STORE_FILE));
       holder.exec('BEGIN IMMEDIATE');
       attempts = 0;
     });
-    afterEach(() => {
+    afterEach(async () => {
       if (holder.inTransaction) holder.exec('ROLLBACK');
       holder.close();
-      busyStore.close();
+      await busyStore.close();
     });
 
     it('retries within milliseconds, quietly, and commits as soon as the lock is free', async () => {
@@ -246,7 +249,7 @@ describe('committer', () => {
       await t.promise;
       expect(t.state).to.equal('resolved');
       expect(performance.now() - released).to.be.below(500);
-      expect(storedIds()).to.deep.equal(['j1-0', 'j1-1']);
+      expect(await storedIds()).to.deep.equal(['j1-0', 'j1-1']);
     });
 
     it('reports the store as failing once the lock stays taken past its patience', async () => {
@@ -266,7 +269,7 @@ describe('committer', () => {
     const committer = create();
     await committer.submit(job('j1', 2));
     const again = await committer.submit(job('j1', 2));
-    expect(again).to.deep.equal({ id: 'j1', stored: 0, dropped: 0, redelivered: true });
-    expect(store.counts()).to.deep.include({ received: 2, uniqueProcessed: 2, jobs: 1 });
+    expect(again).to.deep.include({ id: 'j1', stored: 0, dropped: 0, redelivered: true });
+    expect(await store.counts({ jobIds: [], topicsLimit: 10 })).to.deep.include({ received: 2, uniqueProcessed: 2, jobs: 1, redeliveries: 1 });
   });
 });

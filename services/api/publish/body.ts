@@ -1,8 +1,8 @@
 // POST /publish: from a request body to validated events, or to the contract's error.
 import type { Context } from 'koa';
 import bodyParser from 'koa-bodyparser';
-import { HttpError } from '../../shared/errors.js';
-import { validateEvents, type Event } from '../../shared/schema.js';
+import { HttpError } from '../http/errors.js';
+import { validateEvents, type Event } from '../../../shared/schema.js';
 
 const JSON_TYPES = ['application/json'];
 const NDJSON_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines'];

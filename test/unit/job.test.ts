@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { anEvent } from '../support/events.js';
 import { newJobId } from '../../shared/queue.js';
-import { decodeJob } from '../../services/worker/decode.js';
+import { decodeJob } from '../../shared/job.js';
 
 const event = anEvent;
 

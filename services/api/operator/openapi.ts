@@ -7,7 +7,7 @@
 // shapes have no valibot schema; they are written here, and the test checks live answers
 // against them.
 import { toJsonSchema, type JsonSchema } from '@valibot/to-json-schema';
-import { EventSchema, MAX_TEXT_CHARS } from '../../shared/schema.js';
+import { EventSchema, MAX_TEXT_CHARS } from '../../../shared/schema.js';
 
 export type OpenApiOptions = {
   maxBatchEvents: number;

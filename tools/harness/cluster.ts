@@ -1,15 +1,15 @@
 // The service as real processes, the way docker-compose lays it out: one API and N workers
-// sharing a Redis and a data directory. Used by the integration tests, the benchmark and
-// the chaos run.
+// sharing a Redis and a data directory (or a database). Used by the integration tests, the
+// benchmark and the chaos run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../scripts/redis-server.js';
+import { ROOT } from './root.js';
 import { waitFor } from './wait.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 const ENTRY = {
   api: path.join(ROOT, 'dist/services/api/main.js'),
   worker: path.join(ROOT, 'dist/services/worker/main.js'),

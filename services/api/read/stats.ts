@@ -7,10 +7,13 @@
 // 202 was lost is still a job, and a job redelivered after its commit is recognised.
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { eventCountOfJobId, unfinishedJobIds } from '../../shared/queue.js';
-import type { Store } from '../../shared/store.js';
-import { liveWorkers, type WorkerState } from '../../shared/workers.js';
-import { errorMessage } from '../../shared/errors.js';
+import { eventCountOfJobId, unfinishedJobIds } from '../../../shared/queue.js';
+import type { Store } from '../../../shared/store/port.js';
+import { liveWorkers, type WorkerState } from '../../../shared/heartbeat.js';
+import { errorMessage } from '../../../shared/errors.js';
+
+/** How many topic names one /stats answer lists at most; GET /topics pages through all. */
+export const STATS_TOPICS_LIMIT = 1000;
 
 export type StatsDeps = { store: Store; queue: Queue; redis: Redis; queueName: string; startedAt: number };
 
@@ -30,8 +33,10 @@ export async function readStats(deps: StatsDeps) {
   } catch (err) {
     redisError = errorMessage(err);
   }
-  const counts = deps.store.counts();
-  const committed = deps.store.committedJobIds(ids);
+  // One consistent read of the counts and of which of those jobs are committed: a job
+  // committed between two separate reads would be counted in neither.
+  const counts = await deps.store.counts({ jobIds: ids, topicsLimit: STATS_TOPICS_LIMIT });
+  const committed = counts.committed;
   let pending = 0;
   let pendingJobs = 0;
   for (const id of new Set(ids)) {
@@ -44,10 +49,15 @@ export async function readStats(deps: StatsDeps) {
     unique_processed: counts.uniqueProcessed,
     duplicate_dropped: counts.duplicateDropped,
     pending: redisError === null ? pending : null,
+    conflicts: counts.conflicts,
+    redeliveries: counts.redeliveries,
     topics: counts.topics.map((t) => t.topic),
+    topics_count: counts.topicsCount,
+    topics_truncated: counts.topicsCount > counts.topics.length,
     uptime_seconds: Math.floor((Date.now() - deps.startedAt) / 1000),
     per_topic: Object.fromEntries(counts.topics.map((t) => [t.topic, t.events])),
     duplicates_per_topic: Object.fromEntries(counts.topics.map((t) => [t.topic, t.dropped])),
+    conflicts_per_topic: Object.fromEntries(counts.topics.map((t) => [t.topic, t.conflicts])),
     queue:
       jobCounts === null
         ? null
@@ -65,7 +75,7 @@ export async function readStats(deps: StatsDeps) {
             live: workers.length,
             list: workers.map((w) => ({ id: w.id, status: w.status, error: w.error, committed_events: w.committed_events })),
           },
-    store: { committed_jobs: counts.jobs, bytes: deps.store.sizeBytes() },
+    store: { kind: deps.store.kind, committed_jobs: counts.jobs, bytes: await deps.store.sizeBytes() },
     redis: redisError === null ? 'ok' : `unavailable: ${redisError}`,
   };
 }

@@ -1,18 +1,14 @@
 // The operator's routes, registered by the app in one call: /metrics, /openapi.json, /docs
 // and the dashboard at /. Pages are rendered once, here, when the app is built.
 import type Router from '@koa/router';
-import type { Context, Middleware, Next } from 'koa';
-import type { Event } from '../../shared/schema.js';
-import { renderDashboard } from './dashboard.js';
+import type { Context, Middleware } from 'koa';
+import type { Event } from '../../../shared/schema.js';
+import { renderDashboard } from '../dashboard.js';
 import { renderDocs } from './docs.js';
 import { createMetrics, type MetricsDeps } from './metrics.js';
 import { buildOpenApi, type OpenApiOptions } from './openapi.js';
 
-export type OperatorDeps = MetricsDeps & {
-  openapi: OpenApiOptions;
-  /** The app's guard for reads: open, or the API key when API_KEY_READS is on. */
-  requireKeyForReads: (ctx: Context, next: Next) => Promise<void>;
-};
+export type OperatorDeps = MetricsDeps & { openapi: OpenApiOptions };
 
 export type OperatorRoutes = {
   /** To put first on the publish routes, so that every answer is counted and timed. */
@@ -33,7 +29,8 @@ export function registerOperatorRoutes<S>(router: Router<S>, deps: OperatorDeps)
     ctx.body = page.html;
   };
 
-  router.get('/metrics', deps.requireKeyForReads, async (ctx: Context) => {
+  // Open like /health and /ready: counts only, no event data (READ_API_KEY guards that).
+  router.get('/metrics', async (ctx: Context) => {
     const text = await metrics.render();
     ctx.type = metrics.contentType;
     ctx.set('Cache-Control', 'no-store');

@@ -3,10 +3,10 @@
 // what Redis does per job. Every request still waits for its own 202 until the job that
 // carries its events is in Redis, and a failed add fails every request in it, so nothing
 // of a refused request is queued.
-import { JOB_NAME, newJobId, type PublishJobData } from '../../shared/queue.js';
-import { unavailable } from '../../shared/errors.js';
-import type { Event } from '../../shared/schema.js';
-import type { Logger } from '../../shared/log.js';
+import { JOB_NAME, newJobId, type PublishJobData } from '../../../shared/queue.js';
+import { unavailable } from '../http/errors.js';
+import type { Event } from '../../../shared/schema.js';
+import type { Logger } from '../../../shared/log.js';
 import type { Queue } from 'bullmq';
 
 export type Enqueuer = {

@@ -7,16 +7,17 @@
 // - publish requests are counted and timed in this process, by middleware on the publish
 //   routes: per-process counters, as Prometheus expects them (a restart is a counter reset);
 // - workers' batch sizes, commit times and process figures arrive in their heartbeats in
-//   Redis (see shared/workers.ts) and are rendered here with a `worker` label: workers
+//   Redis (see shared/heartbeat.ts) and are rendered here with a `worker` label: workers
 //   need no port of their own, and one scrape of the API sees the whole deployment.
 import type { Middleware } from 'koa';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Event } from '../../shared/schema.js';
-import type { Store } from '../../shared/store.js';
-import { liveWorkers, type HistogramData, type WorkerMetrics, type WorkerState } from '../../shared/workers.js';
-import { readStats } from './stats.js';
+import type { Event } from '../../../shared/schema.js';
+import type { Store } from '../../../shared/store/port.js';
+import type { HistogramData } from '../../../shared/histogram.js';
+import { liveWorkers, type WorkerMetrics, type WorkerState } from '../../../shared/heartbeat.js';
+import { readStats } from '../read/stats.js';
 
 /** Topics that get a label of their own; the rest are summed under OTHER_TOPIC. */
 export const MAX_TOPIC_LABELS = 50;
@@ -127,10 +128,23 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     (s) =>
       s.stats ? capTopics(Object.entries(s.stats.duplicates_per_topic)).map(([topic, n]) => [{ topic }, n]) : undefined,
   );
+  mirroredCounter(
+    'aggregator_events_conflicts_total',
+    `Dropped copies whose content differed from the stored copy (GET /stats conflicts, conflicts_per_topic); the ${MAX_TOPIC_LABELS} topics with most conflicts labelled by name, the rest summed under topic="${OTHER_TOPIC}".`,
+    ['topic'],
+    (s) =>
+      s.stats ? capTopics(Object.entries(s.stats.conflicts_per_topic)).map(([topic, n]) => [{ topic }, n]) : undefined,
+  );
+  mirroredCounter(
+    'aggregator_jobs_redelivered_total',
+    'Jobs processed again after their commit (a worker died before acknowledging them): the system\'s own retries, not copies sent by producers (GET /stats redeliveries).',
+    [],
+    (s) => one(s.stats?.redeliveries),
+  );
   mirroredGauge('aggregator_events_pending', 'Events accepted and not yet processed (GET /stats pending).', [], (s) =>
     redisOk(s) ? one(s.stats?.pending) : undefined,
   );
-  mirroredGauge('aggregator_topics', 'Topics with at least one stored event.', [], (s) => one(s.stats?.topics.length));
+  mirroredGauge('aggregator_topics', 'Topics with at least one stored event.', [], (s) => one(s.stats?.topics_count));
   mirroredGauge('aggregator_queue_jobs', 'Jobs in the queue by state; one job carries one or more events.', ['state'], (s) => {
     const q = s.stats?.queue;
     if (!q) return undefined;
@@ -139,7 +153,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   mirroredCounter('aggregator_store_committed_jobs_total', 'Jobs committed to the store, ever.', [], (s) =>
     one(s.stats?.store.committed_jobs),
   );
-  mirroredGauge('aggregator_store_size_bytes', 'Size of the SQLite store on disk, write-ahead log included.', [], (s) =>
+  mirroredGauge('aggregator_store_size_bytes', 'Size of the store on disk (SQLite: the file and its write-ahead log; PostgreSQL: the database).', [], (s) =>
     one(s.stats?.store.bytes),
   );
   mirroredGauge('aggregator_store_up', '1 when the store answered this scrape.', [], (s) => one(s.storeError ? 0 : 1));
@@ -154,7 +168,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     });
   mirroredCounter('aggregator_worker_committed_jobs_total', 'Jobs this worker committed since it started.', ['worker'], perWorker((w) => w.committed_jobs));
   mirroredCounter('aggregator_worker_committed_events_total', 'Events this worker committed (stored or dropped) since it started.', ['worker'], perWorker((w) => w.committed_events));
-  mirroredCounter('aggregator_worker_commits_total', 'Group commits (SQLite transactions) of this worker.', ['worker'], perWorker((w) => w.metrics?.commits));
+  mirroredCounter('aggregator_worker_commits_total', 'Group commits (store transactions) of this worker.', ['worker'], perWorker((w) => w.metrics?.commits));
   mirroredGauge('aggregator_worker_healthy', '1 while the worker reports ok, 0 on a failing store or while stopping.', ['worker'], perWorker((w) => (w.status === 'ok' ? 1 : 0)));
   mirroredGauge('aggregator_worker_heartbeat_age_seconds', 'Age of the worker heartbeat its metrics come from.', ['worker'], perWorker((w) => Math.max(0, (Date.now() - w.at) / 1000)));
   mirroredCounter('aggregator_worker_cpu_seconds_total', 'CPU time of the worker process, user and system.', ['worker'], perWorker((w) => w.metrics?.process.cpu_seconds));

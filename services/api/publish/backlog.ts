@@ -1,7 +1,7 @@
 // How full the queue is, sampled a few times a second rather than asked on every request:
 // a publish that would push the backlog past its limit is refused with 503 up front.
 import type { Queue } from 'bullmq';
-import type { Logger } from '../../shared/log.js';
+import type { Logger } from '../../../shared/log.js';
 
 export type Backlog = {
   full(): boolean;

@@ -1,0 +1,29 @@
+// Bearer keys: API_KEY guards publishing, READ_API_KEY every read of event data. Keys are
+// compared in constant time and never logged (shared/log.ts redacts the header).
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Context, Next } from 'koa';
+import { HttpError } from './errors.js';
+
+export type Guard = (ctx: Context, next: Next) => Promise<void>;
+
+function sameSecret(given: string, expected: string): boolean {
+  // Hash both so the comparison takes the same time whatever the lengths.
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/** Lets a request through when `key` is unset, or when it carries `Authorization: Bearer <key>`. */
+export function requireBearer(key: string | undefined, variable: string): Guard {
+  return async (ctx, next) => {
+    if (key !== undefined) {
+      const header = ctx.get('authorization');
+      const m = /^Bearer\s+(.+)$/i.exec(header);
+      if (!m || !sameSecret(m[1]!.trim(), key)) {
+        ctx.set('WWW-Authenticate', 'Bearer');
+        throw new HttpError(401, 'unauthorized', header ? 'the key is wrong' : `send Authorization: Bearer <${variable}>`);
+      }
+    }
+    await next();
+  };
+}

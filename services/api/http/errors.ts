@@ -1,0 +1,70 @@
+// Errors that know their HTTP meaning, in the spirit of Koa's `expose`: a 4xx message is
+// for the client; a 5xx keeps its detail in the log and answers with a generic message.
+// `errorBody` is the one place an error becomes the contract's answer.
+import type { Context } from 'koa';
+import type { Logger } from '../../../shared/log.js';
+
+export class HttpError extends Error {
+  readonly expose: boolean;
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+    this.expose = status < 500 || status === 503;
+  }
+}
+
+/** Redis down, a command timed out, or the backlog is full: the producer should retry later. */
+export function unavailable(message: string, retryAfterSeconds: number, code = 'unavailable'): HttpError {
+  return new HttpError(503, code, message, {}, { 'Retry-After': String(retryAfterSeconds) });
+}
+
+/** The error code a status gets when nothing more specific was said. */
+export function codeForStatus(status: number): string {
+  switch (status) {
+    case 400:
+      return 'bad_request';
+    case 401:
+      return 'unauthorized';
+    case 404:
+      return 'not_found';
+    case 405:
+      return 'method_not_allowed';
+    case 408:
+      return 'request_timeout';
+    case 413:
+      return 'payload_too_large';
+    case 415:
+      return 'unsupported_media_type';
+    case 422:
+      return 'unprocessable_entity';
+    case 431:
+      return 'headers_too_large';
+    case 501:
+      return 'not_implemented';
+    case 503:
+      return 'unavailable';
+    default:
+      return status >= 500 ? 'internal_error' : 'error';
+  }
+}
+
+/** Any error thrown while answering, as the contract's JSON: `{error, message, ...}`. */
+export function errorBody(ctx: Context, err: unknown, log: Logger): void {
+  const e = err as Partial<HttpError> & { status?: number; statusCode?: number; headers?: Record<string, string> };
+  const status = typeof e.status === 'number' && e.status >= 400 && e.status < 600 ? e.status : 500;
+  const exposed = status < 500 || e.expose === true;
+  if (!exposed) log.error({ err }, 'request failed');
+  ctx.status = status;
+  for (const [k, v] of Object.entries(e.headers ?? {})) ctx.set(k, v);
+  ctx.body = {
+    error: err instanceof HttpError ? err.code : codeForStatus(status),
+    message: exposed && e.message ? e.message : 'internal error',
+    ...(err instanceof HttpError ? err.extra : {}),
+  };
+}

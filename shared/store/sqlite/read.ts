@@ -1,0 +1,90 @@
+// The SQLite store's read path: events by cursor, one identity explained, counts and topics.
+import type Database from 'better-sqlite3';
+import type { EventHistory, StoreCounts, StoredEvent, TopicCounts } from '../port.js';
+import type { Lookup, StoredRow } from './lookup.js';
+
+export type Reader = {
+  listEvents(q: { topic?: string | undefined; after: number; limit: number }): StoredEvent[];
+  lastSeq(): number;
+  getEvent(topic: string, eventId: string): EventHistory | undefined;
+  counts(q: { jobIds: readonly string[]; topicsLimit: number }): StoreCounts;
+  listTopics(q: { after?: string | undefined; limit: number }): TopicCounts[];
+  committedJobIds(ids: readonly string[]): Set<string>;
+};
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function toStoredEvent(r: StoredRow): StoredEvent {
+  return {
+    seq: r.seq,
+    topic: r.topic,
+    event_id: r.event_id,
+    timestamp: r.timestamp,
+    source: r.source,
+    payload: JSON.parse(r.payload) as unknown,
+    processed_at: iso(r.processed_at),
+  };
+}
+
+export function createReader(db: Database.Database, lookup: Lookup): Reader {
+  const columns = 'seq, topic, event_id, timestamp, source, payload, processed_at';
+  const listAll = db.prepare(`SELECT ${columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`);
+  const listTopic = db.prepare(`SELECT ${columns} FROM events WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`);
+  const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
+  const copiesOf = db.prepare(
+    'SELECT count(*) AS copies, coalesce(sum(conflict), 0) AS conflicts, max(seen_at) AS last FROM copies WHERE seq = ?',
+  );
+  const readCounters = db.prepare('SELECT name, value FROM counters');
+  const topicsFrom = db.prepare(
+    'SELECT topic, events, dropped, conflicts FROM topics WHERE events > 0 AND topic > ? ORDER BY topic LIMIT ?',
+  );
+  const committedAmong = db.prepare('SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))').pluck();
+
+  const committedJobIds = (ids: readonly string[]) =>
+    ids.length === 0 ? new Set<string>() : new Set(committedAmong.all(JSON.stringify(ids)) as string[]);
+  const listTopics = (q: { after?: string | undefined; limit: number }) =>
+    topicsFrom.all(q.after ?? '', q.limit) as TopicCounts[];
+
+  return {
+    listEvents({ topic, after, limit }) {
+      const rows = (topic === undefined ? listAll.all(after, limit) : listTopic.all(topic, after, limit)) as StoredRow[];
+      return rows.map(toStoredEvent);
+    },
+    lastSeq: () => maxSeq.get() as number,
+    getEvent(topic, eventId) {
+      // One read transaction: the event and its copies as of one moment.
+      return db.transaction(() => {
+        const row = lookup.find(topic, eventId);
+        if (row === undefined) return undefined;
+        const c = copiesOf.get(row.seq) as { copies: number; conflicts: number; last: number | null };
+        return {
+          event: toStoredEvent(row),
+          copies: 1 + c.copies,
+          conflicts: c.conflicts,
+          first_seen_at: iso(row.processed_at),
+          last_seen_at: iso(c.last ?? row.processed_at),
+        };
+      })();
+    },
+    counts({ jobIds, topicsLimit }) {
+      // One read transaction, so the counters, the topics and the committed job ids agree:
+      // a job committed between two separate reads would be counted in neither.
+      return db.transaction((): StoreCounts => {
+        const c = new Map((readCounters.all() as { name: string; value: number }[]).map((r) => [r.name, r.value]));
+        return {
+          received: c.get('received') ?? 0,
+          uniqueProcessed: c.get('unique_processed') ?? 0,
+          duplicateDropped: c.get('duplicate_dropped') ?? 0,
+          conflicts: c.get('conflicts') ?? 0,
+          redeliveries: c.get('redeliveries') ?? 0,
+          jobs: c.get('jobs') ?? 0,
+          topicsCount: c.get('topics') ?? 0,
+          topics: listTopics({ limit: topicsLimit }),
+          committed: committedJobIds(jobIds),
+        };
+      })();
+    },
+    listTopics,
+    committedJobIds,
+  };
+}

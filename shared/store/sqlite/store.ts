@@ -1,0 +1,90 @@
+// The embedded store: one SQLite file in DATA_DIR, shared by the API (reads) and any number
+// of worker processes on the same host (writes). WAL needs a local filesystem: a Docker
+// volume works, NFS does not.
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Store } from '../port.js';
+import { createLookup } from './lookup.js';
+import { createReader } from './read.js';
+import { STORE_FILE, migrate } from './schema.js';
+import { createWriter } from './write.js';
+
+export type SqliteOptions = {
+  dataDir: string;
+  cacheMb?: number;
+  synchronous?: 'FULL' | 'NORMAL';
+  /** How long SQLite itself waits for another writer's lock; workers pass 0 and retry themselves. */
+  busyTimeoutMs?: number;
+};
+
+/** The adapter plus what only SQLite has: its file. */
+export type SqliteStore = Store & { readonly file: string };
+
+export function openSqliteStore(opts: SqliteOptions): SqliteStore {
+  fs.mkdirSync(opts.dataDir, { recursive: true });
+  const file = path.join(opts.dataDir, STORE_FILE);
+  // Opening and migrating waits for other writers whatever the busy timeout asked for.
+  const db = new Database(file, { timeout: Math.max(opts.busyTimeoutMs ?? 10_000, 10_000) });
+  db.pragma('journal_mode = WAL');
+  // FULL: a commit is on disk before the job is acknowledged. NORMAL is safe against
+  // process crashes, not against power loss (see README, "Guarantees").
+  db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
+  // A small page cache: measured, 16 MB commits as fast as 256 MB at 10 million events
+  // (the OS page cache holds the file), and keeps each process' memory small.
+  db.pragma(`cache_size = ${-1024 * (opts.cacheMb ?? 16)}`);
+  db.pragma('temp_store = MEMORY');
+  // Checkpoint every ~40 MB of WAL rather than every 4 MB: pages rewritten by each commit
+  // (the tail of `events`, the recent dedup tier) are copied into the file once per
+  // checkpoint, not once per commit. Measured: about 5% more commits per second.
+  db.pragma('wal_autocheckpoint = 10000');
+  migrate(db);
+  db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 10_000}`);
+
+  const lookup = createLookup(db);
+  const commit = createWriter(db, lookup);
+  const read = createReader(db, lookup);
+  const ping = db.prepare('SELECT 1');
+
+  // better-sqlite3 is synchronous; the port is not, so that a networked store fits it too.
+  // A thrown error becomes a rejection.
+  const later = <T>(fn: () => T): Promise<T> => {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  };
+
+  return {
+    kind: 'sqlite',
+    location: file,
+    file,
+    commitJobs: (jobs) => later(() => commit(jobs)),
+    listEvents: (q) => later(() => read.listEvents(q)),
+    lastSeq: () => later(() => read.lastSeq()),
+    getEvent: (topic, eventId) => later(() => read.getEvent(topic, eventId)),
+    counts: (q) => later(() => read.counts(q)),
+    listTopics: (q) => later(() => read.listTopics(q)),
+    committedJobIds: (ids) => later(() => read.committedJobIds(ids)),
+    ping: () => later(() => void ping.get()),
+    integrityCheck: () =>
+      later(() => (db.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check).filter((r) => r !== 'ok')),
+    sizeBytes: () =>
+      later(() => {
+        let total = 0;
+        for (const suffix of ['', '-wal']) {
+          try {
+            total += fs.statSync(file + suffix).size;
+          } catch {
+            // no WAL yet
+          }
+        }
+        return total;
+      }),
+    close: () =>
+      later(() => {
+        if (db.open) db.close();
+      }),
+  };
+}

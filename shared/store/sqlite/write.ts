@@ -1,0 +1,162 @@
+// The SQLite store's write path: a group of jobs in one immediate transaction (workers on
+// one host share the file; SQLite gives one writer at a time, so seq order is commit order
+// and readers always see a prefix of it).
+import type Database from 'better-sqlite3';
+import { payloadJson } from '../../schema.js';
+import { sameContent } from '../content.js';
+import { identityHash } from '../identity.js';
+import type { EventResult, JobOutcome, JobToCommit } from '../port.js';
+import type { Lookup, StoredRow } from './lookup.js';
+
+/** The small dedup tier is merged into the large one once it holds this many, or a sixteenth of all. */
+const MERGE_MIN_ROWS = 100_000;
+
+/** topic -> stored, dropped, conflicts */
+type TopicTally = Map<string, [number, number, number]>;
+
+export function createWriter(db: Database.Database, lookup: Lookup): (jobs: readonly JobToCommit[]) => JobOutcome[] {
+  const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
+  const jobRow = db.prepare('SELECT first_seq, stored FROM jobs WHERE id = ?');
+  const insertJob = db.prepare(
+    'INSERT INTO jobs (id, events, stored, dropped, conflicts, first_seq, committed_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  const seqInMain = db.prepare('SELECT seq FROM dedup WHERE h = ?').pluck();
+  const claimRecent = db.prepare('INSERT OR IGNORE INTO dedup_recent (h, seq) VALUES (?, ?)');
+  const seqInRecent = db.prepare('SELECT seq FROM dedup_recent WHERE h = ?').pluck();
+  const claimOverflow = db.prepare('INSERT OR IGNORE INTO dedup_overflow (topic, event_id, seq) VALUES (?, ?, ?)');
+  const seqInOverflow = db.prepare('SELECT seq FROM dedup_overflow WHERE topic = ? AND event_id = ?').pluck();
+  const insertEvent = db.prepare(
+    'INSERT INTO events (seq, topic, event_id, timestamp, source, payload, processed_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  const insertCopy = db.prepare('INSERT INTO copies (seq, conflict, seen_at) VALUES (?, ?, ?)');
+  const counter = db.prepare('SELECT value FROM counters WHERE name = ?').pluck();
+  const bumpCounter = db.prepare('UPDATE counters SET value = value + ? WHERE name = ?');
+  const setCounter = db.prepare('UPDATE counters SET value = ? WHERE name = ?');
+  const addTopic = db.prepare('INSERT OR IGNORE INTO topics (topic, events, dropped, conflicts) VALUES (?, 0, 0, 0)');
+  const bumpTopic = db.prepare(
+    'UPDATE topics SET events = events + ?, dropped = dropped + ?, conflicts = conflicts + ? WHERE topic = ?',
+  );
+  const mergeRecent = db.prepare('INSERT OR IGNORE INTO dedup (h, seq) SELECT h, seq FROM dedup_recent ORDER BY h');
+  const clearRecent = db.prepare('DELETE FROM dedup_recent');
+
+  /**
+   * The stored copy of an identity, or a claim on it at `nextSeq` (undefined) when there is
+   * none. A hash lives in exactly one tier: it enters `dedup_recent` only if `dedup` lacks it.
+   */
+  function claim(topic: string, eventId: string, nextSeq: number): { row: StoredRow | undefined; newHash: boolean } {
+    const h = identityHash(topic, eventId);
+    let seq = seqInMain.get(h) as number | undefined;
+    if (seq === undefined) {
+      if (claimRecent.run(h, nextSeq).changes === 1) return { row: undefined, newHash: true };
+      seq = seqInRecent.get(h) as number;
+    }
+    const row = lookup.at(seq);
+    if (row !== undefined && row.topic === topic && row.event_id === eventId) return { row, newHash: false };
+    // A different identity behind the same hash: a true collision, settled by full key.
+    if (claimOverflow.run(topic, eventId, nextSeq).changes === 1) return { row: undefined, newHash: false };
+    return { row: lookup.at(seqInOverflow.get(topic, eventId) as number), newHash: false };
+  }
+
+  function copyResult(e: JobToCommit['events'][number], stored: StoredRow): EventResult {
+    const same = sameContent({ source: e.source, timestamp: e.timestamp, payload: payloadJson(e.payload) }, stored);
+    return { status: same ? 'duplicate' : 'conflict', seq: stored.seq };
+  }
+
+  /** A committed job's results, recomputed: the events it stored are its seq range. */
+  function replay(job: JobToCommit, firstSeq: number | null, stored: number): EventResult[] {
+    const seen = new Set<string>();
+    return job.events.map((e) => {
+      const key = `${e.topic}\u0000${e.event_id}`;
+      const row = lookup.find(e.topic, e.event_id);
+      const first = !seen.has(key);
+      seen.add(key);
+      if (row === undefined) return { status: 'duplicate', seq: 0 };
+      if (first && firstSeq !== null && row.seq >= firstSeq && row.seq < firstSeq + stored) return { status: 'stored', seq: row.seq };
+      return copyResult(e, row);
+    });
+  }
+
+  const commit = db.transaction((jobs: readonly JobToCommit[]): JobOutcome[] => {
+    const now = Date.now();
+    let nextSeq = (maxSeq.get() as number) + 1;
+    const totals = { received: 0, stored: 0, dropped: 0, conflicts: 0, jobs: 0, redeliveries: 0, recent: 0 };
+    const perTopic: TopicTally = new Map();
+    const outcomes: JobOutcome[] = [];
+
+    for (const job of jobs) {
+      const done = jobRow.get(job.id) as { first_seq: number | null; stored: number } | undefined;
+      if (done !== undefined) {
+        const results = replay(job, done.first_seq, done.stored);
+        const conflicts = results.filter((r) => r.status === 'conflict').length;
+        outcomes.push({ id: job.id, stored: 0, dropped: 0, conflicts, redelivered: true, results });
+        totals.redeliveries++;
+        continue;
+      }
+      const firstSeq = nextSeq;
+      const results: EventResult[] = new Array<EventResult>(job.events.length);
+      let conflicts = 0;
+      for (let i = 0; i < job.events.length; i++) {
+        const e = job.events[i]!;
+        let tally = perTopic.get(e.topic);
+        if (tally === undefined) perTopic.set(e.topic, (tally = [0, 0, 0]));
+        const { row, newHash } = claim(e.topic, e.event_id, nextSeq);
+        if (newHash) totals.recent++;
+        if (row === undefined) {
+          insertEvent.run(nextSeq, e.topic, e.event_id, e.timestamp, e.source, payloadJson(e.payload), now);
+          results[i] = { status: 'stored', seq: nextSeq++ };
+          tally[0]++;
+          continue;
+        }
+        const result = copyResult(e, row);
+        results[i] = result;
+        insertCopy.run(row.seq, result.status === 'conflict' ? 1 : 0, now);
+        tally[1]++;
+        if (result.status === 'conflict') {
+          tally[2]++;
+          conflicts++;
+        }
+      }
+      const stored = nextSeq - firstSeq;
+      const dropped = job.events.length - stored;
+      insertJob.run(job.id, job.events.length, stored, dropped, conflicts, stored > 0 ? firstSeq : null, now);
+      outcomes.push({ id: job.id, stored, dropped, conflicts, redelivered: false, results });
+      totals.received += job.events.length;
+      totals.stored += stored;
+      totals.dropped += dropped;
+      totals.conflicts += conflicts;
+      totals.jobs++;
+    }
+
+    if (totals.jobs > 0) {
+      bumpCounter.run(totals.received, 'received');
+      bumpCounter.run(totals.stored, 'unique_processed');
+      bumpCounter.run(totals.dropped, 'duplicate_dropped');
+      bumpCounter.run(totals.jobs, 'jobs');
+      if (totals.conflicts > 0) bumpCounter.run(totals.conflicts, 'conflicts');
+      let newTopics = 0;
+      for (const [topic, [stored, dropped, conflicts]] of perTopic) {
+        newTopics += addTopic.run(topic).changes;
+        bumpTopic.run(stored, dropped, conflicts, topic);
+      }
+      if (newTopics > 0) bumpCounter.run(newTopics, 'topics');
+    }
+    if (totals.redeliveries > 0) bumpCounter.run(totals.redeliveries, 'redeliveries');
+    if (totals.recent > 0) {
+      // Random keys inserted straight into a large B-tree dirty about one page per key per
+      // commit (the cost that grows with history); the small tier keeps each commit's writes
+      // within a few MB, and the sorted merge writes each page of the large tier once per merge.
+      const recent = (counter.get('dedup_recent') as number) + totals.recent;
+      const total = counter.get('unique_processed') as number;
+      if (recent >= Math.max(MERGE_MIN_ROWS, total / 16)) {
+        mergeRecent.run();
+        clearRecent.run();
+        setCounter.run(0, 'dedup_recent');
+      } else {
+        setCounter.run(recent, 'dedup_recent');
+      }
+    }
+    return outcomes;
+  });
+  // Immediate: take the write lock at BEGIN, so two writers never deadlock upgrading a read.
+  return (jobs) => commit.immediate(jobs);
+}

@@ -1,0 +1,368 @@
+// What every store adapter guarantees, run against each (sqlite.test.ts, postgres.test.ts):
+// exactly-once effect per (topic, event_id), a verdict per event, redelivered jobs
+// recognised with the same answer, counts that agree with what is stored, across handles
+// and reopenings.
+import { expect } from 'chai';
+import type { Event } from '../../../shared/schema.js';
+import type { JobOutcome, Store } from '../../../shared/store/port.js';
+
+export type StoreHarness = {
+  /** A new handle on this test's store (another worker, or the same one reopened). */
+  open(): Promise<Store>;
+};
+
+export function ev(topic: string, eventId: string, payload: Record<string, unknown> = {}): Event {
+  return { topic, event_id: eventId, timestamp: '2025-10-24T00:00:00Z', source: 'unit', payload };
+}
+
+export const all = (store: Store, topic?: string) => store.listEvents({ topic, after: 0, limit: 1_000_000 });
+export const identities = async (store: Store, topic?: string) => (await all(store, topic)).map((e) => `${e.topic}/${e.event_id}`);
+/** An outcome without its per-event results. */
+const summary = (outcome: JobOutcome | undefined) => {
+  const { id, stored, dropped, conflicts, redelivered } = outcome!;
+  return { id, stored, dropped, conflicts, redelivered };
+};
+const noJobs = { jobIds: [], topicsLimit: 100 };
+
+/** Registers the shared tests in the calling describe(); `h.open` is valid inside tests only. */
+export function storeBehaviour(h: StoreHarness): void {
+  const open = () => h.open();
+
+  it('stores an event with its five fields, a seq and processed_at', async () => {
+    const store = await open();
+    const before = Date.now();
+    const [outcome] = await store.commitJobs([{ id: 'j1', events: [ev('orders', 'e1', { amount: 12 })] }]);
+    expect(summary(outcome)).to.deep.equal({ id: 'j1', stored: 1, dropped: 0, conflicts: 0, redelivered: false });
+    const [stored, ...rest] = await all(store);
+    expect(rest).to.deep.equal([]);
+    expect(stored).to.deep.include({
+      topic: 'orders',
+      event_id: 'e1',
+      timestamp: '2025-10-24T00:00:00Z',
+      source: 'unit',
+      payload: { amount: 12 },
+    });
+    expect(stored!.seq).to.be.a('number').and.at.least(1);
+    expect(new Date(stored!.processed_at).toISOString()).to.equal(stored!.processed_at);
+    expect(Date.parse(stored!.processed_at)).to.be.within(before, Date.now());
+  });
+
+  it('stores one copy of an event sent twice in one job, counting one duplicate', async () => {
+    const store = await open();
+    const [outcome] = await store.commitJobs([{ id: 'j1', events: [ev('t', 'e1'), ev('t', 'e1')] }]);
+    expect(summary(outcome)).to.deep.equal({ id: 'j1', stored: 1, dropped: 1, conflicts: 0, redelivered: false });
+    expect(await identities(store)).to.deep.equal(['t/e1']);
+    expect(await store.counts(noJobs)).to.deep.include({ received: 2, uniqueProcessed: 1, duplicateDropped: 1, jobs: 1 });
+  });
+
+  it('stores one copy of an event sent in two jobs, counting one duplicate', async () => {
+    const store = await open();
+    await store.commitJobs([{ id: 'j1', events: [ev('t', 'e1')] }]);
+    const [outcome] = await store.commitJobs([{ id: 'j2', events: [ev('t', 'e1'), ev('t', 'e2')] }]);
+    expect(summary(outcome)).to.deep.equal({ id: 'j2', stored: 1, dropped: 1, conflicts: 0, redelivered: false });
+    expect(await identities(store)).to.deep.equal(['t/e1', 't/e2']);
+    expect(await store.counts(noJobs)).to.deep.include({ received: 3, uniqueProcessed: 2, duplicateDropped: 1, jobs: 2 });
+  });
+
+  it('recognises the two copies in two jobs of one commit', async () => {
+    const store = await open();
+    const outcomes = await store.commitJobs([
+      { id: 'j1', events: [ev('t', 'e1')] },
+      { id: 'j2', events: [ev('t', 'e1')] },
+    ]);
+    expect(outcomes.map((o) => [o.stored, o.dropped])).to.deep.equal([
+      [1, 0],
+      [0, 1],
+    ]);
+    expect(await identities(store)).to.deep.equal(['t/e1']);
+  });
+
+  it('changes nothing when a committed job is committed again', async () => {
+    const store = await open();
+    const job = { id: 'j1', events: [ev('t', 'e1'), ev('t', 'e2'), ev('t', 'e1')] };
+    await store.commitJobs([job]);
+    const counts = await store.counts(noJobs);
+    const events = await all(store);
+
+    const [again] = await store.commitJobs([job]);
+    expect(summary(again)).to.deep.equal({ id: 'j1', stored: 0, dropped: 0, conflicts: 0, redelivered: true });
+    // Only the redelivery itself is counted: the system's own retry, not a producer's copy.
+    expect(await store.counts(noJobs)).to.deep.equal({ ...counts, redeliveries: 1 });
+    expect(await all(store)).to.deep.equal(events);
+    expect(counts).to.deep.include({ received: 3, uniqueProcessed: 2, duplicateDropped: 1, jobs: 1 });
+  });
+
+  it('recognises a job id given twice in one commit', async () => {
+    const store = await open();
+    const job = { id: 'j1', events: [ev('t', 'e1')] };
+    const outcomes = await store.commitJobs([job, job]);
+    expect(outcomes.map(summary)).to.deep.equal([
+      { id: 'j1', stored: 1, dropped: 0, conflicts: 0, redelivered: false },
+      { id: 'j1', stored: 0, dropped: 0, conflicts: 0, redelivered: true },
+    ]);
+    expect(await store.counts(noJobs)).to.deep.include({ received: 1, uniqueProcessed: 1, duplicateDropped: 0, jobs: 1 });
+  });
+
+  it('takes the same event_id under two topics for two events', async () => {
+    const store = await open();
+    const [outcome] = await store.commitJobs([{ id: 'j1', events: [ev('a', 'e1'), ev('b', 'e1')] }]);
+    expect(outcome).to.include({ stored: 2, dropped: 0 });
+    expect(await identities(store)).to.deep.equal(['a/e1', 'b/e1']);
+  });
+
+  it('does not confuse identities that concatenate alike', async () => {
+    const store = await open();
+    const [outcome] = await store.commitJobs([{ id: 'j1', events: [ev('ab', 'c'), ev('a', 'bc')] }]);
+    expect(outcome).to.include({ stored: 2, dropped: 0 });
+  });
+
+  it('keeps the first copy: later copies do not replace its fields', async () => {
+    const store = await open();
+    await store.commitJobs([{ id: 'j1', events: [ev('t', 'e1', { v: 'first' })] }]);
+    await store.commitJobs([
+      { id: 'j2', events: [{ ...ev('t', 'e1', { v: 'second' }), timestamp: '2030-01-01T00:00:00Z', source: 'other' }] },
+    ]);
+    const [only, ...rest] = await all(store);
+    expect(rest).to.deep.equal([]);
+    expect(only).to.deep.include({ payload: { v: 'first' }, timestamp: '2025-10-24T00:00:00Z', source: 'unit' });
+  });
+
+  it('numbers events in commit order', async () => {
+    const store = await open();
+    await store.commitJobs([{ id: 'j1', events: [ev('t', 'c'), ev('t', 'a')] }]);
+    await store.commitJobs([
+      { id: 'j2', events: [ev('u', 'b')] },
+      { id: 'j3', events: [ev('t', 'z'), ev('t', 'a'), ev('u', 'y')] },
+    ]);
+    const events = await all(store);
+    expect(events.map((e) => e.event_id)).to.deep.equal(['c', 'a', 'b', 'z', 'y']);
+    const seqs = events.map((e) => e.seq);
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).to.be.above(seqs[i - 1]!);
+  });
+
+  it('lists by topic, after a cursor, up to a limit', async () => {
+    const store = await open();
+    const events: Event[] = [];
+    for (let i = 0; i < 10; i++) events.push(ev(i % 2 === 0 ? 'even' : 'odd', `e${i}`));
+    await store.commitJobs([{ id: 'j1', events }]);
+
+    const even = await store.listEvents({ topic: 'even', after: 0, limit: 100 });
+    expect(even.map((e) => e.event_id)).to.deep.equal(['e0', 'e2', 'e4', 'e6', 'e8']);
+    expect(await store.listEvents({ topic: 'none', after: 0, limit: 100 })).to.deep.equal([]);
+
+    const page1 = await store.listEvents({ topic: 'even', after: 0, limit: 2 });
+    expect(page1.map((e) => e.event_id)).to.deep.equal(['e0', 'e2']);
+    const page2 = await store.listEvents({ topic: 'even', after: page1[1]!.seq, limit: 2 });
+    expect(page2.map((e) => e.event_id)).to.deep.equal(['e4', 'e6']);
+    const page3 = await store.listEvents({ topic: 'even', after: page2[1]!.seq, limit: 2 });
+    expect(page3.map((e) => e.event_id)).to.deep.equal(['e8']);
+
+    const everything = await store.listEvents({ after: 0, limit: 3 });
+    expect(everything.map((e) => e.event_id)).to.deep.equal(['e0', 'e1', 'e2']);
+    const rest = await store.listEvents({ after: everything[2]!.seq, limit: 100 });
+    expect(rest.map((e) => e.event_id)).to.deep.equal(['e3', 'e4', 'e5', 'e6', 'e7', 'e8', 'e9']);
+    expect(await store.listEvents({ after: rest[6]!.seq, limit: 100 })).to.deep.equal([]);
+  });
+
+  it('counts received as unique plus dropped, with sorted topics and their counts', async () => {
+    const store = await open();
+    expect(await store.counts(noJobs)).to.deep.equal({
+      received: 0,
+      uniqueProcessed: 0,
+      duplicateDropped: 0,
+      conflicts: 0,
+      redeliveries: 0,
+      jobs: 0,
+      topicsCount: 0,
+      topics: [],
+      committed: new Set(),
+    });
+    await store.commitJobs([{ id: 'j1', events: [ev('zeta', '1'), ev('alpha', '1'), ev('Mid', '1'), ev('zeta', '1')] }]);
+    await store.commitJobs([{ id: 'j2', events: [ev('alpha', '2'), ev('alpha', '1'), ev('zeta', '2')] }]);
+    const counts = await store.counts(noJobs);
+    expect(counts).to.deep.include({ received: 7, uniqueProcessed: 5, duplicateDropped: 2, jobs: 2 });
+    expect(counts.received).to.equal(counts.uniqueProcessed + counts.duplicateDropped);
+    expect(counts.topics).to.deep.equal([
+      { topic: 'Mid', events: 1, dropped: 0, conflicts: 0 },
+      { topic: 'alpha', events: 2, dropped: 1, conflicts: 0 },
+      { topic: 'zeta', events: 2, dropped: 1, conflicts: 0 },
+    ]);
+    const names = counts.topics.map((t) => t.topic);
+    expect(names).to.deep.equal([...names].sort());
+    expect(counts.uniqueProcessed).to.equal((await all(store)).length);
+  });
+
+  it('tells which job ids it has committed', async () => {
+    const store = await open();
+    await store.commitJobs([
+      { id: 'p-1-a', events: [ev('t', '1')] },
+      { id: 'p-1-b', events: [ev('t', '1')] },
+    ]);
+    expect(await store.committedJobIds([])).to.deep.equal(new Set());
+    expect(await store.committedJobIds(['p-1-a', 'p-1-x', 'p-1-b', 'p-1-a'])).to.deep.equal(new Set(['p-1-a', 'p-1-b']));
+    expect(await store.committedJobIds(['p-1-x'])).to.deep.equal(new Set());
+  });
+
+  it('leaves nothing behind when a commit fails', async () => {
+    const store = await open();
+    await store.commitJobs([{ id: 'j0', events: [ev('t', 'e0')] }]);
+    const counts = await store.counts(noJobs);
+    const events = await all(store);
+    // A payload JSON cannot serialize makes the commit throw halfway through.
+    const broken = { ...ev('t', 'e3'), payload: { n: 1n } as Record<string, unknown> };
+    let failed: unknown;
+    await store
+      .commitJobs([
+        { id: 'j1', events: [ev('t', 'e1')] },
+        { id: 'j2', events: [ev('t', 'e2'), broken] },
+      ])
+      .catch((err: unknown) => (failed = err));
+    expect(failed).to.be.instanceOf(Error);
+    expect(await store.counts(noJobs)).to.deep.equal(counts);
+    expect(await all(store)).to.deep.equal(events);
+    expect(await store.committedJobIds(['j1', 'j2'])).to.deep.equal(new Set());
+    // Nothing was half-claimed: the same events commit normally afterwards.
+    const [outcome] = await store.commitJobs([{ id: 'j1', events: [ev('t', 'e1'), ev('t', 'e2'), ev('t', 'e3')] }]);
+    expect(summary(outcome)).to.deep.equal({ id: 'j1', stored: 3, dropped: 0, conflicts: 0, redelivered: false });
+  });
+
+  it('keeps events, counts, job ids and dedup across close and reopen', async () => {
+    const first = await open();
+    await first.commitJobs([{ id: 'j1', events: [ev('t', 'e1', { n: 1 }), ev('u', 'e2'), ev('t', 'e1')] }]);
+    const events = await all(first);
+    const counts = await first.counts(noJobs);
+    await first.close();
+
+    const reopened = await open();
+    expect(await all(reopened)).to.deep.equal(events);
+    expect(await reopened.counts(noJobs)).to.deep.equal(counts);
+    expect(await reopened.committedJobIds(['j1'])).to.deep.equal(new Set(['j1']));
+    // Dedup is permanent: a copy arriving after a restart is still dropped.
+    const [late] = await reopened.commitJobs([{ id: 'j2', events: [ev('t', 'e1', { n: 2 })] }]);
+    expect(late).to.include({ stored: 0, dropped: 1 });
+    const [redelivered] = await reopened.commitJobs([{ id: 'j1', events: [ev('t', 'e1')] }]);
+    expect(redelivered).to.include({ redelivered: true });
+    // New events continue after the old ones.
+    await reopened.commitJobs([{ id: 'j3', events: [ev('t', 'e3')] }]);
+    const after = await all(reopened);
+    expect(after.at(-1)!.seq).to.be.above(events.at(-1)!.seq);
+    expect(after.at(0)!.payload).to.deep.equal({ n: 1 });
+  });
+
+  it('stores a payload exactly, a "__proto__" key included', async () => {
+    const store = await open();
+    const payload = JSON.parse('{"__proto__": {"admin": true}, "n": 1.5, "s": "é😀\\u0000", "a": [null]}') as Record<
+      string,
+      unknown
+    >;
+    await store.commitJobs([{ id: 'j1', events: [ev('t', 'e1', payload)] }]);
+    const got = (await all(store))[0]!.payload as Record<string, unknown>;
+    expect(Object.keys(got)).to.deep.equal(['__proto__', 'n', 's', 'a']);
+    expect(JSON.stringify(got)).to.equal(JSON.stringify(payload));
+    expect(Object.getPrototypeOf(got)).to.equal(Object.prototype);
+  });
+
+  it('gives each event its verdict and the seq of the stored copy, copies within one job included', async () => {
+    const store = await open();
+    const [first] = await store.commitJobs([{ id: 'j1', events: [ev('t', 'a', { n: 1 }), ev('t', 'a', { n: 1 }), ev('t', 'b')] }]);
+    const [a, copy, b] = first!.results;
+    expect([a!.status, copy!.status, b!.status]).to.deep.equal(['stored', 'duplicate', 'stored']);
+    expect(copy!.seq).to.equal(a!.seq);
+    expect(b!.seq).to.be.above(a!.seq);
+    const stored = await all(store);
+    expect(stored.map((e) => e.seq)).to.deep.equal([a!.seq, b!.seq]);
+  });
+
+  it('tells a conflicting copy from a duplicate: payload, source and timestamp, compared as values', async () => {
+    const store = await open();
+    const base = { ...ev('t', 'x', { a: 1, b: { c: [1, 2], d: 'e' } }), timestamp: '2025-10-24T00:00:00Z' };
+    await store.commitJobs([{ id: 'j1', events: [base] }]);
+    const same = [
+      { ...base, payload: { b: { d: 'e', c: [1, 2] }, a: 1 } }, // key order
+      { ...base, timestamp: '2025-10-24T07:00:00+07:00' }, // the same instant
+      { ...base, timestamp: '2025-10-24T00:00:00.000Z' },
+      { ...base, timestamp: '2025-10-24T00:00:00' }, // no offset means UTC
+    ];
+    const differ = [
+      { ...base, payload: { a: 2, b: { c: [1, 2], d: 'e' } } },
+      { ...base, payload: { a: 1, b: { c: [2, 1], d: 'e' } } }, // array order matters
+      { ...base, source: 'elsewhere' },
+      { ...base, timestamp: '2025-10-24T00:00:00.001Z' },
+      { ...base, timestamp: '2025-10-24T00:00:00+01:00' },
+    ];
+    const [outcome] = await store.commitJobs([{ id: 'j2', events: [...same, ...differ] }]);
+    expect(outcome!.results.map((r) => r.status)).to.deep.equal([
+      ...same.map(() => 'duplicate'),
+      ...differ.map(() => 'conflict'),
+    ]);
+    expect(summary(outcome)).to.deep.equal({ id: 'j2', stored: 0, dropped: 9, conflicts: 5, redelivered: false });
+    const counts = await store.counts(noJobs);
+    expect(counts).to.deep.include({ received: 10, uniqueProcessed: 1, duplicateDropped: 9, conflicts: 5 });
+    expect(counts.topics).to.deep.equal([{ topic: 't', events: 1, dropped: 9, conflicts: 5 }]);
+    // The first copy wins whatever the copies say.
+    expect((await all(store))[0]).to.deep.include({ source: 'unit', payload: base.payload, timestamp: base.timestamp });
+  });
+
+  it('answers a redelivered job with the results it had the first time', async () => {
+    const store = await open();
+    await store.commitJobs([{ id: 'j0', events: [ev('t', 'old', { v: 1 })] }]);
+    const job = { id: 'j1', events: [ev('t', 'new'), ev('t', 'old', { v: 1 }), ev('t', 'new'), ev('t', 'old', { v: 2 }), ev('t', 'other')] };
+    const [first] = await store.commitJobs([job]);
+    const counts = await store.counts(noJobs);
+    const [again] = await store.commitJobs([job]);
+    expect(first!.results.map((r) => r.status)).to.deep.equal(['stored', 'duplicate', 'duplicate', 'conflict', 'stored']);
+    expect(again!.results).to.deep.equal(first!.results);
+    expect(again).to.include({ redelivered: true, stored: 0, dropped: 0 });
+    const after = await store.counts(noJobs);
+    expect(after).to.deep.equal({ ...counts, redeliveries: counts.redeliveries + 1 });
+  });
+
+  it('explains one identity: its stored copy, every copy, conflicts, first and last seen', async () => {
+    const store = await open();
+    expect(await store.getEvent('t', 'a/b c')).to.equal(undefined);
+    await store.commitJobs([{ id: 'j1', events: [ev('t', 'a/b c', { n: 1 }), ev('u', 'a/b c')] }]);
+    const once = await store.getEvent('t', 'a/b c');
+    expect(once).to.deep.include({ copies: 1, conflicts: 0 });
+    expect(once!.first_seen_at).to.equal(once!.last_seen_at);
+    expect(once!.event).to.deep.include({ topic: 't', event_id: 'a/b c', payload: { n: 1 } });
+    await new Promise((r) => setTimeout(r, 5));
+    await store.commitJobs([{ id: 'j2', events: [ev('t', 'a/b c', { n: 1 }), ev('t', 'a/b c', { n: 2 })] }]);
+    const thrice = await store.getEvent('t', 'a/b c');
+    expect(thrice).to.deep.include({ copies: 3, conflicts: 1, first_seen_at: once!.first_seen_at });
+    expect(Date.parse(thrice!.last_seen_at)).to.be.above(Date.parse(thrice!.first_seen_at));
+    expect(thrice!.event).to.deep.equal(once!.event);
+    // The same id under another topic is another event, with its own history.
+    expect(await store.getEvent('u', 'a/b c')).to.deep.include({ copies: 1, conflicts: 0 });
+    expect(await store.getEvent('t', 'a/b')).to.equal(undefined);
+  });
+
+  it('pages through topics by name, and counts them all', async () => {
+    const store = await open();
+    const events = Array.from({ length: 25 }, (_, i) => ev(`topic-${String(i).padStart(2, '0')}`, 'e'));
+    await store.commitJobs([{ id: 'j1', events: [...events, ev('topic-03', 'e')] }]);
+    const page1 = await store.listTopics({ limit: 10 });
+    expect(page1.map((t) => t.topic)).to.deep.equal(events.slice(0, 10).map((e) => e.topic));
+    expect(page1[3]).to.deep.equal({ topic: 'topic-03', events: 1, dropped: 1, conflicts: 0 });
+    const page3 = await store.listTopics({ after: 'topic-19', limit: 10 });
+    expect(page3.map((t) => t.topic)).to.deep.equal(events.slice(20).map((e) => e.topic));
+    const counts = await store.counts({ jobIds: [], topicsLimit: 5 });
+    expect(counts.topicsCount).to.equal(25);
+    expect(counts.topics).to.have.length(5);
+  });
+
+  it('reads counts and committed job ids as of one moment', async () => {
+    const store = await open();
+    await store.commitJobs([{ id: 'p-2-a', events: [ev('t', '1'), ev('t', '2')] }]);
+    const counts = await store.counts({ jobIds: ['p-2-a', 'p-1-b'], topicsLimit: 10 });
+    expect(counts.committed).to.deep.equal(new Set(['p-2-a']));
+    expect(counts).to.deep.include({ received: 2, jobs: 1 });
+  });
+
+  it('says the highest seq readers can see', async () => {
+    const store = await open();
+    expect(await store.lastSeq()).to.equal(0);
+    await store.commitJobs([{ id: 'j1', events: [ev('t', '1'), ev('t', '2')] }]);
+    const events = await all(store);
+    expect(await store.lastSeq()).to.equal(events.at(-1)!.seq);
+  });
+}

@@ -1,0 +1,206 @@
+// The SQLite adapter: everything every store guarantees (behaviour.ts), and what only an
+// embedded file shares: several processes on one file, the hashed dedup tiers and their
+// collisions, the file itself.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { expect } from 'chai';
+import { identityHash } from '../../../shared/store/identity.js';
+import type { JobOutcome } from '../../../shared/store/port.js';
+import { STORE_FILE } from '../../../shared/store/sqlite/schema.js';
+import { openSqliteStore, type SqliteStore } from '../../../shared/store/sqlite/store.js';
+import { all, ev, identities, storeBehaviour } from './behaviour.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+const WRITER = path.join(import.meta.dirname, '..', 'fixtures', 'store-writer.ts');
+
+type Writer = { ready: Promise<void>; go(): void; done: Promise<JobOutcome[]> };
+
+/** Another process writing to the store, as a second worker does. */
+function startWriter(dataDir: string, name: string, jobs: number): Writer {
+  const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dataDir, name, String(jobs)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    cwd: ROOT, // where `--import tsx` is resolved
+  });
+  let out = '';
+  let err = '';
+  let onReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (onReady = resolve));
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    if (out.startsWith('ready\n')) onReady();
+  });
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const done = new Promise<JobOutcome[]>((resolve, reject) => {
+    child.once('exit', (code) => {
+      if (code !== 0) return reject(new Error(`writer ${name} exited with ${code}: ${err}`));
+      resolve(JSON.parse(out.split('\n')[1]!) as JobOutcome[]);
+    });
+  });
+  // A writer that dies before "ready" must fail the test, not hang it.
+  const readyOrDead = Promise.race([ready, done.then(() => Promise.reject(new Error(`writer ${name} ended early`)))]);
+  return { ready: readyOrDead, go: () => child.stdin.end('go\n'), done };
+}
+
+describe('sqlite store', () => {
+  let dir: string;
+  let opened: SqliteStore[];
+
+  const open = (): Promise<SqliteStore> => {
+    const store = openSqliteStore({ dataDir: dir });
+    opened.push(store);
+    return Promise.resolve(store);
+  };
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-store-'));
+    opened = [];
+  });
+
+  afterEach(async () => {
+    for (const store of opened) await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  storeBehaviour({ open });
+
+  it('shares one truth between two handles on the same directory', async () => {
+    // Two handles are what two worker processes hold: separate connections to one file.
+    const a = await open();
+    const b = await open();
+    await a.commitJobs([{ id: 'j1', events: [ev('t', 'x')] }]);
+    expect(await identities(b)).to.deep.equal(['t/x']);
+    expect(await b.committedJobIds(['j1'])).to.deep.equal(new Set(['j1']));
+
+    const [fromB] = await b.commitJobs([{ id: 'j2', events: [ev('t', 'x'), ev('t', 'y')] }]);
+    expect(fromB).to.include({ stored: 1, dropped: 1 });
+    // j1 was committed through a: a redelivery through b changes nothing.
+    const [redelivered] = await b.commitJobs([{ id: 'j1', events: [ev('t', 'x')] }]);
+    expect(redelivered).to.include({ redelivered: true });
+
+    for (let i = 0; i < 50; i++) {
+      const store = i % 2 === 0 ? a : b;
+      await store.commitJobs([{ id: `k${i}`, events: [ev('t', `e${i % 10}`), ev('u', `e${i}`)] }]);
+    }
+    const events = await all(a);
+    expect(await all(b)).to.deep.equal(events);
+    const keys = events.map((e) => `${e.topic}/${e.event_id}`);
+    expect(new Set(keys).size).to.equal(keys.length);
+    expect(new Set(events.map((e) => e.seq)).size).to.equal(events.length);
+    expect(keys).to.have.length(2 + 10 + 50);
+    const counts = await a.counts({ jobIds: [], topicsLimit: 100 });
+    expect(await b.counts({ jobIds: [], topicsLimit: 100 })).to.deep.equal(counts);
+    expect(counts).to.deep.include({ received: 1 + 2 + 100, uniqueProcessed: 62, duplicateDropped: 41, jobs: 52 });
+  });
+
+  it('stores each event once when two processes commit overlapping jobs at the same time', async function () {
+    this.timeout(60_000);
+    const jobs = 200;
+    await open(); // the schema exists before both start, as when the API has opened the store
+    const writers = [startWriter(dir, 'w1', jobs), startWriter(dir, 'w2', jobs)];
+    await Promise.all(writers.map((w) => w.ready));
+    for (const w of writers) w.go();
+    const outcomes = (await Promise.all(writers.map((w) => w.done))).flat();
+
+    const redelivered = outcomes.filter((o) => o.redelivered).map((o) => o.id);
+    expect(redelivered).to.have.length(jobs / 4);
+    expect(new Set(redelivered).size).to.equal(jobs / 4);
+
+    const store = await open();
+    const keys = await identities(store);
+    expect(new Set(keys).size).to.equal(keys.length);
+    const expectedUnique = jobs + 2 * ((jobs * 3) / 4);
+    expect(keys).to.have.length(expectedUnique);
+    expect(await identities(store, 'shared')).to.have.length(jobs);
+    const counts = await store.counts({ jobIds: [], topicsLimit: 100 });
+    expect(counts).to.deep.include({
+      received: jobs / 4 + 2 * ((jobs * 3) / 4) * 2,
+      uniqueProcessed: expectedUnique,
+      jobs: jobs / 4 + 2 * ((jobs * 3) / 4),
+    });
+    expect(counts.received).to.equal(counts.uniqueProcessed + counts.duplicateDropped);
+    const stored = outcomes.reduce((n, o) => n + o.stored, 0);
+    const dropped = outcomes.reduce((n, o) => n + o.dropped, 0);
+    expect([stored, dropped]).to.deep.equal([counts.uniqueProcessed, counts.duplicateDropped]);
+    const seqs = (await all(store)).map((e) => e.seq);
+    expect(new Set(seqs).size).to.equal(seqs.length);
+    expect(await store.integrityCheck()).to.deep.equal([]);
+  });
+
+  for (const tier of ['dedup', 'dedup_recent']) {
+    it(`stays exact on a true hash collision in the ${tier} tier`, async () => {
+      const store = await open();
+      const eventA = ev('t', 'A', { who: 'A' });
+      const eventB = ev('t', 'B', { who: 'B' });
+      await store.commitJobs([{ id: 'j1', events: [eventA] }]);
+      const seqA = (await all(store))[0]!.seq;
+
+      // Make B's hash point at A, as if cyrb53 gave both the same 53 bits.
+      const raw = new Database(path.join(dir, STORE_FILE));
+      try {
+        raw.prepare(`INSERT INTO ${tier} (h, seq) VALUES (?, ?)`).run(identityHash(eventB.topic, eventB.event_id), seqA);
+      } finally {
+        raw.close();
+      }
+
+      const [first] = await store.commitJobs([{ id: 'j2', events: [eventB] }]);
+      expect(first).to.include({ stored: 1, dropped: 0 });
+      expect((await all(store)).map((e) => e.payload)).to.deep.equal([{ who: 'A' }, { who: 'B' }]);
+
+      const [again] = await store.commitJobs([{ id: 'j3', events: [eventB, eventA] }]);
+      expect(again).to.include({ stored: 0, dropped: 2 });
+      expect(await identities(store)).to.deep.equal(['t/A', 't/B']);
+
+      // A fresh handle (another worker) decides the same way.
+      const other = await open();
+      const [fromOther] = await other.commitJobs([{ id: 'j4', events: [eventB, eventA, ev('t', 'C')] }]);
+      expect(fromOther).to.include({ stored: 1, dropped: 2 });
+      expect(await store.counts({ jobIds: [], topicsLimit: 100 })).to.deep.include({ received: 7, uniqueProcessed: 3, duplicateDropped: 4 });
+
+      const check = new Database(path.join(dir, STORE_FILE), { readonly: true });
+      try {
+        const overflow = check.prepare('SELECT topic, event_id FROM dedup_overflow').all();
+        expect(overflow).to.deep.equal([{ topic: 't', event_id: 'B' }]);
+      } finally {
+        check.close();
+      }
+    });
+  }
+
+  it('still drops copies after the recent dedup tier is merged into the main one', async function () {
+    this.timeout(60_000);
+    const store = await open();
+    const batch = (from: number, n: number) => Array.from({ length: n }, (_, i) => ev(`t${(from + i) % 3}`, `id-${from + i}`));
+    // 120,000 new identities cross the merge threshold (100,000) once.
+    for (let j = 0; j < 12; j++) await store.commitJobs([{ id: `fill-${j}`, events: batch(j * 10_000, 10_000) }]);
+    const raw = new Database(path.join(dir, STORE_FILE), { readonly: true });
+    const tiers = () => ({
+      main: raw.prepare('SELECT count(*) FROM dedup').pluck().get() as number,
+      recent: raw.prepare('SELECT count(*) FROM dedup_recent').pluck().get() as number,
+    });
+    try {
+      const t = tiers();
+      expect(t.main, 'merged into the main tier').to.be.at.least(100_000);
+      expect(t.main + t.recent).to.equal(120_000);
+      // Copies of events from before and after the merge, and one new event.
+      const copies = [...batch(0, 500), ...batch(99_990, 20), ...batch(119_500, 500)];
+      const [outcome] = await store.commitJobs([{ id: 'copies', events: [...copies, ev('t0', 'brand-new')] }]);
+      expect(outcome).to.include({ stored: 1, dropped: copies.length });
+      expect(await store.counts({ jobIds: [], topicsLimit: 100 })).to.deep.include({ uniqueProcessed: 120_001, duplicateDropped: copies.length });
+      expect(tiers().main + tiers().recent).to.equal(120_001);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('passes its integrity check', async () => {
+    const store = await open();
+    await store.commitJobs([{ id: 'j1', events: [ev('t', 'e1'), ev('t', 'e1'), ev('u', 'e1')] }]);
+    expect(await store.integrityCheck()).to.deep.equal([]);
+    await store.ping();
+    expect(store.file).to.equal(path.join(dir, STORE_FILE));
+    expect(await store.sizeBytes()).to.be.above(0);
+  });
+});
