@@ -1,6 +1,27 @@
-// Flat config: typescript-eslint's type-aware rules, chiefly to catch floating promises.
+// Flat config: typescript-eslint's type-aware rules, chiefly to catch floating promises,
+// and the import boundaries between the parts of the service.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+
+/**
+ * One no-restricted-imports rule per part, naming the folders it may not reach into. A file
+ * gets one value of the rule (the last config that matches wins), so each part lists all of
+ * its bans, the ban on test/ included.
+ */
+function architecture() {
+  const services = 'The API and the workers share only the queue and the store: neither imports the other.';
+  const testOnly = { group: ['**/test/**', '../test', '../../test'], message: 'Only tests import test/: what tools and bench share with tests lives in tools/harness.' };
+  const part = (files, bans) => ({
+    files,
+    rules: { 'no-restricted-imports': ['error', { patterns: [...bans, testOnly] }] },
+  });
+  return [
+    part(['services/**/*.ts', 'shared/**/*.ts', 'tools/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'], []),
+    part(['services/api/**/*.ts'], [{ group: ['**/worker/**', '**/services/worker/**'], message: services }]),
+    part(['services/worker/**/*.ts'], [{ group: ['**/api/**', '**/services/api/**'], message: services }]),
+    part(['shared/**/*.ts'], [{ group: ['**/services/**'], message: 'shared/ is imported by the services, never the other way round.' }]),
+  ];
+}
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'data/', 'test-artifacts/', 'eslint.config.js'] },
@@ -17,6 +38,9 @@ export default tseslint.config(
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
     },
   },
+  // The shape of the house: the API and the workers share only the queue and the store, so
+  // neither imports the other; shared/ imports no service; nothing but tests imports test/.
+  ...architecture(),
   {
     // Tests read JSON answers whose shape is what they assert.
     files: ['test/**/*.ts', 'bench/**/*.ts', 'tools/**/*.ts'],

@@ -33,7 +33,7 @@ describe('dashboard in a browser', function () {
     }
     redis = await startTestRedis();
     // Reads need the key too, so the page has to ask for it.
-    cluster = await startCluster({ redisUrl: redis.url, workers: 1, env: { API_KEY: KEY, API_KEY_READS: 'true' } });
+    cluster = await startCluster({ redisUrl: redis.url, workers: 1, env: { API_KEY: KEY, READ_API_KEY: KEY } });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,

@@ -270,7 +270,7 @@ describe('api', function () {
       expect(wrong.status).to.equal(401);
       const right = await publish(secured.baseUrl, event(), { headers: { authorization: 'Bearer s3cret-key' } });
       expect(right.status).to.equal(202);
-      // Reads stay open unless API_KEY_READS is set.
+      // Reads stay open unless READ_API_KEY is set.
       expect((await get(secured.baseUrl, '/stats')).status).to.equal(200);
     });
 

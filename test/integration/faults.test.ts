@@ -330,7 +330,7 @@ describe('faults', function () {
           REQUEST_TIMEOUT_MS: '2000',
           MAX_CONNECTIONS: String(CAP),
           API_KEY: KEY,
-          API_KEY_READS: 'true',
+          READ_API_KEY: KEY,
           LOG_LEVEL: 'debug',
         },
       });
@@ -421,7 +421,7 @@ describe('faults', function () {
       expect(cluster.api.alive()).to.equal(true);
     });
 
-    it('asks for the key on reads too when API_KEY_READS is on, and never logs it', async () => {
+    it('asks for the key on reads too when READ_API_KEY is set, and never logs it', async () => {
       const auth = { authorization: `Bearer ${KEY}` };
       for (const p of ['/stats', '/events']) {
         const r = await get(cluster.baseUrl, p);

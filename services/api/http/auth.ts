@@ -14,14 +14,15 @@ function sameSecret(given: string, expected: string): boolean {
 }
 
 /** Lets a request through when `key` is unset, or when it carries `Authorization: Bearer <key>`. */
-export function requireBearer(key: string | undefined, variable: string): Guard {
+export function requireBearer(key: string | undefined, variable: 'API_KEY' | 'READ_API_KEY'): Guard {
+  const what = variable === 'API_KEY' ? 'API key' : 'read key (READ_API_KEY)';
   return async (ctx, next) => {
     if (key !== undefined) {
       const header = ctx.get('authorization');
       const m = /^Bearer\s+(.+)$/i.exec(header);
       if (!m || !sameSecret(m[1]!.trim(), key)) {
         ctx.set('WWW-Authenticate', 'Bearer');
-        throw new HttpError(401, 'unauthorized', header ? 'the key is wrong' : `send Authorization: Bearer <${variable}>`);
+        throw new HttpError(401, 'unauthorized', header ? `the ${what} is wrong` : `send Authorization: Bearer <${variable}>`);
       }
     }
     await next();
