@@ -3,10 +3,10 @@
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { Event } from '../../../shared/schema.js';
-import { renderDashboard } from '../dashboard.js';
 import { renderDocs } from './docs.js';
 import { createMetrics, type MetricsDeps } from './metrics.js';
 import { buildOpenApi, type OpenApiOptions } from './openapi.js';
+import { loadDashboard } from './dashboard/page.js';
 
 export type OperatorDeps = MetricsDeps & { openapi: OpenApiOptions };
 
@@ -19,7 +19,7 @@ export function registerOperatorRoutes<S>(router: Router<S>, deps: OperatorDeps)
   const metrics = createMetrics(deps);
   const doc = buildOpenApi(deps.openapi);
   const docsPage = renderDocs(doc);
-  const dashboard = renderDashboard();
+  const dashboard = loadDashboard();
 
   const html = (page: { html: string; csp: string }) => (ctx: Context) => {
     ctx.type = 'text/html; charset=utf-8';
