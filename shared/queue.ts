@@ -15,7 +15,11 @@ export function queueKey(queueName: string, suffix: string): string {
   return `${KEY_PREFIX}:${queueName}:${suffix}`;
 }
 
-export type PublishJobData = { events: Event[] };
+export type PublishJobData = {
+  events: Event[];
+  /** A producer waits for this job's results (POST /publish?wait=s): the worker publishes them. */
+  reply?: boolean;
+};
 
 /**
  * Every job id carries its event count (`p-<count>-<uuid>`). The count then lives exactly

@@ -23,8 +23,11 @@ export class CommitterClosedError extends Error {
   }
 }
 
+/** A job to commit, and whether its producer waits for its results. */
+export type Submitted = JobToCommit & { reply?: boolean };
+
 type Pending = {
-  job: JobToCommit;
+  job: Submitted;
   resolve: (outcome: JobOutcome) => void;
   reject: (err: Error) => void;
 };
@@ -35,6 +38,8 @@ export type CommitterOptions = {
   maxEvents: number;
   lingerMs: number;
   log: Logger;
+  /** Told of every group commit that succeeded, before its jobs' promises settle. */
+  onCommitted?: (jobs: readonly Submitted[], outcomes: readonly JobOutcome[]) => void;
   /** Told of every change between a working and a failing store. */
   onHealth?: (problem: string | null) => void;
   /**
@@ -67,7 +72,7 @@ export type CommitterStats = {
 };
 
 export type Committer = {
-  submit(job: JobToCommit): Promise<JobOutcome>;
+  submit(job: Submitted): Promise<JobOutcome>;
   stats(): CommitterStats;
   /** Commits what is waiting once more; whatever still fails is rejected with CommitterClosedError. */
   close(): Promise<void>;
@@ -158,6 +163,10 @@ export function createCommitter(opts: CommitterOptions): Committer {
       stats.lastError = null;
       stats.commits++;
       stats.jobs += batch.length;
+      opts.onCommitted?.(
+        batch.map((p) => p.job),
+        outcomes,
+      );
       let events = 0;
       for (let i = 0; i < batch.length; i++) {
         events += batch[i]!.job.events.length;

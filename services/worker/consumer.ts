@@ -32,12 +32,10 @@ export type ConsumerOptions = Omit<WorkerOptions, 'autorun' | 'prefix'> & {
   queueName: string;
   committer: Committer;
   log: Logger;
-  /** Told of every committed job, after its commit and before its acknowledgement. */
-  onCommitted?: (outcome: JobOutcome) => void;
 };
 
 export function createConsumer(opts: ConsumerOptions): Worker<PublishJobData, JobOutcome> {
-  const { queueName, committer, log, onCommitted, ...workerOptions } = opts;
+  const { queueName, committer, log, ...workerOptions } = opts;
 
   async function processJob(job: Job<PublishJobData>, token?: string): Promise<JobOutcome> {
     const parseError = unreadable.get(job);
@@ -48,9 +46,7 @@ export function createConsumer(opts: ConsumerOptions): Worker<PublishJobData, Jo
       throw new UnrecoverableError(`poison job: ${decoded.reason}`);
     }
     try {
-      const outcome = await committer.submit({ id: job.id!, events: decoded.events });
-      onCommitted?.(outcome);
-      return outcome;
+      return await committer.submit({ id: job.id!, events: decoded.events, reply: job.data.reply === true });
     } catch (err) {
       if (err instanceof CommitterClosedError && token !== undefined) {
         // Shutting down with a failing store: hand the job back without spending an attempt.

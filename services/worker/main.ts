@@ -10,8 +10,9 @@ import { configOrExit, exitOnUnsafeRedis, stopOnSignals } from '../../shared/pro
 import { createRedis } from '../../shared/queue.js';
 import { createShutdown } from '../../shared/shutdown.js';
 import { openStore } from '../../shared/store/open.js';
-import type { Store } from '../../shared/store/port.js';
-import { createCommitter, type Committer, type CommitterStats } from './committer.js';
+import type { JobOutcome, Store } from '../../shared/store/port.js';
+import { publishNotice, type JobResults } from '../../shared/notices.js';
+import { createCommitter, type Committer, type CommitterStats, type Submitted } from './committer.js';
 import { createConsumer } from './consumer.js';
 
 const config = configOrExit('worker');
@@ -62,6 +63,20 @@ const heartbeat = setInterval(() => {
   beat().catch((err: unknown) => log.debug({ err }, 'heartbeat not written'));
 }, HEARTBEAT_MS);
 
+/** One notice per group commit: live streams read from its seq, waiting producers get their results. */
+function notify(jobs: readonly Submitted[], outcomes: readonly JobOutcome[]): void {
+  let seq = 0;
+  const replies: JobResults[] = [];
+  outcomes.forEach((outcome, i) => {
+    for (const r of outcome.results) if (r.status === 'stored' && r.seq > seq) seq = r.seq;
+    if (jobs[i]?.reply === true) replies.push({ job: outcome.id, results: outcome.results });
+  });
+  if (seq === 0 && replies.length === 0) return;
+  publishNotice(connection, config.queueName, { seq, jobs: replies }).catch((err: unknown) =>
+    log.debug({ err }, 'commit notice not published'),
+  );
+}
+
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => (stopping = true));
 
@@ -102,6 +117,7 @@ const worker =
       lingerMs: config.workerLingerMs,
       busyPatienceMs: config.sqliteBusyTimeoutMs,
       log,
+      onCommitted: (jobs, outcomes) => notify(jobs, outcomes),
       onHealth: (problem) => {
         state.status = problem === null ? 'ok' : 'store_error';
         state.error = problem;
