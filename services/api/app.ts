@@ -15,9 +15,11 @@ import { HttpError, errorBody } from './http/errors.js';
 import { registerOperatorRoutes } from './operator/routes.js';
 import type { Backlog } from './publish/backlog.js';
 import type { Enqueuer } from './publish/enqueue.js';
+import type { ResultWaiter } from './publish/results.js';
 import { registerPublishRoutes, type PublishState } from './publish/route.js';
 import { DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT, registerEventRoutes } from './read/events.js';
 import { registerHealthRoutes } from './read/health.js';
+import { registerLookupRoute } from './read/lookup.js';
 import { readStats } from './read/stats.js';
 
 export type ApiDeps = {
@@ -27,6 +29,7 @@ export type ApiDeps = {
   queue: Queue<PublishJobData>;
   redis: Redis;
   enqueuer: Enqueuer;
+  results: ResultWaiter;
   backlog: Backlog;
   startedAt: number;
   /** False while starting and once shutdown has begun. */
@@ -90,10 +93,12 @@ export function createApp(deps: ApiDeps): Koa<State> {
     maxBacklogJobs: config.maxBacklogJobs,
     backlog: deps.backlog,
     enqueuer: deps.enqueuer,
+    results: deps.results,
     requireKey,
     observe: operator.observePublish,
   });
   registerEventRoutes(router, { store, requireReadKey });
+  registerLookupRoute(router, { store, requireReadKey });
   router.get('/stats', requireReadKey, async (ctx) => {
     ctx.body = await readStats({
       store,

@@ -8,6 +8,7 @@ import { createShutdown } from '../../shared/shutdown.js';
 import { createApp } from './app.js';
 import { watchBacklog } from './publish/backlog.js';
 import { createEnqueuer } from './publish/enqueue.js';
+import { createResultWaiter } from './publish/results.js';
 
 const config = configOrExit('api');
 const startedAt = Date.now();
@@ -40,8 +41,10 @@ const enqueuer = createEnqueuer({
   log,
 });
 
+const results = createResultWaiter({ redis, queueName: config.queueName, log });
+
 let ready = false;
-const app = createApp({ config, log, store, queue, redis, enqueuer, backlog, startedAt, isReady: () => ready });
+const app = createApp({ config, log, store, queue, redis, enqueuer, results, backlog, startedAt, isReady: () => ready });
 // A slow or silent client cannot hold a socket forever. Node enforces both timeouts only
 // when it sweeps its connections (every 30 s by default), so sweep every second.
 // https://nodejs.org/docs/latest-v20.x/api/http.html#httpcreateserveroptions-requestlistener
@@ -72,6 +75,8 @@ const shutdown = createShutdown(
   log,
   [
     { name: 'not-ready', run: () => (ready = false) },
+    // Producers waiting for results get their 202 now: their events are queued already.
+    { name: 'results', run: () => results.close() },
     {
       name: 'http',
       run: () =>

@@ -63,14 +63,29 @@ const heartbeat = setInterval(() => {
   beat().catch((err: unknown) => log.debug({ err }, 'heartbeat not written'));
 }, HEARTBEAT_MS);
 
+/** Conflicts logged one by one per group commit; a flood of them is summed up after. */
+const MAX_CONFLICTS_LOGGED = 20;
+
 /** One notice per group commit: live streams read from its seq, waiting producers get their results. */
 function notify(jobs: readonly Submitted[], outcomes: readonly JobOutcome[]): void {
   let seq = 0;
   const replies: JobResults[] = [];
+  let conflictsLogged = 0;
   outcomes.forEach((outcome, i) => {
-    for (const r of outcome.results) if (r.status === 'stored' && r.seq > seq) seq = r.seq;
-    if (jobs[i]?.reply === true) replies.push({ job: outcome.id, results: outcome.results });
+    const job = jobs[i];
+    outcome.results.forEach((r, k) => {
+      if (r.status === 'stored' && r.seq > seq) seq = r.seq;
+      // Named, never shown: a conflict is logged with its identity and job, not its payload.
+      if (r.status === 'conflict' && !outcome.redelivered && conflictsLogged++ < MAX_CONFLICTS_LOGGED && job !== undefined) {
+        const e = job.events[k]!;
+        log.warn({ topic: e.topic, event_id: e.event_id, job: outcome.id, seq: r.seq }, 'conflicting copy dropped: its content differs from the stored event');
+      }
+    });
+    if (job?.reply === true) replies.push({ job: outcome.id, results: outcome.results });
   });
+  if (conflictsLogged > MAX_CONFLICTS_LOGGED) {
+    log.warn({ conflicts: conflictsLogged, logged: MAX_CONFLICTS_LOGGED }, 'more conflicting copies dropped in this commit than logged one by one');
+  }
   if (seq === 0 && replies.length === 0) return;
   publishNotice(connection, config.queueName, { seq, jobs: replies }).catch((err: unknown) =>
     log.debug({ err }, 'commit notice not published'),

@@ -6,7 +6,7 @@ import { createLogger } from '../../shared/log.js';
 import { createQueue, createRedis, eventCountOfJobId, unfinishedJobIds } from '../../shared/queue.js';
 import type { Event } from '../../shared/schema.js';
 import { HttpError } from '../../services/api/http/errors.js';
-import { createEnqueuer } from '../../services/api/publish/enqueue.js';
+import { createEnqueuer, type Placement } from '../../services/api/publish/enqueue.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 
 const log = createLogger({ name: 'enqueue-test', level: 'silent' });
@@ -39,8 +39,8 @@ describe('enqueuer', () => {
   it('puts the events of concurrent requests in fewer jobs, every event exactly once', async () => {
     const s = setup();
     try {
-      const ids = await Promise.all(Array.from({ length: 200 }, (_, i) => s.enqueuer.enqueue([ev(i)])));
-      const jobs = [...new Set(ids)];
+      const placements = await Promise.all(Array.from({ length: 200 }, (_, i) => s.enqueuer.enqueue([ev(i)])));
+      const jobs = [...new Set(placements.map((p) => p.job))];
       expect(jobs.length).to.be.below(200);
       const queued = await unfinishedJobIds(s.connection, s.queue);
       expect(new Set(queued)).to.deep.equal(new Set(jobs));
@@ -48,6 +48,10 @@ describe('enqueuer', () => {
       const stored = await Promise.all(jobs.map((id) => s.queue.getJob(id)));
       const eventIds = stored.flatMap((j) => j!.data.events.map((e) => e.event_id)).sort();
       expect(eventIds).to.deep.equal(Array.from({ length: 200 }, (_, i) => `e-${i}`).sort());
+      // Each request knows where its events are in its job: what a waiting producer's results are cut by.
+      const byId = new Map(stored.map((j) => [j!.id, j!.data.events]));
+      placements.forEach((p, i) => expect(byId.get(p.job)![p.offset]!.event_id).to.equal(`e-${i}`));
+      expect(stored.every((j) => j!.data.reply === undefined)).to.equal(true);
     } finally {
       await s.close();
     }
@@ -67,8 +71,27 @@ describe('enqueuer', () => {
   it('never puts more than maxEvents in one gathered job', async () => {
     const s = setup(50, 10);
     try {
-      const ids = await Promise.all(Array.from({ length: 25 }, (_, i) => s.enqueuer.enqueue([ev(i), ev(i + 100)])));
-      for (const id of new Set(ids)) expect(eventCountOfJobId(id)).to.be.at.most(10);
+      const placements = await Promise.all(Array.from({ length: 25 }, (_, i) => s.enqueuer.enqueue([ev(i), ev(i + 100)])));
+      for (const id of new Set(placements.map((p) => p.job))) expect(eventCountOfJobId(id)).to.be.at.most(10);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('tells a waiting request its placement before the job is added, and asks the job for a reply', async () => {
+    const s = setup();
+    try {
+      const told: Placement[] = [];
+      const placements = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          s.enqueuer.enqueue([ev(i), ev(i + 100)], {
+            onPlaced: i % 2 === 0 ? (p) => told.push(p) : undefined,
+          }),
+        ),
+      );
+      expect(told).to.have.length(10);
+      expect(told).to.have.deep.members(placements.filter((_, i) => i % 2 === 0));
+      for (const job of new Set(told.map((t) => t.job))) expect((await s.queue.getJob(job))!.data.reply).to.equal(true);
     } finally {
       await s.close();
     }

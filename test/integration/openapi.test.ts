@@ -15,6 +15,7 @@ import { openSqliteStore } from '../../shared/store/sqlite/store.js';
 import { createApp } from '../../services/api/app.js';
 import type { Backlog } from '../../services/api/publish/backlog.js';
 import type { Enqueuer } from '../../services/api/publish/enqueue.js';
+import type { ResultWaiter } from '../../services/api/publish/results.js';
 import { useCluster } from '../support/suite.js';
 import { get, publish, request } from '../../tools/harness/http.js';
 import { event } from '../support/http.js';
@@ -106,6 +107,7 @@ function buildApp(dataDir: string): { app: ReturnType<typeof createApp>; store: 
     queue: {} as Queue,
     redis: {} as Redis,
     enqueuer: {} as Enqueuer,
+    results: {} as ResultWaiter,
     backlog: {} as Backlog,
     startedAt: Date.now(),
     isReady: () => true,

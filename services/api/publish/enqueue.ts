@@ -9,9 +9,21 @@ import type { Event } from '../../../shared/schema.js';
 import type { Logger } from '../../../shared/log.js';
 import type { Queue } from 'bullmq';
 
+/** Where a request's events travel: their job, and the position of the first in it. */
+export type Placement = { job: string; offset: number };
+
+export type EnqueueOptions = {
+  /**
+   * The producer waits for the results: the job asks its worker to publish them. Called
+   * with the placement before the job is added, so a waiter is in place before any result
+   * can come back.
+   */
+  onPlaced?: (placement: Placement) => void;
+};
+
 export type Enqueuer = {
-  /** Resolves with the job id once the events are in Redis; rejects with a 503 HttpError. */
-  enqueue(events: Event[]): Promise<string>;
+  /** Resolves with the placement once the events are in Redis; rejects with a 503 HttpError. */
+  enqueue(events: Event[], opts?: EnqueueOptions): Promise<Placement>;
   /** Sends what is gathered now and waits for every add in flight. */
   flush(): Promise<void>;
 };
@@ -24,9 +36,11 @@ export type EnqueuerOptions = {
   log: Logger;
 };
 
+type Waiter = { offset: number; resolve: (p: Placement) => void; reject: (err: Error) => void; onPlaced?: EnqueueOptions['onPlaced'] };
+
 type Gathering = {
   events: Event[];
-  waiters: { resolve: (id: string) => void; reject: (err: Error) => void }[];
+  waiters: Waiter[];
   timer: NodeJS.Timeout | undefined;
 };
 
@@ -40,13 +54,15 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
   let gatheredAdds = 0;
   let immediate: NodeJS.Immediate | undefined;
 
-  async function add(events: Event[]): Promise<string> {
+  async function add(events: Event[], waiters: readonly Pick<Waiter, 'offset' | 'onPlaced'>[]): Promise<string> {
     const id = newJobId(events.length);
+    const reply = waiters.some((w) => w.onPlaced !== undefined);
+    for (const w of waiters) w.onPlaced?.({ job: id, offset: w.offset });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`queue add timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
     });
-    const adding = opts.queue.add(JOB_NAME, { events }, { jobId: id });
+    const adding = opts.queue.add(JOB_NAME, reply ? { events, reply } : { events }, { jobId: id });
     inFlight.add(adding);
     try {
       await Promise.race([adding, timeout]);
@@ -68,8 +84,8 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
     gathering = undefined;
     clearTimeout(g.timer);
     gatheredAdds++;
-    const sending = add(g.events).then(
-      (id) => g.waiters.forEach((w) => w.resolve(id)),
+    const sending = add(g.events, g.waiters).then(
+      (id) => g.waiters.forEach((w) => w.resolve({ job: id, offset: w.offset })),
       (err: Error) => g.waiters.forEach((w) => w.reject(err)),
     );
     inFlight.add(sending);
@@ -88,16 +104,20 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
   }
 
   return {
-    enqueue(events) {
-      if (opts.lingerMs === 0 || events.length >= opts.maxEvents) return add(events);
+    enqueue(events, enqueueOptions = {}) {
+      const { onPlaced } = enqueueOptions;
+      if (opts.lingerMs === 0 || events.length >= opts.maxEvents) {
+        return add(events, [{ offset: 0, onPlaced }]).then((job) => ({ job, offset: 0 }));
+      }
       if (gathering !== undefined && gathering.events.length + events.length > opts.maxEvents) send();
-      return new Promise<string>((resolve, reject) => {
+      return new Promise<Placement>((resolve, reject) => {
         if (gathering === undefined) {
           gathering = { events: [], waiters: [], timer: undefined };
           gathering.timer = setTimeout(send, opts.lingerMs);
         }
+        const offset = gathering.events.length;
         for (const e of events) gathering.events.push(e);
-        gathering.waiters.push({ resolve, reject });
+        gathering.waiters.push({ offset, resolve, reject, onPlaced });
         if (gathering.events.length >= opts.maxEvents) send();
         else if (gatheredAdds === 0) sendSoon();
       });

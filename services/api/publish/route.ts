@@ -2,11 +2,12 @@
 import type { Context } from 'koa';
 import type Router from '@koa/router';
 import type { Event } from '../../../shared/schema.js';
-import { unavailable } from '../http/errors.js';
+import { HttpError, unavailable } from '../http/errors.js';
 import type { Guard } from '../http/auth.js';
 import type { Backlog } from './backlog.js';
 import { bodyKind, createBodyParser, itemsOf, validateBatch } from './body.js';
 import type { Enqueuer } from './enqueue.js';
+import type { Registration, ResultWaiter } from './results.js';
 
 export type PublishDeps = {
   maxBodyBytes: number;
@@ -15,6 +16,7 @@ export type PublishDeps = {
   maxBacklogJobs: number;
   backlog: Backlog;
   enqueuer: Enqueuer;
+  results: ResultWaiter;
   /** API_KEY's guard. */
   requireKey: Guard;
   /** Put first, so that every answer is counted and timed (the operator's metrics). */
@@ -23,6 +25,21 @@ export type PublishDeps = {
 
 /** `accepted`: the events of an answered publish, for its metrics. */
 export type PublishState = { accepted?: readonly Event[] };
+
+/** The longest a producer may wait for its results, in seconds. */
+export const MAX_WAIT_SECONDS = 30;
+
+/** `?wait=s`: absent, or a number of seconds with 0 < s <= 30. */
+export function parseWait(ctx: Context): number | undefined {
+  const raw = ctx.query.wait;
+  if (raw === undefined) return undefined;
+  const text = Array.isArray(raw) ? undefined : raw.trim();
+  const seconds = text !== undefined && /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+  if (!(seconds > 0 && seconds <= MAX_WAIT_SECONDS)) {
+    throw new HttpError(400, 'invalid_query', `wait must be a number of seconds above 0 and at most ${MAX_WAIT_SECONDS} (got ${JSON.stringify(raw)})`);
+  }
+  return seconds;
+}
 
 function discardBody(ctx: Context): Promise<void> {
   return new Promise((resolve) => {
@@ -43,6 +60,8 @@ export function registerPublishRoutes<S extends PublishState>(router: Router<S>,
   // the API's memory stays bounded however many clients send at once.
   let inflightBytes = 0;
   const publish = async (ctx: Context) => {
+    const started = performance.now();
+    const wait = parseWait(ctx);
     const kind = bodyKind(ctx);
     const declared = Number(ctx.get('content-length'));
     const sized = ctx.get('content-encoding') === '' && Number.isSafeInteger(declared) && declared >= 0;
@@ -53,18 +72,39 @@ export function registerPublishRoutes<S extends PublishState>(router: Router<S>,
       throw unavailable('too many request bytes in flight; retry later', 1);
     }
     inflightBytes += reserve;
+    let reserved = true;
     try {
       await parseBody(ctx, () => Promise.resolve());
       const events = validateBatch(itemsOf(kind, ctx.request.body), deps.maxBatchEvents);
       if (deps.backlog.full()) {
         throw unavailable(`the backlog is over its limit of ${deps.maxBacklogJobs} jobs; retry later`, 5);
       }
-      const job = await deps.enqueuer.enqueue(events);
-      ctx.status = 202;
-      ctx.body = { status: 'accepted', accepted: events.length, job };
+      let waiting: Registration | undefined;
+      const placement = await deps.enqueuer
+        .enqueue(events, wait === undefined ? {} : { onPlaced: (p) => (waiting = deps.results.register(p, events.length)) })
+        .catch((err: unknown) => {
+          waiting?.cancel();
+          throw err;
+        });
       (ctx.state as PublishState).accepted = events;
-    } finally {
+      // From here on the events are durably queued: whatever the wait gives, the answer is a success.
       inflightBytes -= reserve;
+      reserved = false;
+      const results = await waiting?.wait(Math.max(0, wait! * 1000 - (performance.now() - started)));
+      if (results !== undefined && results.length === events.length) {
+        ctx.status = 200;
+        ctx.body = {
+          status: 'processed',
+          accepted: events.length,
+          job: placement.job,
+          results: results.map((r, index) => ({ index, status: r.status, seq: r.seq })),
+        };
+        return;
+      }
+      ctx.status = 202;
+      ctx.body = { status: 'accepted', accepted: events.length, job: placement.job };
+    } finally {
+      if (reserved) inflightBytes -= reserve;
     }
   };
   for (const path of ['/publish', '/publish/batch']) router.post(path, deps.observe, deps.requireKey, publish);
