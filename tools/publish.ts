@@ -33,6 +33,9 @@ Sending
   --rate N           Events per second (default 0: as fast as the API takes them).
   --concurrency N    Requests in flight at once (default 4).
   --api-key KEY      Sent as "Authorization: Bearer KEY" (default: $API_KEY).
+  --wait S           Ask the API to wait up to S seconds (0 < S <= 30) for each request's
+                     events to be processed, and count what became of them: stored,
+                     duplicate, conflict (a copy whose content differs from the stored one).
   -h, --help         This text.
 
 Retries: a request answered 503 or another 5xx, or with no answer (network error, no
@@ -65,6 +68,7 @@ type Options = {
   topics: number;
   concurrency: number;
   apiKey: string | undefined;
+  wait: number | undefined;
 };
 
 function number(name: string, text: string | undefined, fallback: number, min: number, max: number, whole = true): number {
@@ -73,6 +77,12 @@ function number(name: string, text: string | undefined, fallback: number, min: n
   if (text.trim() === '' || !Number.isFinite(n) || (whole && !Number.isInteger(n)) || n < min || n > max) {
     throw new UsageError(`--${name} must be ${whole ? 'a whole number' : 'a number'} from ${min} to ${max} (got "${text}")`);
   }
+  return n;
+}
+
+function positiveWait(text: string): number {
+  const n = number('wait', text, 0, 0, 30, false);
+  if (n <= 0) throw new UsageError(`--wait must be a number of seconds above 0 and at most 30 (got "${text}")`);
   return n;
 }
 
@@ -93,6 +103,7 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 'help' 
         topics: { type: 'string' },
         concurrency: { type: 'string' },
         'api-key': { type: 'string' },
+        wait: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -118,6 +129,7 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 'help' 
     topics: number('topics', a.topics, 3, 1, 100_000),
     concurrency: number('concurrency', a.concurrency, 4, 1, 1000),
     apiKey: a['api-key'] ?? (env.API_KEY || undefined),
+    wait: a.wait === undefined ? undefined : positiveWait(a.wait),
   };
 }
 
@@ -240,7 +252,10 @@ function generatedSource(opts: Options): Source {
 
 type Totals = { sent: number; requests: number; accepted: number; retried: number; failed: number };
 
-type Outcome = { kind: 'accepted'; accepted: number } | { kind: 'refused'; message: string } | { kind: 'retry'; message: string; waitMs: number | undefined };
+/** With --wait: what became of the accepted events; `unconfirmed` were not processed in time. */
+type Verdicts = { stored: number; duplicate: number; conflict: number; unconfirmed: number };
+
+type Outcome = { kind: 'accepted'; accepted: number; verdicts?: Record<string, number> } | { kind: 'refused'; message: string } | { kind: 'retry'; message: string; waitMs: number | undefined };
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -265,20 +280,29 @@ async function sendOnce(opts: Options, body: string, events: number): Promise<Ou
   let res: Response;
   let text: string;
   try {
-    res = await fetch(`${opts.url}/publish`, { method: 'POST', headers, body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const query = opts.wait === undefined ? '' : `?wait=${opts.wait}`;
+    res = await fetch(`${opts.url}/publish${query}`, { method: 'POST', headers, body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     text = await res.text();
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } };
     const why = e.name === 'TimeoutError' ? `no answer within ${REQUEST_TIMEOUT_MS / 1000} s` : (e.cause?.code ?? e.cause?.message ?? e.message);
     return { kind: 'retry', message: why, waitMs: undefined };
   }
-  let answer: { accepted?: unknown; error?: unknown; message?: unknown } = {};
+  let answer: { accepted?: unknown; error?: unknown; message?: unknown; results?: unknown } = {};
   try {
     answer = JSON.parse(text) as typeof answer;
   } catch {
     // not JSON: a proxy's page, say; the status decides
   }
   if (res.status === 202) return { kind: 'accepted', accepted: typeof answer.accepted === 'number' ? answer.accepted : events };
+  if (res.status === 200 && Array.isArray(answer.results)) {
+    const verdicts: Record<string, number> = {};
+    for (const r of answer.results as { status?: unknown }[]) {
+      const status = String(r.status);
+      verdicts[status] = (verdicts[status] ?? 0) + 1;
+    }
+    return { kind: 'accepted', accepted: typeof answer.accepted === 'number' ? answer.accepted : events, verdicts };
+  }
   const message = `${res.status}${typeof answer.error === 'string' ? ` ${answer.error}` : ''}${
     typeof answer.message === 'string' ? `: ${answer.message}` : text && !answer.error ? `: ${text.slice(0, 200)}` : ''
   }`;
@@ -339,6 +363,7 @@ async function main(): Promise<number> {
   const o = opts;
   const tty = process.stderr.isTTY === true;
   const totals: Totals = { sent: 0, requests: 0, accepted: 0, retried: 0, failed: 0 };
+  const verdicts: Verdicts = { stored: 0, duplicate: 0, conflict: 0, unconfirmed: 0 };
   const stop = new AbortController();
   let interrupted = false;
   let shownErrors = 0;
@@ -388,6 +413,8 @@ async function main(): Promise<number> {
         const outcome = await sendOnce(o, body, events.length);
         if (outcome.kind === 'accepted') {
           totals.accepted += outcome.accepted;
+          if (outcome.verdicts === undefined) verdicts.unconfirmed += outcome.accepted;
+          else for (const k of ['stored', 'duplicate', 'conflict'] as const) verdicts[k] += outcome.verdicts[k] ?? 0;
           break;
         }
         if (outcome.kind === 'refused') {
@@ -432,6 +459,14 @@ async function main(): Promise<number> {
       `  retried   ${fmt(totals.retried)} requests`,
       `  failed    ${fmt(totals.failed)}`,
       `  rate      ${fmt(seconds > 0 ? totals.accepted / seconds : 0)} events/s`,
+      ...(o.wait === undefined
+        ? []
+        : [
+            `  stored    ${fmt(verdicts.stored)}`,
+            `  duplicate ${fmt(verdicts.duplicate)}`,
+            `  conflict  ${fmt(verdicts.conflict)}`,
+            `  not processed within ${o.wait} s: ${fmt(verdicts.unconfirmed)}`,
+          ]),
       '',
     ].join('\n'),
   );

@@ -72,7 +72,7 @@ describe('publisher CLI', function () {
   it('explains every flag with --help', async () => {
     const run = await runCli(['--help']);
     expect(run.code).to.equal(0);
-    for (const flag of ['--url', '--file', '--count', '--rate', '--batch', '--duplicates', '--topics', '--concurrency', '--api-key', '--help']) {
+    for (const flag of ['--url', '--file', '--count', '--rate', '--batch', '--duplicates', '--topics', '--concurrency', '--api-key', '--wait', '--help']) {
       expect(run.stdout).to.include(flag);
     }
     const bad = await runCli(['--duplicates', '1.5']);
@@ -102,6 +102,23 @@ describe('publisher CLI', function () {
     expect(stored.map((e) => e.event_id)).to.have.members(a.map((e) => e.event_id));
     expect(stored[7].payload).to.deep.equal(a.find((e) => e.event_id === stored[7].event_id)!.payload);
     expect(await allEvents(shared.cluster.baseUrl, 'cli-object')).to.have.length(30);
+  });
+
+  it('counts what became of each event with --wait: stored, duplicate, conflict', async () => {
+    const first = event({ topic: 'cli-wait' });
+    const events = [first, event({ topic: 'cli-wait' }), { ...first }, { ...first, payload: { changed: true } }];
+    fs.writeFileSync(path.join(tmp, 'w.json'), JSON.stringify(events));
+    const run = await runCli(['--url', shared.cluster.baseUrl, '--file', path.join(tmp, 'w.json'), '--wait', '10']);
+    expect(run.code, run.stderr).to.equal(0);
+    expect(summary(run)).to.include({ sent: 4, accepted: 4 });
+    expect(run.stdout).to.match(/stored\s+2\n/);
+    expect(run.stdout).to.match(/duplicate\s+1\n/);
+    expect(run.stdout).to.match(/conflict\s+1\n/);
+    expect(run.stdout).to.match(/not processed within 10 s: 0\n/);
+    received += 4;
+    const bad = await runCli(['--wait', '0']);
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.include('--wait must be');
   });
 
   it('reads NDJSON from stdin', async () => {
