@@ -92,12 +92,14 @@ describe('dashboard in a browser', function () {
     const orders = Array.from({ length: 120 }, (_, i) => event({ topic: 'dash-orders', payload: { amount: i, currency: 'EUR' } }));
     const clicks = Array.from({ length: 30 }, (_, i) => event({ topic: 'dash-clicks', payload: { x: i, note: '<img src=x onerror=alert(1)>' } }));
     const first = Array.from({ length: 3 }, () => event({ topic: 'dash-first' }));
-    const copies = orders.slice(0, 10);
+    // Ten copies, four of them with content of their own: conflicts.
+    const copies = orders.slice(0, 10).map((e, i) => (i < 4 ? { ...e, payload: { changed: i } } : e));
     expect((await publish(cluster.baseUrl, { events: [...first, ...orders, ...clicks] }, auth)).status).to.equal(202);
     expect((await publish(cluster.baseUrl, copies, auth)).status).to.equal(202);
     await shows('#received', '163');
     await shows('#stored', '153');
     await shows('#duplicates', '10');
+    await shows('#conflicts', '4');
     await shows('#pending', '0');
     await shows('#failed', '0');
     // A point of the received line above the zero line: a rate was drawn.

@@ -1,6 +1,6 @@
 // The dashboard's script, run in the browser (checked against the DOM library by this
 // folder's tsconfig.json, never against Node's types). It polls /stats, /ready and /events;
-// when reads need the key (API_KEY_READS), it asks for it once and keeps it in
+// when reads need a key (READ_API_KEY), it asks for it once and keeps it in
 // sessionStorage, so it dies with the tab.
 //
 // Data goes into the page with textContent only: topics, ids and payloads are whatever
@@ -11,6 +11,11 @@ type Stats = {
   received: number;
   unique_processed: number;
   duplicate_dropped: number;
+  /** Of the dropped copies, those whose content differed from the stored event. */
+  conflicts: number;
+  /** Jobs processed again after a worker died: the system's own retries. */
+  redeliveries: number;
+  topics_count: number;
   /** null, like queue and workers, while Redis is unreachable. */
   pending: number | null;
   topics: string[];
@@ -90,7 +95,7 @@ async function api<T>(path: string): Promise<T> {
 
 function askKey(wrong: boolean): void {
   keyNeeded = true;
-  $('keymsg').textContent = wrong ? 'That key was refused. Enter the API key:' : 'Reads need the API key (API_KEY_READS). Enter it:';
+  $('keymsg').textContent = wrong ? 'That key was refused. Enter the read key:' : 'Reads need a key (READ_API_KEY). Enter it:';
   $('keybox').classList.add('open');
   $('keyinput').focus();
 }
@@ -109,7 +114,9 @@ function renderCounts(s: Stats): void {
   $('duplicates').textContent = fmt(s.duplicate_dropped);
   $('pending').textContent = fmt(s.pending);
   $('failed').textContent = fmt(s.queue?.failed);
-  $('topiccount').textContent = `${fmt(s.topics.length)} topics`;
+  $('conflicts').textContent = fmt(s.conflicts);
+  $('redeliveries').textContent = `${fmt(s.redeliveries)} redelivered jobs`;
+  $('topiccount').textContent = `${fmt(s.topics_count)} topics`;
   const processed = Math.max(1, s.unique_processed + s.duplicate_dropped);
   $('dupshare').textContent = s.received > 0 ? `${((100 * s.duplicate_dropped) / processed).toFixed(1)}% of processed` : '';
 }
