@@ -25,17 +25,30 @@ type Doc = Record<string, any>;
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete', 'options'];
 
-/** The part of JSON Schema 2020-12 the document uses; anything else it meets is an error. */
-function validate(doc: Doc, schema: Schema, value: unknown, at = '$'): string[] {
+/** The property names a schema declares, through $ref and allOf. */
+function declared(doc: Doc, schema: Schema): Set<string> {
+  if (schema.$ref !== undefined) return declared(doc, resolve(doc, schema.$ref));
+  const names = new Set(Object.keys(schema.properties ?? {}));
+  for (const sub of schema.allOf ?? []) for (const name of declared(doc, sub)) names.add(name);
+  return names;
+}
+
+/**
+ * The part of JSON Schema 2020-12 the document uses; anything else it meets is an error.
+ * Stricter than JSON Schema in one way, on purpose: an object may hold only the fields its
+ * schema declares (unless it says additionalProperties), so an answer cannot carry a field
+ * the document does not describe. `open` is for the parts of an allOf, which the whole checks.
+ */
+function validate(doc: Doc, schema: Schema, value: unknown, at = '$', open = false): string[] {
   const known = new Set([
     '$ref', 'allOf', 'anyOf', 'const', 'enum', 'type', 'properties', 'required', 'additionalProperties', 'items',
-    'minItems', 'maxItems', 'minLength', 'maxLength', 'minimum', 'maximum', 'description', 'examples', 'default',
+    'minItems', 'maxItems', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'description', 'examples', 'default',
   ]);
   const unknown = Object.keys(schema).filter((k) => !known.has(k));
   if (unknown.length > 0) return [`${at}: the test's validator does not know ${unknown.join(', ')}`];
-  if (schema.$ref !== undefined) return validate(doc, resolve(doc, schema.$ref), value, at);
+  if (schema.$ref !== undefined) return validate(doc, resolve(doc, schema.$ref), value, at, open);
   const errors: string[] = [];
-  for (const sub of schema.allOf ?? []) errors.push(...validate(doc, sub, value, at));
+  for (const sub of schema.allOf ?? []) errors.push(...validate(doc, sub, value, at, true));
   if (schema.anyOf && !schema.anyOf.some((sub: Schema) => validate(doc, sub, value, at).length === 0)) {
     errors.push(`${at}: fits none of anyOf`);
   }
@@ -56,6 +69,7 @@ function validate(doc: Doc, schema: Schema, value: unknown, at = '$'): string[] 
   if (typeof value === 'number') {
     if (schema.minimum !== undefined && value < schema.minimum) errors.push(`${at}: below ${schema.minimum}`);
     if (schema.maximum !== undefined && value > schema.maximum) errors.push(`${at}: above ${schema.maximum}`);
+    if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum) errors.push(`${at}: not above ${schema.exclusiveMinimum}`);
   }
   if (Array.isArray(value)) {
     if (schema.minItems !== undefined && value.length < schema.minItems) errors.push(`${at}: fewer than ${schema.minItems} items`);
@@ -65,9 +79,12 @@ function validate(doc: Doc, schema: Schema, value: unknown, at = '$'): string[] 
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
     const obj = value as Record<string, unknown>;
     for (const key of schema.required ?? []) if (!(key in obj)) errors.push(`${at}: lacks ${key}`);
+    const names = declared(doc, schema);
+    // A bare {type: 'object'} (a payload) is any object; one that names its fields is closed.
+    const closed = !open && schema.additionalProperties === undefined && names.size > 0;
     for (const [key, v] of Object.entries(obj)) {
       const sub = schema.properties?.[key] ?? schema.additionalProperties;
-      if (sub === false) errors.push(`${at}.${key}: is not allowed`);
+      if (sub === false || (sub === undefined && closed && !names.has(key))) errors.push(`${at}.${key}: is not declared`);
       else if (sub !== undefined && sub !== true) errors.push(...validate(doc, sub, v, `${at}.${key}`));
     }
   }
@@ -138,7 +155,8 @@ describe('openapi', function () {
         expect(layer.path, 'a route with a fixed path').to.be.a('string');
         for (const method of layer.methods) {
           // HEAD comes with every GET.
-          if (method !== 'HEAD') served.add(`${method} ${layer.path as string}`);
+          // The router's `:name` and `*name` are OpenAPI's `{name}`.
+          if (method !== 'HEAD') served.add(`${method} ${(layer.path as string).replace(/[:*](\w+)/g, '{$1}')}`);
         }
       }
       const documented = new Set(operations(doc).map((o) => `${o.method.toUpperCase()} ${o.path}`));
@@ -253,6 +271,25 @@ describe('openapi', function () {
       expect(r.status, p).to.equal(status);
       fits(operationId, status, r.body);
     }
+    const waited = await request(shared.cluster.baseUrl, 'POST', '/publish?wait=10', [event({ topic: 'doc' }), event({ topic: 'doc' })]);
+    expect(waited.status).to.equal(200);
+    fits('publish', 200, waited.body);
+    const badWait = await request(shared.cluster.baseUrl, 'POST', '/publish?wait=99', event());
+    expect(badWait.status).to.equal(400);
+    fits('publish', 400, badWait.body);
+    const one = (await get(shared.cluster.baseUrl, '/events?topic=doc&limit=1')).body.events[0];
+    const looked = await get(shared.cluster.baseUrl, `/events/doc/${encodeURIComponent(one.event_id)}`);
+    expect(looked.status).to.equal(200);
+    fits('getEvent', 200, looked.body);
+    const missing = await get(shared.cluster.baseUrl, '/events/doc/never-stored');
+    expect(missing.status).to.equal(404);
+    fits('getEvent', 404, missing.body);
+    // The check is strict: a field the document does not declare is refused.
+    const stats = (await get(shared.cluster.baseUrl, '/stats')).body;
+    expect(validate(doc, schemaOf(doc, ops.stats, 200), { ...stats, surprise: 1 })).to.deep.equal(['$.surprise: is not declared']);
+    expect(validate(doc, schemaOf(doc, ops.stats, 200), { ...stats, store: { ...stats.store, extra: true } })).to.deep.equal([
+      '$.store.extra: is not declared',
+    ]);
     const invalid = await publish(shared.cluster.baseUrl, [event(), event({ timestamp: '2025-02-30T00:00:00Z' })]);
     expect(invalid.status).to.equal(422);
     fits('publish', 422, invalid.body);

@@ -5,7 +5,7 @@ import type { Context, Middleware } from 'koa';
 import type { Event } from '../../../shared/schema.js';
 import { renderDocs } from './docs.js';
 import { createMetrics, type MetricsDeps } from './metrics.js';
-import { buildOpenApi, type OpenApiOptions } from './openapi.js';
+import { buildOpenApi, type OpenApiOptions } from './openapi/document.js';
 import { loadDashboard } from './dashboard/page.js';
 
 export type OperatorDeps = MetricsDeps & { openapi: OpenApiOptions };
