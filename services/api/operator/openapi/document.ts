@@ -16,7 +16,7 @@ export function buildOpenApi(opts: OpenApiOptions): Json {
       title: 'Event aggregator API',
       version: '1',
       description:
-      'Producers publish events; workers store each (topic, event_id) exactly once, however many copies arrive. Reads show what is stored and how the pipeline is doing.',
+        'Producers publish events; workers store each (topic, event_id) exactly once, however many copies arrive. Reads show what is stored and how the pipeline is doing.',
     },
     tags: [
       { name: 'publish', description: 'For producers.' },

@@ -10,7 +10,7 @@ const FIELD_MEANING: Record<string, string> = {
   topic: 'The stream the event belongs to.',
   event_id: "The event's id, chosen by the producer; (topic, event_id) is the event's identity: copies are dropped.",
   timestamp:
-  'When the event happened: ISO 8601 date and time; an offset is optional (none means UTC), fractions of a second are allowed.',
+    'When the event happened: ISO 8601 date and time; an offset is optional (none means UTC), fractions of a second are allowed.',
   source: 'Who produced the event.',
   payload: 'Any JSON object, stored exactly as published.',
 };
@@ -41,7 +41,7 @@ export function eventJsonSchema(): JsonSchema {
       errorMode: 'throw',
       overrideSchema: ({ valibotSchema }) =>
       // The payload is a v.custom on purpose (see shared/schema.ts); what it accepts is an object.
-      valibotSchema.type === 'custom' ? { type: 'object' } : undefined,
+        valibotSchema.type === 'custom' ? { type: 'object' } : undefined,
       overrideAction: ({ valibotAction, jsonSchema }) => {
         const action = valibotAction as { type: string; message?: unknown };
         if (action.type !== 'check') return undefined;
@@ -64,7 +64,7 @@ export function eventJsonSchema(): JsonSchema {
   }
   delete schema.$schema;
   schema.description =
-  'One event. Unknown extra fields are accepted and ignored; what is stored is exactly these five fields.';
+    'One event. Unknown extra fields are accepted and ignored; what is stored is exactly these five fields.';
   schema.examples = [EXAMPLE_EVENT];
   return schema;
 }

@@ -45,7 +45,7 @@ export function operatePaths(): Json {
         tags: ['operate'],
         summary: 'Prometheus metrics',
         description:
-        "Prometheus text format. The counts mirror `/stats` (read through the same code); publish requests are counted per API process; workers' figures come from their heartbeats, labelled `worker`. Open, like `/health` and `/ready`: counts only, no event data.",
+          "Prometheus text format. The counts mirror `/stats` (read through the same code); publish requests are counted per API process; workers' figures come from their heartbeats, labelled `worker`. Open, like `/health` and `/ready`: counts only, no event data.",
         responses: {
           200: {
             description: 'The metrics.',
@@ -81,7 +81,7 @@ export function operatePaths(): Json {
         tags: ['operate'],
         summary: 'The dashboard',
         description:
-        'A page for people: live counts, throughput, topics and their latest events, the queue and the health of Redis, the store and the workers. It reads `/stats`, `/events` and `/ready`, asking for the key if reads need one.',
+          'A page for people: live counts, throughput, topics and their latest events, the queue and the health of Redis, the store and the workers. It reads `/stats`, `/events` and `/ready`, asking for the key if reads need one.',
         responses: { 200: { description: 'HTML.', content: { 'text/html': { schema: { type: 'string' } } } } },
       },
     },

@@ -25,6 +25,6 @@ export const READ_AUTH = {
 
 
 export const unauthorized = (variable: 'API_KEY' | 'READ_API_KEY') =>
-errorResponse(`The key (\`${variable}\`) is missing or wrong.`, 'unauthorized', `send Authorization: Bearer <${variable}>`);
+  errorResponse(`The key (\`${variable}\`) is missing or wrong.`, 'unauthorized', `send Authorization: Bearer <${variable}>`);
 
 export const retryAfter = { description: 'Seconds to wait before retrying.', schema: { type: 'integer', minimum: 0 } };

@@ -10,7 +10,7 @@ export function readPaths(opts: OpenApiOptions): Json {
         tags: ['read'],
         summary: 'Stored events in processing order',
         description:
-        'Exactly one copy of each (topic, event_id), the first processed, in `seq` order. Page with `after`: pass the answer\'s `next_after` until it is null. Needs the read key when the API runs with `READ_API_KEY`.',
+          'Exactly one copy of each (topic, event_id), the first processed, in `seq` order. Page with `after`: pass the answer\'s `next_after` until it is null. Needs the read key when the API runs with `READ_API_KEY`.',
         ...READ_AUTH,
         parameters: [
           { name: 'topic', in: 'query', required: false, description: 'Only this topic.', schema: { type: 'string', minLength: 1 } },
@@ -48,9 +48,9 @@ export function readPaths(opts: OpenApiOptions): Json {
       get: {
         operationId: 'stats',
         tags: ['read'],
-        summary: 'Counts: received, stored, dropped, pending',
+        summary: 'Counts: received, stored, dropped, conflicts, pending',
         description:
-        'Durable counts: they survive restarts. Once the queue is drained, `received == unique_processed + duplicate_dropped` exactly. Needs the read key when the API runs with `READ_API_KEY`.',
+          'Durable counts: they survive restarts. Once the queue is drained, `received == unique_processed + duplicate_dropped` exactly. Needs the read key when the API runs with `READ_API_KEY`.',
         ...READ_AUTH,
         responses: {
           200: {
@@ -60,12 +60,18 @@ export function readPaths(opts: OpenApiOptions): Json {
                 unique_processed: 8,
                 duplicate_dropped: 2,
                 pending: 0,
+                conflicts: 1,
+                redeliveries: 0,
                 topics: ['orders'],
+                topics_count: 1,
+                topics_truncated: false,
                 uptime_seconds: 122,
                 per_topic: { orders: 8 },
+                duplicates_per_topic: { orders: 2 },
+                conflicts_per_topic: { orders: 1 },
                 queue: { pending_jobs: 0, waiting: 0, active: 0, delayed: 0, failed: 0 },
                 workers: { live: 1, list: [{ id: 'host-4242-1a2b3c4d', status: 'ok', error: null, committed_events: 10 }] },
-                store: { committed_jobs: 3, bytes: 4_194_304 },
+                store: { kind: 'sqlite', committed_jobs: 3, bytes: 4_194_304 },
                 redis: 'ok',
             }),
           },
@@ -79,7 +85,7 @@ export function readPaths(opts: OpenApiOptions): Json {
         tags: ['read'],
         summary: 'One identity explained: its stored copy and every copy since',
         description:
-        'Both parts URL-encoded (an `event_id` may hold `/`). `copies` counts every copy processed, the stored one included; `conflicts` those of them whose content differed from the stored copy. Needs the read key when the API runs with `READ_API_KEY`.',
+          'Both parts URL-encoded (an `event_id` may hold `/`). `copies` counts every copy processed, the stored one included; `conflicts` those of them whose content differed from the stored copy. Needs the read key when the API runs with `READ_API_KEY`.',
         ...READ_AUTH,
         parameters: [
           { name: 'topic', in: 'path', required: true, schema: { type: 'string', minLength: 1 } },
