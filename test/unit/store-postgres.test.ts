@@ -13,6 +13,10 @@ function ev(topic: string, eventId: string, payload: Record<string, unknown> = {
 
 const statuses = (o: JobOutcome) => o.results.map((r) => r.status);
 
+function rethrow(err: unknown): void {
+  if (err !== undefined) throw err instanceof Error ? err : new Error(JSON.stringify(err));
+}
+
 describe('store (PostgreSQL)', function () {
   let db: TestDatabase;
   let opened: Store[];
@@ -238,7 +242,10 @@ describe('store (PostgreSQL)', function () {
       writers.map(async (w, n) => {
         for (let i = n; i < ids.length; i += writers.length) await w.commitJobs([job(i)]);
       }),
-    ).finally(() => (done = true));
+    )
+      // Held, not thrown, until the reads are done: then the writers' error fails the test.
+      .then(() => undefined, (err: unknown) => err)
+      .finally(() => (done = true));
     let reads = 0;
     while (!done) {
       const c = await reader.counts({ jobIds: ids, topicsLimit: 10 });
@@ -248,7 +255,7 @@ describe('store (PostgreSQL)', function () {
       expect(c.topics.reduce((n, t) => n + t.events, 0)).to.equal(c.uniqueProcessed);
       reads++;
     }
-    await writing;
+    rethrow(await writing);
     expect(reads).to.be.above(2);
     expect((await counts(reader, ids)).committed.size).to.equal(ids.length);
   });
@@ -465,7 +472,9 @@ describe('store (PostgreSQL)', function () {
           await w.commitJobs([{ id: `w${n}-${i}`, events }]);
         }
       }),
-    ).finally(() => (writing = false));
+    )
+      .then(() => undefined, (err: unknown) => err)
+      .finally(() => (writing = false));
 
     const seen: StoredEvent[] = [];
     let cursor = 0;
@@ -488,7 +497,7 @@ describe('store (PostgreSQL)', function () {
       if (last) break;
       last = done;
     }
-    await written;
+    rethrow(await written);
 
     const everything = await all(reader);
     expect(everything).to.have.length(unique);
