@@ -140,19 +140,26 @@ if (process.argv[2] === 'writer' && process.send) {
     prefill: Number(values.prefill),
   };
   console.log(`PostgreSQL store stage: ${JSON.stringify(base)}`);
+  // Rounds run 1, 2, 4 writers back to back: on a shared machine the load drifts over
+  // minutes, so the ratio within a round says more than rates from far-apart runs.
   const rates = new Map<number, number[]>();
+  const ratios = new Map<number, number[]>();
   for (let r = 0; r < Number(values.repeat); r++) {
+    let one: number | undefined;
     for (const writers of values.writers.split(',').map(Number)) {
       const res = await runPostgresStoreStage({ ...base, writers });
       (rates.get(writers) ?? rates.set(writers, []).get(writers)!).push(res.eventsPerSecond);
+      if (writers === 1) one = res.eventsPerSecond;
+      else if (one !== undefined) (ratios.get(writers) ?? ratios.set(writers, []).get(writers)!).push(res.eventsPerSecond / one);
       console.log(
-        `writers=${writers} events=${res.events} seconds=${res.seconds.toFixed(2)} events/s=${Math.round(res.eventsPerSecond)} commits/s=${res.commitsPerSecond.toFixed(1)}`,
+        `round ${r + 1} writers=${writers} events=${res.events} seconds=${res.seconds.toFixed(2)} events/s=${Math.round(res.eventsPerSecond)} commits/s=${res.commitsPerSecond.toFixed(1)}`,
       );
     }
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const one = median(rates.get(1) ?? [NaN]);
   for (const [writers, xs] of rates) {
-    console.log(`median writers=${writers}: ${Math.round(median(xs))} events/s (${(median(xs) / one).toFixed(2)}x of 1 writer)`);
+    const within = ratios.get(writers);
+    const ratio = within === undefined ? '' : `, ${median(within).toFixed(2)}x of 1 writer (median of per-round ratios ${within.map((x) => x.toFixed(2)).join(' ')})`;
+    console.log(`writers=${writers}: median ${Math.round(median(xs))} events/s${ratio}`);
   }
 }
