@@ -2,6 +2,7 @@
 // them (first copy wins, verdicts per event, redeliveries, exact counts), and the one that
 // is hard with concurrent writers: a cursor never skips.
 import { expect } from 'chai';
+import pg from 'pg';
 import type { Event } from '../../shared/schema.js';
 import type { JobOutcome, JobToCommit, Store, StoredEvent } from '../../shared/store/port.js';
 import { openPostgresStore } from '../../shared/store/postgres/store.js';
@@ -453,6 +454,25 @@ describe('store (PostgreSQL)', function () {
     expect(new Set(storedSeqs).size).to.equal(storedSeqs.length);
     expect(storedSeqs.every((s) => seqOf.has(s))).to.equal(true);
     expect(await b.integrityCheck()).to.deep.equal([]);
+  });
+
+  it('commits concurrently as well when the database defaults to serializable transactions', async function () {
+    this.timeout(60_000);
+    await (await open(1)).close(); // the tables exist
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    await client.query(`ALTER DATABASE ${db.name} SET default_transaction_isolation = 'serializable'`);
+    await client.end();
+    const [a, b] = [await open(2), await open(2)];
+    const job = (w: string, i: number): JobToCommit => ({ id: `${w}-${i}`, events: [ev('t', `e${i}`), ev('t', `e${i + 1}`), ev(w, `${i}`)] });
+    await Promise.all(
+      [a, b].map(async (s, n) => {
+        for (let i = 0; i < 40; i++) await s.commitJobs([job(`w${n}`, i)]);
+      }),
+    );
+    const c = await counts(a);
+    expect(c).to.deep.include({ received: 240, uniqueProcessed: 41 + 80, jobs: 80 });
+    expect(await identities(b)).to.have.length(121);
   });
 
   it('never lets a cursor skip an event while four writers commit', async function () {
