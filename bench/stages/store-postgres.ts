@@ -6,6 +6,7 @@
 // each run creates its own database there and drops it after.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { newJobId } from '../../shared/queue.js';
@@ -77,7 +78,54 @@ function startWriter(spec: WriterSpec): { child: ChildProcess; ready: Promise<vo
   return { child, ready, done };
 }
 
-export type StageResult = { writers: number; events: number; seconds: number; eventsPerSecond: number; commitsPerSecond: number };
+/** Shares of the writers' session time, sampled from pg_stat_activity. */
+export type SessionShares = { seqLock: number; rowLock: number; database: number; client: number };
+
+export type StageResult = {
+  writers: number;
+  events: number;
+  seconds: number;
+  eventsPerSecond: number;
+  commitsPerSecond: number;
+  sessions: SessionShares;
+};
+
+/**
+ * Where the writers' sessions are, every few milliseconds: waiting for the seq lock (the
+ * serial part), for another commit's row (a claim or a counter shard), working in the
+ * database, or waiting for their client (its own work inside or between transactions).
+ * This tells whether the seq lock or the machine limits N writers.
+ */
+function sampleSessions(url: string): { stop(): Promise<SessionShares> } {
+  const client = new pg.Client({ connectionString: url });
+  const n = { seqLock: 0, rowLock: 0, database: 0, client: 0 };
+  let running = true;
+  const loop = (async () => {
+    await client.connect();
+    while (running) {
+      const { rows } = await client.query<{ state: string; wait_event_type: string | null; wait_event: string | null }>(
+        `SELECT state, wait_event_type, wait_event FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'event-aggregator'`,
+      );
+      for (const r of rows) {
+        if (r.state !== 'active') n.client++;
+        else if (r.wait_event === 'advisory') n.seqLock++;
+        else if (r.wait_event_type === 'Lock') n.rowLock++;
+        else n.database++;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await client.end();
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      const total = n.seqLock + n.rowLock + n.database + n.client || 1;
+      return { seqLock: n.seqLock / total, rowLock: n.rowLock / total, database: n.database / total, client: n.client / total };
+    },
+  };
+}
 
 export async function runPostgresStoreStage(o: {
   writers: number;
@@ -104,13 +152,15 @@ export async function runPostgresStoreStage(o: {
       startWriter({ url: url.toString(), events: per, batch: o.batch, jobsPerCommit: o.jobsPerCommit, dupRatio: o.dupRatio, ids: o.ids, seed: 100 + i, prefix: `w${i}` }),
     );
     await Promise.all(writers.map((w) => w.ready));
+    const sampler = sampleSessions(url.toString());
     const started = performance.now();
     for (const w of writers) w.child.send('go');
     const results = await Promise.all(writers.map((w) => w.done));
     const seconds = (performance.now() - started) / 1000;
+    const sessions = await sampler.stop();
     const events = per * o.writers;
     const commits = results.reduce((n, r) => n + r.commits, 0);
-    return { writers: o.writers, events, seconds, eventsPerSecond: events / seconds, commitsPerSecond: commits / seconds };
+    return { writers: o.writers, events, seconds, eventsPerSecond: events / seconds, commitsPerSecond: commits / seconds, sessions };
   } finally {
     await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   }
@@ -151,8 +201,11 @@ if (process.argv[2] === 'writer' && process.send) {
       (rates.get(writers) ?? rates.set(writers, []).get(writers)!).push(res.eventsPerSecond);
       if (writers === 1) one = res.eventsPerSecond;
       else if (one !== undefined) (ratios.get(writers) ?? ratios.set(writers, []).get(writers)!).push(res.eventsPerSecond / one);
+      const pct = (x: number) => `${Math.round(100 * x)}%`;
+      const sh = res.sessions;
       console.log(
-        `round ${r + 1} writers=${writers} events=${res.events} seconds=${res.seconds.toFixed(2)} events/s=${Math.round(res.eventsPerSecond)} commits/s=${res.commitsPerSecond.toFixed(1)}`,
+        `round ${r + 1} writers=${writers} events=${res.events} seconds=${res.seconds.toFixed(2)} events/s=${Math.round(res.eventsPerSecond)} commits/s=${res.commitsPerSecond.toFixed(1)}` +
+          ` sessions: seq lock ${pct(sh.seqLock)}, row locks ${pct(sh.rowLock)}, in database ${pct(sh.database)}, client ${pct(sh.client)} (load ${os.loadavg()[0]!.toFixed(1)})`,
       );
     }
   }
