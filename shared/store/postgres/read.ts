@@ -1,0 +1,146 @@
+// Reads of the PostgreSQL store. Each answer is one statement, so it comes from one
+// snapshot: counts agree with the committed job ids read beside them, and an identity's
+// stored copy with its copy log.
+//
+// listEvents and lastSeq need nothing special for the cursor rule: write.ts makes every
+// commit's seqs larger than those of every commit visible before it, so any snapshot holds
+// a prefix of the seqs (see the top of write.ts).
+import type { Pool } from 'pg';
+import type { EventHistory, StoreCounts, StoredEvent, TopicCounts } from '../port.js';
+
+type EventRow = {
+  seq: string;
+  topic: string;
+  event_id: string;
+  ts: string;
+  source: Buffer;
+  payload: string;
+  processed_at: Date;
+};
+
+const EVENT_COLUMNS = 'e.seq, e.topic, e.event_id, e.ts, e.source, e.payload, e.processed_at';
+
+function toEvent(r: EventRow): StoredEvent {
+  return {
+    seq: Number(r.seq),
+    topic: r.topic,
+    event_id: r.event_id,
+    timestamp: r.ts,
+    source: r.source.toString('utf8'),
+    payload: JSON.parse(r.payload) as unknown,
+    processed_at: r.processed_at.toISOString(),
+  };
+}
+
+export async function listEvents(
+  pool: Pool,
+  q: { topic?: string | undefined; after: number; limit: number },
+): Promise<StoredEvent[]> {
+  const { rows } =
+    q.topic === undefined
+      ? await pool.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`, [
+          q.after,
+          q.limit,
+        ])
+      : await pool.query<EventRow>(
+          `SELECT ${EVENT_COLUMNS} FROM events e WHERE e.topic = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3`,
+          [q.topic, q.after, q.limit],
+        );
+  return rows.map(toEvent);
+}
+
+export async function lastSeq(pool: Pool): Promise<number> {
+  const { rows } = await pool.query<{ seq: string }>('SELECT coalesce(max(seq), 0)::text AS seq FROM events');
+  return Number(rows[0]!.seq);
+}
+
+export async function getEvent(pool: Pool, topic: string, eventId: string): Promise<EventHistory | undefined> {
+  // The stored copy is the first copy; the log holds the copies dropped after it.
+  const { rows } = await pool.query<EventRow & { dropped: string; conflicts: string; last_seen: Date | null }>(
+    `SELECT ${EVENT_COLUMNS}, log.dropped, log.conflicts, log.last_seen
+       FROM identities i
+       JOIN events e ON e.claim = i.claim
+       CROSS JOIN LATERAL (
+         SELECT count(*) AS dropped, count(*) FILTER (WHERE c.conflict) AS conflicts, max(c.seen_at) AS last_seen
+           FROM copies c WHERE c.claim = i.claim) log
+      WHERE i.topic = $1 AND i.event_id = $2`,
+    [topic, eventId],
+  );
+  const r = rows[0];
+  if (r === undefined) return undefined;
+  const event = toEvent(r);
+  const lastSeen = r.last_seen === null ? event.processed_at : r.last_seen.toISOString();
+  return {
+    event,
+    copies: 1 + Number(r.dropped),
+    conflicts: Number(r.conflicts),
+    first_seen_at: event.processed_at,
+    // A copy logged in the same transaction as its stored copy has the same instant.
+    last_seen_at: lastSeen < event.processed_at ? event.processed_at : lastSeen,
+  };
+}
+
+type TopicRow = { topic: string; events: string; dropped: string; conflicts: string };
+
+const toTopic = (r: TopicRow): TopicCounts => ({
+  topic: r.topic,
+  events: Number(r.events),
+  dropped: Number(r.dropped),
+  conflicts: Number(r.conflicts),
+});
+
+/** Per-topic sums over the shards; a topic is listed once it has a stored event. */
+const TOPIC_SUMS = `SELECT topic, sum(events) AS events, sum(dropped) AS dropped, sum(conflicts) AS conflicts
+  FROM topic_counts`;
+
+export async function listTopics(pool: Pool, q: { after?: string | undefined; limit: number }): Promise<TopicCounts[]> {
+  const { rows } =
+    q.after === undefined
+      ? await pool.query<TopicRow>(`${TOPIC_SUMS} GROUP BY topic HAVING sum(events) > 0 ORDER BY topic LIMIT $1`, [q.limit])
+      : await pool.query<TopicRow>(
+          `${TOPIC_SUMS} WHERE topic > $1 GROUP BY topic HAVING sum(events) > 0 ORDER BY topic LIMIT $2`,
+          [q.after, q.limit],
+        );
+  return rows.map(toTopic);
+}
+
+export async function counts(pool: Pool, q: { jobIds: readonly string[]; topicsLimit: number }): Promise<StoreCounts> {
+  const { rows } = await pool.query<{
+    totals: Record<string, string | number>;
+    topics: TopicRow[];
+    topics_count: string;
+    committed: string[];
+  }>(
+    `WITH topics AS (${TOPIC_SUMS} GROUP BY topic HAVING sum(events) > 0)
+     SELECT
+       (SELECT json_build_object(
+          'received', coalesce(sum(received), 0), 'unique_processed', coalesce(sum(unique_processed), 0),
+          'duplicate_dropped', coalesce(sum(duplicate_dropped), 0), 'conflicts', coalesce(sum(conflicts), 0),
+          'redeliveries', coalesce(sum(redeliveries), 0), 'jobs', coalesce(sum(jobs), 0))
+          FROM counters) AS totals,
+       (SELECT coalesce(json_agg(t ORDER BY t.topic), '[]')
+          FROM (SELECT topic, events::text, dropped::text, conflicts::text FROM topics ORDER BY topic LIMIT $2) t) AS topics,
+       (SELECT count(*) FROM topics)::text AS topics_count,
+       ARRAY(SELECT id FROM jobs WHERE id = ANY($1::text[])) AS committed`,
+    [q.jobIds, q.topicsLimit],
+  );
+  const r = rows[0]!;
+  const n = (name: string) => Number(r.totals[name]);
+  return {
+    received: n('received'),
+    uniqueProcessed: n('unique_processed'),
+    duplicateDropped: n('duplicate_dropped'),
+    conflicts: n('conflicts'),
+    redeliveries: n('redeliveries'),
+    jobs: n('jobs'),
+    topicsCount: Number(r.topics_count),
+    topics: r.topics.map(toTopic),
+    committed: new Set(r.committed),
+  };
+}
+
+export async function committedJobIds(pool: Pool, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const { rows } = await pool.query<{ id: string }>('SELECT id FROM jobs WHERE id = ANY($1::text[])', [ids]);
+  return new Set(rows.map((r) => r.id));
+}
