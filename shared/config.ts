@@ -41,6 +41,15 @@ const EnvSchema = v.object({
     'events',
   ),
   DATA_DIR: nonEmpty('DATA_DIR', './data'),
+  // Checked for its shape here; the store says whether the database answers (shared/store/postgres).
+  DATABASE_URL: v.optional(
+    v.pipe(
+      v.string(),
+      v.trim(),
+      v.check((s) => /^postgres(ql)?:\/\//.test(s) && URL.canParse(s), 'DATABASE_URL must be a postgres:// or postgresql:// URL, e.g. postgres://user:password@host:5432/database'),
+    ),
+  ),
+  DATABASE_POOL_SIZE: int('DATABASE_POOL_SIZE', 10, 1, 1000),
   WORKER_CONCURRENCY: int('WORKER_CONCURRENCY', 16, 1, 1000),
   API_KEY: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, 'API_KEY must not be empty when set'))),
   READ_API_KEY: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, 'READ_API_KEY must not be empty when set'))),
@@ -80,6 +89,9 @@ export type Config = Readonly<{
   redisUrl: string;
   queueName: string;
   dataDir: string;
+  /** Unset: SQLite in dataDir. */
+  databaseUrl: string | undefined;
+  databasePoolSize: number;
   workerConcurrency: number;
   apiKey: string | undefined;
   readApiKey: string | undefined;
@@ -123,7 +135,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(
       result.issues.map((issue) => {
         const key = v.getDotPath(issue) ?? '?';
-        return `${key}: ${issue.message} (got ${JSON.stringify(present[key])})`;
+        // A database URL may carry a password: never echo it.
+        const got = key === 'DATABASE_URL' ? '' : ` (got ${JSON.stringify(present[key])})`;
+        return `${key}: ${issue.message}${got}`;
       }),
     );
   }
@@ -134,6 +148,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     redisUrl: e.REDIS_URL,
     queueName: e.QUEUE_NAME,
     dataDir: e.DATA_DIR,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
     workerConcurrency: e.WORKER_CONCURRENCY,
     apiKey: e.API_KEY,
     readApiKey: e.READ_API_KEY,

@@ -13,7 +13,7 @@ import { createResultWaiter } from './publish/results.js';
 const config = configOrExit('api');
 const startedAt = Date.now();
 const log = createLogger({ name: 'api', level: config.logLevel });
-const store = await openStore(config, 'api').catch((err: unknown) => {
+const store = await openStore(config, 'api', log).catch((err: unknown) => {
   log.fatal({ err }, 'cannot open the store');
   console.error(`api: cannot open the store: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

@@ -103,7 +103,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => 
 async function openStoreWhenPossible(): Promise<Store | undefined> {
   for (let attempt = 1; !stopping; attempt++) {
     try {
-      return await openStore(config, 'worker');
+      return await openStore(config, 'worker', log);
     } catch (err) {
       state.status = 'store_error';
       state.error = `cannot open the store: ${errorMessage(err)}`;

@@ -1,15 +1,21 @@
-// Which store a process opens, from its configuration: SQLite in DATA_DIR by default.
+// Which store a process opens, from its configuration: PostgreSQL when DATABASE_URL is set,
+// else SQLite in DATA_DIR.
 import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
 import type { Store } from './port.js';
+import { openPostgresStore } from './postgres/store.js';
 import { openSqliteStore } from './sqlite/store.js';
 
 /**
- * Workers write: they never wait for SQLite's write lock inside the driver (that sleeps on
- * the event loop), the committer retries a busy store itself. The API only reads.
+ * Workers write: on SQLite they never wait for the write lock inside the driver (that sleeps
+ * on the event loop), the committer retries a busy store itself. The API only reads.
  */
 export type StoreRole = 'api' | 'worker';
 
-export function openStore(config: Config, role: StoreRole): Promise<Store> {
+export function openStore(config: Config, role: StoreRole, log?: Logger): Promise<Store> {
+  if (config.databaseUrl !== undefined) {
+    return openPostgresStore({ url: config.databaseUrl, poolSize: config.databasePoolSize, ...(log && { log }) });
+  }
   return Promise.resolve(
     openSqliteStore({
       dataDir: config.dataDir,

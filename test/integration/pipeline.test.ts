@@ -2,6 +2,10 @@
 // Each scenario has its own Redis and data directory, so its counts are its own.
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { STORE_FILE } from '../../shared/store/sqlite/schema.js';
+import { requirePostgres } from '../support/postgres.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
 import { allEvents, publish, stats, type Stats } from '../../tools/harness/http.js';
@@ -87,127 +91,136 @@ async function expectEachStoredOnce(cluster: Cluster, events: Ev[]) {
 }
 
 describe('pipeline', function () {
-  let redis: TestRedis;
-  let cluster: Cluster | undefined;
+  for (const store of ['sqlite', 'postgres'] as const) {
+    describe(`on ${store}`, function () {
+      before(async function () {
+        if (store === 'postgres') await requirePostgres(this);
+      });
+    let redis: TestRedis;
+    let cluster: Cluster | undefined;
 
-  beforeEach(async () => {
-    redis = await startTestRedis();
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed' && cluster) console.log(cluster.logTail(40));
-    await cluster?.destroy();
-    cluster = undefined;
-    await redis?.stop();
-  });
-
-  it('counts 20,000 events with 30% copies exactly across three workers', async () => {
-    cluster = await startCluster({ redisUrl: redis.url, workers: 3 });
-    const { events, unique } = workload(20_000, 0.3);
-    const started = performance.now();
-    const sent = await send(cluster.baseUrl, events);
-    const s = await drain(cluster, { received: 20_000, unique });
-    const seconds = (performance.now() - started) / 1000;
-    console.log(
-      `      20,000 events (${unique} unique, ${20_000 - unique} copies) in ${sent.requests} requests, 3 workers: ${seconds.toFixed(1)} s end to end, ${Math.round(20_000 / seconds)} events/s`,
-    );
-    expect(s.received).to.equal(20_000);
-    expect(s.unique_processed).to.equal(unique);
-    expect(s.duplicate_dropped).to.equal(20_000 - unique);
-    expect(s.topics).to.deep.equal(['t0', 't1', 't2', 't3']);
-    await expectEachStoredOnce(cluster, events);
-    // The load really was shared: by their heartbeats, the workers together committed every
-    // event, and more than one of them took part.
-    const c = cluster;
-    const committed = await waitFor(
-      async () => {
-        const list = ((await stats(c.baseUrl)).workers as { list: { committed_events: number }[] }).list;
-        return list.reduce((n, w) => n + w.committed_events, 0) === 20_000 && list.map((w) => w.committed_events);
-      },
-      { what: 'heartbeats counting every committed event', timeoutMs: 15_000 },
-    );
-    expect(committed.filter((n) => n > 0).length).to.be.at.least(2);
-  });
-
-  it('keeps events and counts across a full restart, and drops old events sent again', async () => {
-    cluster = await startCluster({ redisUrl: redis.url, workers: 2 });
-    const { events, unique } = workload(3000, 0.2);
-    await send(cluster.baseUrl, events);
-    const before = await drain(cluster, { received: 3000, unique });
-
-    const exits = await cluster.stop();
-    expect(exits.map((e) => e.code), 'clean exits on SIGTERM').to.deep.equal([0, 0, 0]);
-    await redis.term();
-    await redis.start();
-    await cluster.startApi();
-    await cluster.startWorker();
-
-    const restarted = await stats(cluster.baseUrl);
-    expect(restarted).to.include({
-      received: before.received,
-      unique_processed: before.unique_processed,
-      duplicate_dropped: before.duplicate_dropped,
+    beforeEach(async () => {
+      redis = await startTestRedis();
     });
-    const again = events.slice(0, 1000);
-    await send(cluster.baseUrl, again);
-    const after = await drain(cluster, { received: 4000, unique });
-    expect(after.received).to.equal(4000);
-    expect(after.unique_processed).to.equal(unique);
-    expect(after.duplicate_dropped).to.equal(4000 - unique);
-    await expectEachStoredOnce(cluster, events);
-  });
-
-  it('loses and doubles nothing when a worker is SIGKILLed mid-stream', async () => {
-    cluster = await startCluster({ redisUrl: redis.url, workers: 3 });
-    const { events, unique } = workload(12_000, 0.3);
-    let accepted = 0;
-    let killed = false;
-    const victim = cluster.workers[0]!;
-    const sending = send(cluster.baseUrl, events, {
-      concurrency: 4,
-      onAccepted: (n) => {
-        accepted += n;
-        if (!killed && accepted >= 4000) {
-          killed = true;
-          void victim.kill();
-        }
-      },
+    afterEach(async function () {
+      if (this.currentTest?.state === 'failed' && cluster) console.log(cluster.logTail(40));
+      await cluster?.destroy();
+      cluster = undefined;
+      await redis?.stop();
     });
-    await sending;
-    const exit = await victim.exited;
-    expect(exit.signal).to.equal('SIGKILL');
-    await cluster.startWorker();
-    const s = await drain(cluster, { received: 12_000, unique });
-    expect(s.received).to.equal(12_000);
-    expect(s.unique_processed).to.equal(unique);
-    expect(s.duplicate_dropped).to.equal(12_000 - unique);
-    await expectEachStoredOnce(cluster, events);
-  });
 
-  it('answers 503 while Redis is down and loses nothing acknowledged when it comes back', async function () {
-    if (redis.kind !== 'redis-server') this.skip();
-    cluster = await startCluster({ redisUrl: redis.url, workers: 2 });
-    const { events, unique } = workload(6000, 0.3);
-    const firstHalf = events.slice(0, 3000);
-    await send(cluster.baseUrl, firstHalf);
+    it('counts 20,000 events with 30% copies exactly across three workers', async () => {
+      cluster = await startCluster({ redisUrl: redis.url, workers: 3, store });
+      const { events, unique } = workload(20_000, 0.3);
+      const started = performance.now();
+      const sent = await send(cluster.baseUrl, events);
+      const s = await drain(cluster, { received: 20_000, unique });
+      const seconds = (performance.now() - started) / 1000;
+      console.log(
+        `      20,000 events (${unique} unique, ${20_000 - unique} copies) in ${sent.requests} requests, 3 workers: ${seconds.toFixed(1)} s end to end, ${Math.round(20_000 / seconds)} events/s`,
+      );
+      expect(s.received).to.equal(20_000);
+      expect(s.unique_processed).to.equal(unique);
+      expect(s.duplicate_dropped).to.equal(20_000 - unique);
+      expect(s.topics).to.deep.equal(['t0', 't1', 't2', 't3']);
+      await expectEachStoredOnce(cluster, events);
+      // The database, not DATA_DIR, holds the events of a PostgreSQL deployment.
+      expect(fs.existsSync(path.join(cluster.dataDir, STORE_FILE))).to.equal(store === 'sqlite');
+      // The load really was shared: by their heartbeats, the workers together committed every
+      // event, and more than one of them took part.
+      const c = cluster;
+      const committed = await waitFor(
+        async () => {
+          const list = ((await stats(c.baseUrl)).workers as { list: { committed_events: number }[] }).list;
+          return list.reduce((n, w) => n + w.committed_events, 0) === 20_000 && list.map((w) => w.committed_events);
+        },
+        { what: 'heartbeats counting every committed event', timeoutMs: 15_000 },
+      );
+      expect(committed.filter((n) => n > 0).length).to.be.at.least(2);
+    });
 
-    await redis.kill();
-    const started = performance.now();
-    const down = await publish(cluster.baseUrl, events[3000]).catch(() => undefined);
-    const ms = performance.now() - started;
-    expect(down?.status).to.equal(503);
-    expect(down?.headers.get('retry-after')).to.match(/^\d+$/);
-    expect(down?.body.error).to.be.a('string');
-    expect(ms, 'a publish never hangs while Redis is down').to.be.below(5000);
-    const ready = await fetch(`${cluster.baseUrl}/ready`);
-    expect(ready.status).to.equal(503);
+    it('keeps events and counts across a full restart, and drops old events sent again', async () => {
+      cluster = await startCluster({ redisUrl: redis.url, workers: 2, store });
+      const { events, unique } = workload(3000, 0.2);
+      await send(cluster.baseUrl, events);
+      const before = await drain(cluster, { received: 3000, unique });
 
-    await redis.start();
-    // The producer keeps retrying until Redis is back; every event ends up accepted.
-    await send(cluster.baseUrl, events.slice(3000));
-    const s = await drain(cluster, { received: 6000, unique });
-    expect(s.received).to.equal(6000);
-    expect(s.unique_processed).to.equal(unique);
-    expect(s.duplicate_dropped).to.equal(6000 - unique);
-    await expectEachStoredOnce(cluster, events);
-  });
+      const exits = await cluster.stop();
+      expect(exits.map((e) => e.code), 'clean exits on SIGTERM').to.deep.equal([0, 0, 0]);
+      await redis.term();
+      await redis.start();
+      await cluster.startApi();
+      await cluster.startWorker();
+
+      const restarted = await stats(cluster.baseUrl);
+      expect(restarted).to.include({
+        received: before.received,
+        unique_processed: before.unique_processed,
+        duplicate_dropped: before.duplicate_dropped,
+      });
+      const again = events.slice(0, 1000);
+      await send(cluster.baseUrl, again);
+      const after = await drain(cluster, { received: 4000, unique });
+      expect(after.received).to.equal(4000);
+      expect(after.unique_processed).to.equal(unique);
+      expect(after.duplicate_dropped).to.equal(4000 - unique);
+      await expectEachStoredOnce(cluster, events);
+    });
+
+    it('loses and doubles nothing when a worker is SIGKILLed mid-stream', async () => {
+      cluster = await startCluster({ redisUrl: redis.url, workers: 3, store });
+      const { events, unique } = workload(12_000, 0.3);
+      let accepted = 0;
+      let killed = false;
+      const victim = cluster.workers[0]!;
+      const sending = send(cluster.baseUrl, events, {
+        concurrency: 4,
+        onAccepted: (n) => {
+          accepted += n;
+          if (!killed && accepted >= 4000) {
+            killed = true;
+            void victim.kill();
+          }
+        },
+      });
+      await sending;
+      const exit = await victim.exited;
+      expect(exit.signal).to.equal('SIGKILL');
+      await cluster.startWorker();
+      const s = await drain(cluster, { received: 12_000, unique });
+      expect(s.received).to.equal(12_000);
+      expect(s.unique_processed).to.equal(unique);
+      expect(s.duplicate_dropped).to.equal(12_000 - unique);
+      await expectEachStoredOnce(cluster, events);
+    });
+
+    it('answers 503 while Redis is down and loses nothing acknowledged when it comes back', async function () {
+      if (redis.kind !== 'redis-server') this.skip();
+      cluster = await startCluster({ redisUrl: redis.url, workers: 2, store });
+      const { events, unique } = workload(6000, 0.3);
+      const firstHalf = events.slice(0, 3000);
+      await send(cluster.baseUrl, firstHalf);
+
+      await redis.kill();
+      const started = performance.now();
+      const down = await publish(cluster.baseUrl, events[3000]).catch(() => undefined);
+      const ms = performance.now() - started;
+      expect(down?.status).to.equal(503);
+      expect(down?.headers.get('retry-after')).to.match(/^\d+$/);
+      expect(down?.body.error).to.be.a('string');
+      expect(ms, 'a publish never hangs while Redis is down').to.be.below(5000);
+      const ready = await fetch(`${cluster.baseUrl}/ready`);
+      expect(ready.status).to.equal(503);
+
+      await redis.start();
+      // The producer keeps retrying until Redis is back; every event ends up accepted.
+      await send(cluster.baseUrl, events.slice(3000));
+      const s = await drain(cluster, { received: 6000, unique });
+      expect(s.received).to.equal(6000);
+      expect(s.unique_processed).to.equal(unique);
+      expect(s.duplicate_dropped).to.equal(6000 - unique);
+      await expectEachStoredOnce(cluster, events);
+    });
+    });
+  }
 });

@@ -1,51 +1,5 @@
-// A real PostgreSQL for tests: each suite gets a database of its own, made on the server at
-// TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres, trust auth, as
-// .ci/run sets up) and dropped after. Never a mock.
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-
-/** The maintenance database the test databases are created from. */
-export const ADMIN_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-
-export type TestDatabase = { url: string; name: string; drop(): Promise<void> };
-
-async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 5000 });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-/** Whether a PostgreSQL server answers at ADMIN_URL. */
-export async function postgresAnswers(): Promise<boolean> {
-  try {
-    await withAdmin((c) => c.query('SELECT 1'));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A fresh, uniquely named, empty database; `drop()` removes it, sessions still open included. */
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const name = `agg_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-  await withAdmin((c) => c.query(`CREATE DATABASE ${name}`));
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  let dropped = false;
-  return {
-    url: url.toString(),
-    name,
-    async drop() {
-      if (dropped) return;
-      dropped = true;
-      await withAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-    },
-  };
-}
+// Mocha's side of the test PostgreSQL (tools/harness/postgres.ts makes the databases).
+import { ADMIN_URL, postgresAnswers } from '../../tools/harness/postgres.js';
 
 /**
  * For a suite's `before`: skips the suite, saying why, when no PostgreSQL answers on a

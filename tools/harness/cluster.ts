@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../scripts/redis-server.js';
+import { createTestDatabase, type TestDatabase } from './postgres.js';
 import { ROOT } from './root.js';
 import { waitFor } from './wait.js';
 
@@ -37,11 +38,18 @@ export type ClusterOptions = {
   dataDir?: string;
   queueName?: string;
   logDir?: string;
+  /** postgres: a fresh database of its own, dropped by destroy(); sqlite (default): dataDir. */
+  store?: StoreKind;
 };
+
+export type StoreKind = 'sqlite' | 'postgres';
 
 export type Cluster = {
   baseUrl: string;
   dataDir: string;
+  store: StoreKind;
+  /** The PostgreSQL database, with store 'postgres'. */
+  database: TestDatabase | undefined;
   queueName: string;
   env: Record<string, string>;
   api: Proc;
@@ -87,6 +95,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   fs.mkdirSync(logDir, { recursive: true });
   const queueName = opts.queueName ?? `test-${randomUUID()}`;
   const port = await freePort();
+  const store = opts.store ?? 'sqlite';
+  const database = store === 'postgres' ? await createTestDatabase() : undefined;
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? os.tmpdir(),
@@ -98,6 +108,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     LOG_LEVEL: 'info',
     // Short locks: a killed worker's jobs come back within seconds, not half a minute.
     JOB_LOCK_MS: '4000',
+    ...(database && { DATABASE_URL: database.url }),
     ...opts.env,
   };
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -107,6 +118,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const cluster: Cluster = {
     baseUrl,
     dataDir,
+    store,
+    database,
     queueName,
     env,
     api: undefined as unknown as Proc,
@@ -154,6 +167,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     async destroy() {
       await Promise.all([cluster.api, ...cluster.workers].filter((p) => p?.alive()).map((p) => p.kill()));
       if (opts.dataDir === undefined) fs.rmSync(dataDir, { recursive: true, force: true });
+      await database?.drop();
     },
   };
 
@@ -163,6 +177,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   } catch (err) {
     // Leave no process behind when the cluster cannot come up.
     await Promise.all([cluster.api, ...cluster.workers].filter((p) => p?.alive()).map((p) => p.kill()));
+    await database?.drop();
     throw err;
   }
   return cluster;

@@ -1,12 +1,14 @@
-// The PostgreSQL store on a real server: the port's guarantees as the SQLite store gives
-// them (first copy wins, verdicts per event, redeliveries, exact counts), and the one that
-// is hard with concurrent writers: a cursor never skips.
+// The PostgreSQL store on a real server: everything every store guarantees (behaviour.ts,
+// the same tests the SQLite store passes), more of the same from this adapter's angle, and
+// the guarantee that is hard with concurrent writers: a cursor never skips.
 import { expect } from 'chai';
 import pg from 'pg';
-import type { Event } from '../../shared/schema.js';
-import type { JobOutcome, JobToCommit, Store, StoredEvent } from '../../shared/store/port.js';
-import { openPostgresStore } from '../../shared/store/postgres/store.js';
-import { createTestDatabase, requirePostgres, type TestDatabase } from '../support/postgres.js';
+import type { Event } from '../../../shared/schema.js';
+import type { JobOutcome, JobToCommit, Store, StoredEvent } from '../../../shared/store/port.js';
+import { openPostgresStore } from '../../../shared/store/postgres/store.js';
+import { createTestDatabase, type TestDatabase } from '../../../tools/harness/postgres.js';
+import { requirePostgres } from '../../support/postgres.js';
+import { storeBehaviour } from './behaviour.js';
 
 function ev(topic: string, eventId: string, payload: Record<string, unknown> = {}, more: Partial<Event> = {}): Event {
   return { topic, event_id: eventId, timestamp: '2025-10-24T00:00:00Z', source: 'unit', payload, ...more };
@@ -41,6 +43,8 @@ describe('store (PostgreSQL)', function () {
     opened.push(store);
     return store;
   };
+  storeBehaviour({ open: () => open() });
+
   const all = (store: Store, topic?: string) => store.listEvents({ topic, after: 0, limit: 1_000_000 });
   const identities = async (store: Store, topic?: string) =>
     (await all(store, topic)).map((e) => `${e.topic}/${e.event_id}`);
