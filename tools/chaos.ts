@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../shared/config.js';
 import { openStore } from '../shared/store/open.js';
 import { startRedisServer, type RedisServer } from '../scripts/redis-server.js';
-import { startCluster, type Cluster, type Proc } from './harness/cluster.js';
+import { startCluster, type Cluster, type Proc, type StoreKind } from './harness/cluster.js';
 import { waitFor } from './harness/wait.js';
 
 const USAGE = `npm run chaos -- [options]
@@ -29,6 +29,8 @@ then checks from outside that every event answered 202 is stored exactly once.
   --publishers N     concurrent producers (default 4)
   --seed S           replay a run: the seed it printed
   --appendfsync everysec|always   Redis durability (default everysec)
+  --store sqlite|postgres         the store (default sqlite; postgres makes a database of its
+                                  own on TEST_POSTGRES_URL's server and drops it at the end)
   --keep             keep the data directory and logs at the end
   --help
 `;
@@ -43,6 +45,7 @@ const { values: args } = (() => {
         publishers: { type: 'string', default: '4' },
         seed: { type: 'string' },
         appendfsync: { type: 'string', default: 'everysec' },
+        store: { type: 'string', default: 'sqlite' },
         keep: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -71,6 +74,11 @@ for (const [name, n, min] of [['seconds', seconds, 1], ['workers', workerCount, 
 }
 if (killTarget !== undefined && !(Number.isInteger(killTarget) && killTarget > 0)) {
   console.error('chaos: --kills must be a whole number above 0');
+  process.exit(2);
+}
+const storeKind = args.store as StoreKind;
+if (storeKind !== 'sqlite' && storeKind !== 'postgres') {
+  console.error('chaos: --store must be sqlite or postgres');
   process.exit(2);
 }
 if (appendfsync !== 'everysec' && appendfsync !== 'always') {
@@ -274,7 +282,7 @@ async function injectFault(): Promise<string> {
 }
 
 async function main(): Promise<boolean> {
-  say(`seed ${seed}, ${killTarget !== undefined ? `${killTarget} faults` : `${seconds} s`}, ${workerCount} workers, ${publisherCount} publishers, appendfsync ${appendfsync}, dir ${dir}`);
+  say(`seed ${seed}, ${killTarget !== undefined ? `${killTarget} faults` : `${seconds} s`}, ${workerCount} workers, ${publisherCount} publishers, appendfsync ${appendfsync}, store ${storeKind}, dir ${dir}`);
   redis = await startRedisServer({ dir: path.join(dir, 'redis'), appendfsync, logFile: path.join(dir, 'redis.log') });
   cluster = await startCluster({
     redisUrl: redis.url,
@@ -282,6 +290,7 @@ async function main(): Promise<boolean> {
     dataDir: path.join(dir, 'data'),
     logDir: path.join(dir, 'logs'),
     queueName: 'chaos',
+    store: storeKind,
     env: { LOG_LEVEL: 'info', MAX_BACKLOG_JOBS: '5000' },
   });
   baseUrl = cluster.baseUrl;
