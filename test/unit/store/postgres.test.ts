@@ -503,6 +503,8 @@ describe('store (PostgreSQL)', function () {
     const seen: StoredEvent[] = [];
     let cursor = 0;
     let pages = 0;
+    const tops: { top: number; visible: number }[] = [];
+    let rounds = 0;
     // Pages on while writers commit, and once more after, as a subscriber would.
     for (let last = false; ; ) {
       const done = !writing;
@@ -518,6 +520,8 @@ describe('store (PostgreSQL)', function () {
       }
       const top = await reader.lastSeq();
       expect(top).to.be.at.least(cursor);
+      // lastSeq is a start point too ("from now on"): everything up to it is visible already.
+      if (rounds++ % 3 === 0) tops.push({ top, visible: (await all(reader)).filter((e) => e.seq <= top).length });
       if (last) break;
       last = done;
     }
@@ -530,6 +534,10 @@ describe('store (PostgreSQL)', function () {
     const missing = everything.filter((e) => !seenSeqs.has(e.seq));
     expect(missing.map((e) => e.seq), 'events the cursor skipped').to.deep.equal([]);
     expect(seen.map((e) => e.seq)).to.deep.equal(everything.map((e) => e.seq));
+    expect(tops.length).to.be.above(2);
+    for (const { top, visible } of tops) {
+      expect(visible, `events up to lastSeq ${top} when it was read`).to.equal(everything.filter((e) => e.seq <= top).length);
+    }
     const c = await counts(reader);
     expect(c.uniqueProcessed).to.equal(everything.length);
     expect(c.received).to.equal(c.uniqueProcessed + c.duplicateDropped);
