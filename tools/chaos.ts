@@ -12,7 +12,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import { loadConfig } from '../shared/config.js';
+import { KEY_PREFIX } from '../shared/queue.js';
 import { openStore } from '../shared/store/open.js';
 import { startRedisServer, type RedisServer } from '../scripts/redis-server.js';
 import { startCluster, type Cluster, type Proc, type StoreKind } from './harness/cluster.js';
@@ -255,6 +257,26 @@ function liveWorkers(): Proc[] {
   return cluster!.workers.filter((w) => w.alive() && !expected.has(w));
 }
 
+// How long a killed worker's jobs wait before another worker has committed them: the jobs
+// active at the kill, until none of them is active any more (BullMQ's lock must expire and
+// its stalled-job check must run first: JOB_LOCK_MS).
+const recoveries: number[] = [];
+const measuring: Promise<void>[] = [];
+let probe: Redis | undefined;
+const activeKey = () => `${KEY_PREFIX}:chaos:active`;
+
+async function measureRecovery(active: readonly string[]): Promise<void> {
+  const started = performance.now();
+  for (let i = 0; i < 600; i++) {
+    await pause(100);
+    const still = await probe!.lrange(activeKey(), 0, -1).catch(() => undefined);
+    if (still !== undefined && !active.some((id) => still.includes(id))) {
+      recoveries.push((performance.now() - started) / 1000);
+      return;
+    }
+  }
+}
+
 async function injectFault(): Promise<string> {
   const c = cluster!;
   const fault = pick(['worker-kill', 'worker-kill', 'worker-kill', 'api-kill', 'api-kill', 'redis-kill', 'redis-kill', 'worker-term', 'api-term']);
@@ -262,7 +284,9 @@ async function injectFault(): Promise<string> {
     case 'worker-kill':
     case 'worker-term': {
       const victim = pick(liveWorkers());
+      const active = fault === 'worker-kill' ? await probe!.lrange(activeKey(), 0, -1).catch(() => []) : [];
       await stopOnPurpose(victim, fault === 'worker-kill' ? 'kill' : 'term');
+      if (active.length > 0) measuring.push(measureRecovery(active));
       watch(await c.startWorker());
       break;
     }
@@ -294,6 +318,8 @@ async function main(): Promise<boolean> {
     env: { LOG_LEVEL: 'info', MAX_BACKLOG_JOBS: '5000' },
   });
   baseUrl = cluster.baseUrl;
+  probe = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+  probe.on('error', () => undefined); // Redis is killed on purpose; the probe waits it out
   watch(cluster.api);
   cluster.workers.forEach(watch);
 
@@ -387,18 +413,25 @@ async function main(): Promise<boolean> {
     ['the store passes its integrity check and agrees with the API', problems.length === 0 && direct.uniqueProcessed === storedCount, `${problems.length === 0 ? 'ok' : problems.slice(0, 3).join('; ')}, ${direct.uniqueProcessed} stored`],
   ];
 
+  await Promise.all(measuring);
+  probe?.disconnect();
+  const sortedRecoveries = [...recoveries].sort((x, y) => x - y);
+  const recovery = sortedRecoveries.length === 0
+    ? 'no worker was killed holding a job'
+    : `${sortedRecoveries.length} worker kills with jobs in hand; their jobs were taken over within p50 ${sortedRecoveries[Math.floor(sortedRecoveries.length / 2)]!.toFixed(1)} s, max ${sortedRecoveries.at(-1)!.toFixed(1)} s (JOB_LOCK_MS ${cluster.env.JOB_LOCK_MS ?? 'default'})`;
   const totalFaults = Object.values(faults).reduce((a, b) => a + b, 0);
   say(`faults survived: ${totalFaults} ${JSON.stringify(faults)}`);
   say(`load: ${counts.requests} requests (${JSON.stringify(counts.by_kind)}), ${counts.attempts} attempts, answers ${JSON.stringify(counts.answers)}, ${counts.network_errors} network errors, ${counts.timeouts} timeouts, ${counts.gave_up} given up`);
   say(`events: ${sent.size} distinct sent, ${counts.copies_sent} copies sent, ${acked.size} distinct accepted (202), ${final.received - counts.events_in_202} queued by requests whose answer was lost, ${storedUnacked} stored but never answered 202`);
   say(`stats: received ${final.received}, unique_processed ${final.unique_processed}, duplicate_dropped ${final.duplicate_dropped}, pending ${final.pending}`);
   say(`checked: ${storedCount} stored events walked, ${acked.size} accepted identities looked up`);
+  say(`recovery: ${recovery}`);
   let ok = true;
   for (const [name, pass, detail] of checks) {
     ok &&= pass;
     say(`${pass ? 'PASS' : 'FAIL'} ${name} (${detail})`);
   }
-  console.log(JSON.stringify({ result: ok ? 'pass' : 'fail', seed, seconds: +loadSeconds.toFixed(1), faults, total_faults: totalFaults, ...counts, distinct_sent: sent.size, distinct_accepted: acked.size, stored: storedCount, received: final.received, unique_processed: final.unique_processed, duplicate_dropped: final.duplicate_dropped }));
+  console.log(JSON.stringify({ result: ok ? 'pass' : 'fail', seed, seconds: +loadSeconds.toFixed(1), faults, total_faults: totalFaults, ...counts, distinct_sent: sent.size, distinct_accepted: acked.size, stored: storedCount, received: final.received, unique_processed: final.unique_processed, duplicate_dropped: final.duplicate_dropped, recovery_seconds: sortedRecoveries.map((r) => +r.toFixed(2)) }));
   return ok;
 }
 

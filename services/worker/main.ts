@@ -122,8 +122,13 @@ const worker =
     queueName: config.queueName,
     connection,
     concurrency: config.workerConcurrency,
+    // A killed worker's jobs go back to the queue once their lock expires and the next
+    // stalled-job check runs: within JOB_LOCK_MS x 1.5 (7.5 s by default). The price, per
+    // worker: one lock renewal of its active jobs every JOB_LOCK_MS / 2 and one stalled-job
+    // check as often, a few small Redis commands each (BullMQ's extendLocks and
+    // moveStalledJobsToWait scripts), whatever the traffic.
     lockDuration: config.jobLockMs,
-    stalledInterval: Math.max(1000, Math.floor(config.jobLockMs / 2)),
+    stalledInterval: Math.max(500, Math.floor(config.jobLockMs / 2)),
     log,
     committer: (committer = createCommitter({
       commit: (jobs) => store.commitJobs(jobs),
