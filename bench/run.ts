@@ -11,7 +11,10 @@ import { startCluster } from '../tools/harness/cluster.js';
 import { stats } from '../tools/harness/http.js';
 import { waitFor } from '../tools/harness/wait.js';
 import { ROOT } from '../tools/harness/root.js';
-import { prefilledDir } from './prefill.js';
+import { createTestDatabase, type TestDatabase } from '../tools/harness/postgres.js';
+import type { StoreKind } from '../tools/harness/cluster.js';
+import { prefilledDatabase, prefilledDir } from './prefill.js';
+import { runStoreStage } from './stages/writers.js';
 import type { IdOrder } from './workload.js';
 import type { LoadProgress, LoadResult, LoadSpec } from './load.js';
 
@@ -23,7 +26,12 @@ const HELP = `npm run bench -- [options]
 Runs the service as real processes and measures it. With no scenario options it runs the
 four target scenarios (batched-random, batched-ordered, single, growth) and the stage limits.
 
-  --scenario NAME     one of: batched-random, batched-ordered, single, empty-batched, all (default: all)
+  --scenario NAME     one of: batched-random, batched-ordered, single, empty-batched, wait,
+                      writers, all (default: all: the first four, wait and writers)
+                      wait: one event per request with ?wait=5, latency until processed
+                      writers: the store stage alone with 1, 2 and 4 concurrent writers, on both stores
+  --store sqlite|postgres          the store of the service under test (default sqlite;
+                                   postgres: a database of its own on TEST_POSTGRES_URL's server)
   --events N          events to publish per scenario (default per scenario)
   --batch N           events per request; 1 = one event per request
   --concurrency N     requests in flight
@@ -41,6 +49,8 @@ four target scenarios (batched-random, batched-ordered, single, growth) and the 
 
 type Scenario = {
   name: string;
+  /** Only for ?wait: seconds the producer waits for the verdicts. */
+  wait?: number;
   events: number;
   batch: number;
   concurrency: number;
@@ -56,6 +66,7 @@ const PRESETS: Record<string, Scenario> = {
   'batched-random': { name: 'batched-random', events: 1_000_000, batch: 1000, concurrency: 8, dupRatio: 0.3, workers: 2, topics: 8, ids: 'random', prefill: 10_000_000, target: '>= 60,000 events/s end to end' },
   'batched-ordered': { name: 'batched-ordered', events: 1_000_000, batch: 1000, concurrency: 8, dupRatio: 0.3, workers: 2, topics: 8, ids: 'ordered', prefill: 10_000_000, target: '>= 120,000 events/s end to end' },
   single: { name: 'single', events: 200_000, batch: 1, concurrency: 64, dupRatio: 0.2, workers: 2, topics: 8, ids: 'random', prefill: 0, target: '>= 10,000 events/s, p99 < 25 ms, lag not growing' },
+  wait: { name: 'wait', events: 20_000, batch: 1, concurrency: 16, dupRatio: 0.2, workers: 2, topics: 8, ids: 'random', prefill: 0, wait: 5, target: 'latency of ?wait for one event, publish to verdict (p50/p99)' },
   'empty-batched': { name: 'empty-batched', events: 1_000_000, batch: 1000, concurrency: 8, dupRatio: 0.3, workers: 2, topics: 8, ids: 'random', prefill: 0, target: 'growth: batched-random >= 70% of this' },
 };
 
@@ -63,6 +74,7 @@ type Sample = { t: number; processed: number; pending: number };
 
 type RunResult = {
   scenario: Scenario;
+  store: StoreKind;
   load: LoadResult;
   endToEndSeconds: number;
   endToEndEventsPerSecond: number;
@@ -127,7 +139,7 @@ function child<T>(script: string, arg: unknown, onMessage?: (m: any) => void): P
   });
 }
 
-async function measureStages(s: Scenario, redis: RedisServer, dataDir: string): Promise<RunResult['stages']> {
+async function measureStages(s: Scenario, redis: RedisServer, dataDir: string, store: StoreKind): Promise<RunResult['stages']> {
   const stageEvents = Math.min(s.events, s.batch === 1 ? 100_000 : 500_000);
   // A bare HTTP server parsing the same bodies.
   const port = await freePort();
@@ -157,20 +169,29 @@ async function measureStages(s: Scenario, redis: RedisServer, dataDir: string): 
     workers: s.workers,
   });
   progress(`${s.name}: stage bullmq ${Math.round(bull.eventsPerSecond)} events/s`, true);
-  // The store alone, on a copy of the same prefilled table.
-  const storeDir = path.join(dataDir, 'stage-store');
-  await prefilledDir({ events: s.prefill, ids: s.ids, into: storeDir, cacheDir: RESULTS, log: (l) => progress(l, true) });
-  const store = await child<{ eventsPerSecond: number }>('stages/store.js', {
-    dataDir: storeDir,
-    events: stageEvents,
-    batch: s.batch === 1 ? 50 : s.batch,
-    jobsPerCommit: 20,
-    dupRatio: s.dupRatio,
-    ids: s.ids,
-    cacheMb: 64,
-    synchronous: 'FULL',
-  });
-  fs.rmSync(storeDir, { recursive: true, force: true });
+  // The store alone, one writer, on a copy of the same prefilled store.
+  const storeStage = async (): Promise<{ eventsPerSecond: number }> => {
+    if (store === 'postgres') {
+      const template = await prefilledDatabase({ events: s.prefill, ids: s.ids, log: (l) => progress(l, true) });
+      const batch = s.batch === 1 ? 50 : s.batch;
+      return runStoreStage({ kind: 'postgres', writers: 1, events: stageEvents, batch, jobsPerCommit: 20, dupRatio: s.dupRatio, ids: s.ids, prefill: 0, ...(template && { template }) });
+    }
+    const storeDir = path.join(dataDir, 'stage-store');
+    await prefilledDir({ events: s.prefill, ids: s.ids, into: storeDir, cacheDir: RESULTS, log: (l) => progress(l, true) });
+    const result = await child<{ eventsPerSecond: number }>('stages/store.js', {
+      dataDir: storeDir,
+      events: stageEvents,
+      batch: s.batch === 1 ? 50 : s.batch,
+      jobsPerCommit: 20,
+      dupRatio: s.dupRatio,
+      ids: s.ids,
+      cacheMb: 64,
+      synchronous: 'FULL',
+    });
+    fs.rmSync(storeDir, { recursive: true, force: true });
+    return result;
+  };
+  const storeRate = await storeStage();
   return {
     bareHttp: {
       eventsPerSecond: bare.accepted / bare.seconds,
@@ -178,19 +199,29 @@ async function measureStages(s: Scenario, redis: RedisServer, dataDir: string): 
       note: 'node:http + JSON.parse, same bodies and concurrency',
     },
     bullmq: { eventsPerSecond: bull.eventsPerSecond, note: `add + no-op process, ${s.batch === 1 ? 1 : s.batch} events/job, ${s.workers} workers` },
-    store: { eventsPerSecond: store.eventsPerSecond, note: `commitJobs alone at ${s.prefill.toLocaleString()} stored, ${s.ids} ids` },
+    store: { eventsPerSecond: storeRate.eventsPerSecond, note: `${store} commitJobs alone at ${s.prefill.toLocaleString()} stored, ${s.ids} ids` },
   };
 }
 
-async function runScenario(s: Scenario, opts: { stages: boolean; appendfsync: 'everysec' | 'always'; synchronous: string }): Promise<RunResult> {
+type RunOptions = { stages: boolean; appendfsync: 'everysec' | 'always'; synchronous: string; store: StoreKind };
+
+async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `agg-bench-${s.name}-`));
   const dataDir = path.join(dir, 'data');
-  await prefilledDir({ events: s.prefill, ids: s.ids, into: dataDir, cacheDir: RESULTS, log: (l) => progress(l, true) });
+  let database: TestDatabase | undefined;
+  if (opts.store === 'sqlite') {
+    await prefilledDir({ events: s.prefill, ids: s.ids, into: dataDir, cacheDir: RESULTS, log: (l) => progress(l, true) });
+  } else {
+    const template = await prefilledDatabase({ events: s.prefill, ids: s.ids, log: (l) => progress(l, true) });
+    database = await createTestDatabase({ prefix: 'agg_bench', ...(template && { template }) });
+  }
   const redis = await startRedisServer({ dir: path.join(dir, 'redis'), appendfsync: opts.appendfsync });
   const cluster = await startCluster({
     redisUrl: redis.url,
     workers: s.workers,
     dataDir,
+    store: opts.store,
+    ...(database && { databaseUrl: database.url }),
     logDir: path.join(dir, 'logs'),
     env: {
       LOG_LEVEL: 'warn',
@@ -200,6 +231,7 @@ async function runScenario(s: Scenario, opts: { stages: boolean; appendfsync: 'e
     },
   }).catch(async (err: unknown) => {
     await redis.stop();
+    await database?.drop();
     throw err;
   });
   try {
@@ -234,7 +266,7 @@ async function runScenario(s: Scenario, opts: { stages: boolean; appendfsync: 'e
     })();
     const load = await child<LoadResult>(
       'load.js',
-      { url: cluster.baseUrl, events: s.events, batch: s.batch, concurrency: s.concurrency, dupRatio: s.dupRatio, topics: s.topics, ids: s.ids, seed: 11, prefix: 'run' } satisfies LoadSpec,
+      { url: cluster.baseUrl, events: s.events, batch: s.batch, concurrency: s.concurrency, dupRatio: s.dupRatio, topics: s.topics, ids: s.ids, seed: 11, prefix: 'run', ...(s.wait !== undefined && { wait: s.wait }) } satisfies LoadSpec,
       (p: LoadProgress) => (accepted = p.accepted),
     );
     accepted = load.accepted;
@@ -260,6 +292,7 @@ async function runScenario(s: Scenario, opts: { stages: boolean; appendfsync: 'e
     };
     const result: RunResult = {
       scenario: s,
+      store: opts.store,
       load,
       endToEndSeconds,
       endToEndEventsPerSecond: s.events / endToEndSeconds,
@@ -280,11 +313,12 @@ async function runScenario(s: Scenario, opts: { stages: boolean; appendfsync: 'e
       `${s.name}: ${Math.round(result.endToEndEventsPerSecond).toLocaleString()} events/s end to end, publish ${Math.round(result.publishEventsPerSecond).toLocaleString()} events/s, p99 ${load.latencyMs.p99.toFixed(1)} ms, exact: ${result.exact}`,
     );
     await cluster.stop();
-    if (opts.stages) result.stages = await measureStages(s, redis, dir);
+    if (opts.stages) result.stages = await measureStages(s, redis, dir, opts.store);
     return result;
   } finally {
     await cluster.destroy();
     await redis.stop();
+    await database?.drop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -295,7 +329,7 @@ function markdown(results: RunResult[], meta: Record<string, string>): string {
   const lines = [
     `## ${meta.date} — commit ${meta.commit}`,
     '',
-    `Machine: ${meta.cpu}, ${meta.cores} cores, ${meta.memory}; Node ${meta.node}; ${meta.redis}; Redis appendfsync ${meta.appendfsync}, SQLite synchronous ${meta.synchronous}. API, workers, Redis and the load generator share the cores.`,
+    `Machine: ${meta.cpu}, ${meta.cores} cores, ${meta.memory}; Node ${meta.node}; ${meta.redis}; store ${meta.store}${meta.store === 'sqlite' ? ` (synchronous ${meta.synchronous})` : ' (PostgreSQL on the same machine)'}; Redis appendfsync ${meta.appendfsync}. API, workers, Redis${meta.store === 'postgres' ? ', PostgreSQL' : ''} and the load generator share the cores.`,
     '',
     '| scenario | settings | end to end events/s | publish events/s (req/s) | p50 / p99 ms | lag max / at half / at end | peak RSS MB | exact | target |',
     '| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |',
@@ -303,7 +337,7 @@ function markdown(results: RunResult[], meta: Record<string, string>): string {
   for (const r of results) {
     const s = r.scenario;
     lines.push(
-      `| ${s.name} | ${fmt(s.events)} events, batch ${s.batch}, ${s.concurrency} in flight, ${s.dupRatio * 100}% copies, ${s.workers} workers, ${s.ids} ids, prefill ${fmt(s.prefill)} | **${fmt(r.endToEndEventsPerSecond)}** | ${fmt(r.publishEventsPerSecond)} (${fmt(r.publishRequestsPerSecond)}) | ${r.load.latencyMs.p50.toFixed(1)} / ${r.load.latencyMs.p99.toFixed(1)} | ${fmt(r.lag.maxEvents)} / ${fmt(r.lag.atHalf)} / ${fmt(r.lag.atEnd)} | ${Object.entries(r.peakRssMb).map(([k, v]) => `${k} ${v}`).join(', ')} | ${r.exact ? 'yes' : `**no** (${JSON.stringify(r.final)} vs ${JSON.stringify(r.expected)})`} | ${s.target} |`,
+      `| ${s.name} | ${fmt(s.events)} events, batch ${s.batch}, ${s.concurrency} in flight, ${s.dupRatio * 100}% copies, ${s.workers} workers, ${s.ids} ids, prefill ${fmt(s.prefill)}, ${r.store}${s.wait === undefined ? '' : `, ?wait=${s.wait} (${fmt(r.load.processed)} events answered 200 processed)`} | **${fmt(r.endToEndEventsPerSecond)}** | ${fmt(r.publishEventsPerSecond)} (${fmt(r.publishRequestsPerSecond)}) | ${r.load.latencyMs.p50.toFixed(1)} / ${r.load.latencyMs.p99.toFixed(1)} | ${fmt(r.lag.maxEvents)} / ${fmt(r.lag.atHalf)} / ${fmt(r.lag.atEnd)} | ${Object.entries(r.peakRssMb).map(([k, v]) => `${k} ${v}`).join(', ')} | ${r.exact ? 'yes' : `**no** (${JSON.stringify(r.final)} vs ${JSON.stringify(r.expected)})`} | ${s.target} |`,
     );
   }
   lines.push('', 'CPU seconds used by each process from the first request until the queue was drained (the machine has 2 cores, so at most 2 s of CPU per second):', '');
@@ -334,6 +368,54 @@ function markdown(results: RunResult[], meta: Record<string, string>): string {
   return lines.join('\n') + '\n';
 }
 
+const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+
+type WritersResult = { store: StoreKind; writers: number; rounds: number[]; ratios: number[] };
+
+/**
+ * The store stage alone with 1, 2 and 4 concurrent writers (each its own process, as worker
+ * processes are), on both stores. Rounds run 1, 2, 4 back to back, three times: on a shared
+ * machine the load drifts over minutes, so ratios within a round say more than far-apart rates.
+ */
+async function measureWriters(events: number): Promise<WritersResult[]> {
+  const out: WritersResult[] = [];
+  for (const kind of ['sqlite', 'postgres'] as const) {
+    const byWriters = new Map<number, WritersResult>();
+    for (let round = 0; round < 3; round++) {
+      let one = 0;
+      for (const writers of [1, 2, 4]) {
+        const r = await runStoreStage({ kind, writers, events, batch: 1000, jobsPerCommit: 20, dupRatio: 0.3, ids: 'random', prefill: 0 });
+        progress(`writers: ${kind} ${writers} writer(s), round ${round + 1}: ${fmt(r.eventsPerSecond)} events/s`, true);
+        let entry = byWriters.get(writers);
+        if (entry === undefined) byWriters.set(writers, (entry = { store: kind, writers, rounds: [], ratios: [] }));
+        entry.rounds.push(r.eventsPerSecond);
+        if (writers === 1) one = r.eventsPerSecond;
+        else entry.ratios.push(r.eventsPerSecond / one);
+      }
+    }
+    out.push(...byWriters.values());
+  }
+  return out;
+}
+
+function writersMarkdown(results: WritersResult[]): string {
+  if (results.length === 0) return '';
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const lines = [
+    '',
+    'Store stage alone with concurrent writers (each a process with its own connection; jobs of 1,000 events, 20 per commit, 30% copies, random ids, empty store; three rounds of 1, 2, 4 writers):',
+    '',
+    '| store | writers | events/s, median (rounds) | x 1 writer, median of per-round ratios |',
+    '| --- | ---: | ---: | ---: |',
+  ];
+  for (const r of results) {
+    lines.push(
+      `| ${r.store} | ${r.writers} | **${fmt(median(r.rounds))}** (${r.rounds.map(fmt).join(', ')}) | ${r.ratios.length === 0 ? '1.00' : `${median(r.ratios).toFixed(2)} (${r.ratios.map((x) => x.toFixed(2)).join(', ')})`} |`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
 async function main(): Promise<void> {
   const { values } = (() => {
     try {
@@ -350,6 +432,7 @@ async function main(): Promise<void> {
           prefill: { type: 'string' },
           appendfsync: { type: 'string', default: 'everysec' },
           synchronous: { type: 'string', default: 'FULL' },
+          store: { type: 'string', default: 'sqlite' },
           'no-stages': { type: 'boolean', default: false },
           'no-write': { type: 'boolean', default: false },
           help: { type: 'boolean', default: false },
@@ -364,11 +447,16 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  const names = values.scenario === 'all' ? ['empty-batched', 'batched-random', 'batched-ordered', 'single'] : [values.scenario];
+  const all = values.scenario === 'all';
+  const names = all ? ['empty-batched', 'batched-random', 'batched-ordered', 'single', 'wait'] : values.scenario === 'writers' ? [] : [values.scenario];
+  const store = values.store as StoreKind;
+  if (store !== 'sqlite' && store !== 'postgres') {
+    console.error(`bench: --store must be sqlite or postgres\n\n${HELP}`);
+    process.exit(2);
+  }
   const scenarios = names.map((n) => {
     const preset = PRESETS[n];
     if (!preset) throw new Error(`unknown scenario ${n}; see --help`);
-    const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
     return {
       ...preset,
       events: num(values.events, preset.events),
@@ -389,9 +477,11 @@ async function main(): Promise<void> {
         stages: !values['no-stages'],
         appendfsync: values.appendfsync === 'always' ? 'always' : 'everysec',
         synchronous: values.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL',
+        store,
       }),
     );
   }
+  const writers = all || values.scenario === 'writers' ? await measureWriters(num(values.events, 200_000)) : [];
   const sh = (cmd: string) => {
     try {
       return execSync(cmd, { encoding: 'utf8' }).trim();
@@ -409,11 +499,12 @@ async function main(): Promise<void> {
     redis: sh('redis-server --version').split(' ').slice(0, 3).join(' '),
     appendfsync: values.appendfsync,
     synchronous: values.synchronous,
+    store,
   };
-  const md = markdown(results, meta);
+  const md = markdown(results, meta) + writersMarkdown(writers);
   process.stdout.write(`\n${md}`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  fs.writeFileSync(path.join(RESULTS, `bench-${stamp}.json`), JSON.stringify({ meta, results }, null, 2));
+  fs.writeFileSync(path.join(RESULTS, `bench-${stamp}.json`), JSON.stringify({ meta, results, writers }, null, 2));
   if (!values['no-write']) {
     const file = path.join(ROOT, 'BENCHMARKS.md');
     const head = '# Benchmarks\n\nEvery table here was written by `npm run bench` (bench/run.ts); newest first.\n\n';

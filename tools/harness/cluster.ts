@@ -40,6 +40,8 @@ export type ClusterOptions = {
   logDir?: string;
   /** postgres: a fresh database of its own, dropped by destroy(); sqlite (default): dataDir. */
   store?: StoreKind;
+  /** With store 'postgres': this database instead of a fresh one (the caller drops it). */
+  databaseUrl?: string;
 };
 
 export type StoreKind = 'sqlite' | 'postgres';
@@ -96,7 +98,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const queueName = opts.queueName ?? `test-${randomUUID()}`;
   const port = await freePort();
   const store = opts.store ?? 'sqlite';
-  const database = store === 'postgres' ? await createTestDatabase() : undefined;
+  const database = store === 'postgres' && opts.databaseUrl === undefined ? await createTestDatabase() : undefined;
+  const databaseUrl = opts.databaseUrl ?? database?.url;
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? os.tmpdir(),
@@ -108,7 +111,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     LOG_LEVEL: 'info',
     // Short locks: a killed worker's jobs come back within seconds, not half a minute.
     JOB_LOCK_MS: '4000',
-    ...(database && { DATABASE_URL: database.url }),
+    ...(store === 'postgres' && databaseUrl !== undefined && { DATABASE_URL: databaseUrl }),
     ...opts.env,
   };
   const baseUrl = `http://127.0.0.1:${port}`;

@@ -30,15 +30,33 @@ export async function postgresAnswers(): Promise<boolean> {
   }
 }
 
-/** A fresh, uniquely named, empty database; `drop()` removes it, sessions still open included. */
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const name = `agg_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-  await withAdmin((c) => c.query(`CREATE DATABASE ${name}`));
+/** Whether a database of this name exists (a cached template, say). */
+export async function databaseExists(name: string): Promise<boolean> {
+  return withAdmin(async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1);
+}
+
+/** Renames a database no session is using. */
+export async function renameDatabase(from: string, to: string): Promise<void> {
+  await withAdmin((c) => c.query(`ALTER DATABASE ${from} RENAME TO ${to}`));
+}
+
+/** The URL of a database on the test server. */
+export function databaseUrl(name: string): string {
   const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/**
+ * A fresh, uniquely named database, empty or a copy of `template` (a file-level copy: fast
+ * however large); `drop()` removes it, sessions still open included.
+ */
+export async function createTestDatabase(opts: { template?: string; prefix?: string } = {}): Promise<TestDatabase> {
+  const name = `${opts.prefix ?? 'agg_test'}_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await withAdmin((c) => c.query(`CREATE DATABASE ${name}${opts.template ? ` TEMPLATE ${opts.template}` : ''}`));
   let dropped = false;
   return {
-    url: url.toString(),
+    url: databaseUrl(name),
     name,
     async drop() {
       if (dropped) return;

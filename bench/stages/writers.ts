@@ -1,20 +1,29 @@
-// Stage limit of the PostgreSQL store: commitJobs alone, with N writers at once, each its
-// own process with its own connection (as N worker processes), on a fresh database.
-//   node --import tsx bench/stages/store-postgres.ts [--writers 1,2,4] [--events 200000]
-//     [--batch 1000] [--jobs-per-commit 20] [--dup 0.3] [--ids random|ordered] [--prefill 0]
-// The server is BENCH_POSTGRES_URL's (default postgres://postgres@127.0.0.1:5432/postgres);
-// each run creates its own database there and drops it after.
+// Stage limit of a store: commitJobs alone, with N writers at once, each its own process
+// with its own connection (as N worker processes), on a fresh store: a SQLite file in a
+// temporary directory, or a PostgreSQL database made for the run and dropped after.
+//   npm run build && node dist/bench/stages/writers.js [--store sqlite|postgres]
+//     [--writers 1,2,4] [--events 200000] [--batch 1000] [--jobs-per-commit 20] [--dup 0.3]
+//     [--ids random|ordered] [--prefill 0] [--repeat 1]
+// The PostgreSQL server is TEST_POSTGRES_URL's (tools/harness/postgres.ts).
 import { fork, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { createTestDatabase, type TestDatabase } from '../../tools/harness/postgres.js';
 import { newJobId } from '../../shared/queue.js';
-import type { JobToCommit } from '../../shared/store/port.js';
+import type { JobToCommit, Store } from '../../shared/store/port.js';
 import { openPostgresStore } from '../../shared/store/postgres/store.js';
+import { STORE_FILE } from '../../shared/store/sqlite/schema.js';
+import { openSqliteStore } from '../../shared/store/sqlite/store.js';
+
+export type StoreKind = 'sqlite' | 'postgres';
 import { stream, type IdOrder } from '../workload.js';
 
 export type WriterSpec = {
+  kind: StoreKind;
+  /** A database URL, or a SQLite data directory. */
   url: string;
   events: number;
   batch: number;
@@ -27,7 +36,6 @@ export type WriterSpec = {
 
 export type WriterResult = { events: number; commits: number; seconds: number };
 
-const ADMIN_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** The groups one writer commits, built before the clock starts: only commits are timed. */
 function groups(spec: WriterSpec): JobToCommit[][] {
@@ -45,8 +53,14 @@ function groups(spec: WriterSpec): JobToCommit[][] {
   return out;
 }
 
+/** As a worker opens it; SQLite writers wait for each other's lock inside the driver here. */
+function openFor(kind: StoreKind, url: string, migrate: boolean): Promise<Store> {
+  if (kind === 'postgres') return openPostgresStore({ url, poolSize: 1, migrate });
+  return Promise.resolve(openSqliteStore({ dataDir: url, busyTimeoutMs: 60_000 }));
+}
+
 async function runWriter(spec: WriterSpec): Promise<void> {
-  const store = await openPostgresStore({ url: spec.url, poolSize: 1, migrate: false });
+  const store = await openFor(spec.kind, spec.url, false);
   const work = groups(spec);
   process.send!('ready');
   await new Promise<void>((resolve) => process.once('message', () => resolve()));
@@ -57,18 +71,10 @@ async function runWriter(spec: WriterSpec): Promise<void> {
   process.send!({ events: spec.events, commits: work.length, seconds } satisfies WriterResult, () => process.exit(0));
 }
 
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: ADMIN_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
 function startWriter(spec: WriterSpec): { child: ChildProcess; ready: Promise<void>; done: Promise<WriterResult> } {
-  const child = fork(import.meta.filename, ['writer', JSON.stringify(spec)], { execArgv: ['--import', 'tsx'] });
+  // From the sources (tsx) or from dist/, the writer is this very file.
+  const execArgv = import.meta.filename.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = fork(import.meta.filename, ['writer', JSON.stringify(spec)], { execArgv });
   let onReady: () => void = () => undefined;
   const ready = new Promise<void>((resolve) => (onReady = resolve));
   const done = new Promise<WriterResult>((resolve, reject) => {
@@ -127,7 +133,8 @@ function sampleSessions(url: string): { stop(): Promise<SessionShares> } {
   };
 }
 
-export async function runPostgresStoreStage(o: {
+export async function runStoreStage(o: {
+  kind: StoreKind;
   writers: number;
   events: number;
   batch: number;
@@ -135,34 +142,44 @@ export async function runPostgresStoreStage(o: {
   dupRatio: number;
   ids: IdOrder;
   prefill: number;
+  /** PostgreSQL: start from a copy of this database (a prefilled one) instead of an empty one. */
+  template?: string;
+  /** SQLite: start from a copy of this store file. */
+  templateFile?: string;
 }): Promise<StageResult> {
-  const name = `agg_bench_${randomBytes(4).toString('hex')}`;
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
+  let where: string;
+  let db: TestDatabase | undefined;
+  if (o.kind === 'postgres') {
+    db = await createTestDatabase({ prefix: 'agg_bench', ...(o.template && { template: o.template }) });
+    where = db.url;
+  } else {
+    where = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-writers-'));
+    if (o.templateFile) fs.copyFileSync(o.templateFile, path.join(where, STORE_FILE));
+  }
   try {
-    const store = await openPostgresStore({ url: url.toString() });
+    const store = await openFor(o.kind, where, true);
     if (o.prefill > 0) {
-      const spec = { url: url.toString(), events: o.prefill, batch: o.batch, jobsPerCommit: o.jobsPerCommit, dupRatio: 0, ids: o.ids, seed: 7, prefix: 'prefill' };
+      const spec = { kind: o.kind, url: where, events: o.prefill, batch: o.batch, jobsPerCommit: o.jobsPerCommit, dupRatio: 0, ids: o.ids, seed: 7, prefix: 'prefill' };
       for (const group of groups(spec)) await store.commitJobs(group);
     }
     await store.close();
     const per = Math.floor(o.events / o.writers);
     const writers = Array.from({ length: o.writers }, (_, i) =>
-      startWriter({ url: url.toString(), events: per, batch: o.batch, jobsPerCommit: o.jobsPerCommit, dupRatio: o.dupRatio, ids: o.ids, seed: 100 + i, prefix: `w${i}` }),
+      startWriter({ kind: o.kind, url: where, events: per, batch: o.batch, jobsPerCommit: o.jobsPerCommit, dupRatio: o.dupRatio, ids: o.ids, seed: 100 + i, prefix: `w${i}` }),
     );
     await Promise.all(writers.map((w) => w.ready));
-    const sampler = sampleSessions(url.toString());
+    const sampler = o.kind === 'postgres' ? sampleSessions(where) : undefined;
     const started = performance.now();
     for (const w of writers) w.child.send('go');
     const results = await Promise.all(writers.map((w) => w.done));
     const seconds = (performance.now() - started) / 1000;
-    const sessions = await sampler.stop();
+    const sessions = (await sampler?.stop()) ?? { seqLock: 0, rowLock: 0, database: 0, client: 0 };
     const events = per * o.writers;
     const commits = results.reduce((n, r) => n + r.commits, 0);
     return { writers: o.writers, events, seconds, eventsPerSecond: events / seconds, commitsPerSecond: commits / seconds, sessions };
   } finally {
-    await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await db?.drop();
+    if (o.kind === 'sqlite') fs.rmSync(where, { recursive: true, force: true });
   }
 }
 
@@ -171,6 +188,7 @@ if (process.argv[2] === 'writer' && process.send) {
 } else if (process.argv[1] === import.meta.filename) {
   const { values } = parseArgs({
     options: {
+      store: { type: 'string', default: 'postgres' },
       writers: { type: 'string', default: '1,2,4' },
       events: { type: 'string', default: '200000' },
       batch: { type: 'string', default: '1000' },
@@ -189,7 +207,8 @@ if (process.argv[2] === 'writer' && process.send) {
     ids: values.ids as IdOrder,
     prefill: Number(values.prefill),
   };
-  console.log(`PostgreSQL store stage: ${JSON.stringify(base)}`);
+  const kind = values.store as StoreKind;
+  console.log(`${kind} store stage: ${JSON.stringify(base)}`);
   // Rounds run 1, 2, 4 writers back to back: on a shared machine the load drifts over
   // minutes, so the ratio within a round says more than rates from far-apart runs.
   const rates = new Map<number, number[]>();
@@ -197,7 +216,7 @@ if (process.argv[2] === 'writer' && process.send) {
   for (let r = 0; r < Number(values.repeat); r++) {
     let one: number | undefined;
     for (const writers of values.writers.split(',').map(Number)) {
-      const res = await runPostgresStoreStage({ ...base, writers });
+      const res = await runStoreStage({ ...base, kind, writers });
       (rates.get(writers) ?? rates.set(writers, []).get(writers)!).push(res.eventsPerSecond);
       if (writers === 1) one = res.eventsPerSecond;
       else if (one !== undefined) (ratios.get(writers) ?? ratios.set(writers, []).get(writers)!).push(res.eventsPerSecond / one);
@@ -205,7 +224,8 @@ if (process.argv[2] === 'writer' && process.send) {
       const sh = res.sessions;
       console.log(
         `round ${r + 1} writers=${writers} events=${res.events} seconds=${res.seconds.toFixed(2)} events/s=${Math.round(res.eventsPerSecond)} commits/s=${res.commitsPerSecond.toFixed(1)}` +
-          ` sessions: seq lock ${pct(sh.seqLock)}, row locks ${pct(sh.rowLock)}, in database ${pct(sh.database)}, client ${pct(sh.client)} (load ${os.loadavg()[0]!.toFixed(1)})`,
+          (kind === 'sqlite' ? ` (load ${os.loadavg()[0]!.toFixed(1)})` :
+            ` sessions: seq lock ${pct(sh.seqLock)}, row locks ${pct(sh.rowLock)}, in database ${pct(sh.database)}, client ${pct(sh.client)} (load ${os.loadavg()[0]!.toFixed(1)})`),
       );
     }
   }
