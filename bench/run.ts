@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRedisServer, freePort, type RedisServer } from '../scripts/redis-server.js';
 import { startCluster } from '../tools/harness/cluster.js';
-import { stats } from '../tools/harness/http.js';
+import { stats, type Stats } from '../tools/harness/http.js';
 import { waitFor } from '../tools/harness/wait.js';
 import { ROOT } from '../tools/harness/root.js';
 import { createTestDatabase, type TestDatabase } from '../tools/harness/postgres.js';
@@ -17,6 +17,7 @@ import { prefilledDatabase, prefilledDir } from './prefill.js';
 import { runStoreStage } from './stages/writers.js';
 import type { IdOrder } from './workload.js';
 import type { LoadProgress, LoadResult, LoadSpec } from './load.js';
+import { streamSection, type SubscribersExpect, type SubscribersResult, type SubscribersSpec } from './subscribers.js';
 
 
 const RESULTS = path.join(ROOT, 'bench-results');
@@ -42,6 +43,12 @@ four target scenarios (batched-random, batched-ordered, single, growth) and the 
   --prefill N         events stored before measuring
   --appendfsync everysec|always   Redis durability (default everysec)
   --synchronous FULL|NORMAL        SQLite durability (default FULL)
+  --subscribers LIST  run each scenario once per number of live subscribers of every
+                      event (GET /events/stream), e.g. 0,1,100: delivery latency, and
+                      publishing throughput against the run with 0 (STREAM_* and
+                      MAX_SUBSCRIBERS from the environment reach the API)
+  --subscribe-to all|one-topic   what each subscriber follows: every event (default),
+                      or one of the scenario's topics, round robin
   --no-stages         skip the stage limits
   --no-write          do not append to BENCHMARKS.md
   --help
@@ -75,6 +82,10 @@ type Sample = { t: number; processed: number; pending: number };
 type RunResult = {
   scenario: Scenario;
   store: StoreKind;
+  /** Live subscribers during the run (undefined: not asked for). */
+  subscribers?: number;
+  oneTopicEach?: boolean;
+  stream?: SubscribersResult;
   load: LoadResult;
   endToEndSeconds: number;
   endToEndEventsPerSecond: number;
@@ -203,7 +214,39 @@ async function measureStages(s: Scenario, redis: RedisServer, dataDir: string, s
   };
 }
 
-type RunOptions = { stages: boolean; appendfsync: 'everysec' | 'always'; synchronous: string; store: StoreKind };
+/** N live subscribers in a process of their own, connected before the load starts. */
+async function startSubscribers(spec: SubscribersSpec): Promise<{ finish(expect: Omit<SubscribersExpect, 'type'>): Promise<SubscribersResult>; kill(): void }> {
+  const c = fork(path.join(import.meta.dirname, 'subscribers.js'), [JSON.stringify(spec)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let result: SubscribersResult | undefined;
+  const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    c.on('message', (m: { type: string }) => {
+      if (m.type === 'ready') resolve();
+      else if (m.type === 'done') result = m as SubscribersResult;
+    });
+    void exited.then(() => reject(new Error('the subscribers process exited before its streams were open')));
+  });
+  return {
+    kill: () => c.kill(),
+    async finish(expect) {
+      c.send({ type: 'expect', ...expect } satisfies SubscribersExpect);
+      await exited;
+      if (result === undefined) throw new Error('the subscribers process exited without a result');
+      return result;
+    },
+  };
+}
+
+type RunOptions = {
+  stages: boolean;
+  appendfsync: 'everysec' | 'always';
+  synchronous: string;
+  store: StoreKind;
+  subscribers?: number | undefined;
+  oneTopicEach?: boolean;
+};
 
 async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `agg-bench-${s.name}-`));
@@ -228,13 +271,24 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
       SQLITE_SYNCHRONOUS: opts.synchronous,
       JOB_LOCK_MS: '30000',
       ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
+      // The stream's settings, to compare them: STREAM_MAX_BUFFER_BYTES=... npm run bench -- ...
+      ...Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(STREAM_|MAX_SUBSCRIBERS$)/.test(e[0]) && e[1] !== undefined)),
     },
   }).catch(async (err: unknown) => {
     await redis.stop();
     await database?.drop();
     throw err;
   });
+  let subscribers: Awaited<ReturnType<typeof startSubscribers>> | undefined;
   try {
+    subscribers = opts.subscribers
+      ? await startSubscribers({
+          url: cluster.baseUrl,
+          count: opts.subscribers,
+          topics: opts.oneTopicEach ? Array.from({ length: s.topics }, (_, i) => `topic-${i}`) : undefined,
+        })
+      : undefined;
+    if (subscribers) progress(`${s.name}: ${opts.subscribers} subscribers connected`, true);
     const pids = (): Record<string, number | undefined> => ({
       api: cluster.api.child.pid,
       ...Object.fromEntries(cluster.workers.map((w, i) => [`worker-${i + 1}`, w.child.pid])),
@@ -278,6 +332,12 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
       Object.entries(pids()).map(([k, pid]) => [k, +(cpuSeconds(pid) - (cpuBefore[k] ?? 0)).toFixed(1)]),
     );
     cpu.load = +load.cpuSeconds.toFixed(1);
+    const perTopic = (st: Stats) => (st.per_topic ?? {}) as Record<string, number>;
+    const stream = await subscribers?.finish({
+      events: final.unique_processed - base.unique_processed,
+      perTopic: Object.fromEntries(Object.entries(perTopic(final)).map(([t, n]) => [t, n - (perTopic(base)[t] ?? 0)])),
+    });
+    if (stream) cpu.subscribers = +stream.cpuSeconds.toFixed(1);
     const peak: Record<string, number> = { api: peakRssMb(cluster.api.child.pid), redis: peakRssMb(redis.pid()) };
     cluster.workers.forEach((w, i) => (peak[`worker-${i + 1}`] = peakRssMb(w.child.pid)));
     const lagAt = (frac: number) => {
@@ -293,6 +353,9 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
     const result: RunResult = {
       scenario: s,
       store: opts.store,
+      subscribers: opts.subscribers,
+      oneTopicEach: opts.oneTopicEach,
+      stream,
       load,
       endToEndSeconds,
       endToEndEventsPerSecond: s.events / endToEndSeconds,
@@ -310,12 +373,13 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
       expected,
     };
     say(
-      `${s.name}: ${Math.round(result.endToEndEventsPerSecond).toLocaleString()} events/s end to end, publish ${Math.round(result.publishEventsPerSecond).toLocaleString()} events/s, p99 ${load.latencyMs.p99.toFixed(1)} ms, exact: ${result.exact}`,
+      `${s.name}: ${Math.round(result.endToEndEventsPerSecond).toLocaleString()} events/s end to end, publish ${Math.round(result.publishEventsPerSecond).toLocaleString()} events/s, p99 ${load.latencyMs.p99.toFixed(1)} ms, exact: ${result.exact}${stream ? `; ${stream.subscribers} subscribers: delivery p99 ${stream.latencyMs.p99} ms, exact: ${stream.exact}` : ''}`,
     );
     await cluster.stop();
     if (opts.stages) result.stages = await measureStages(s, redis, dir, opts.store);
     return result;
   } finally {
+    subscribers?.kill();
     await cluster.destroy();
     await redis.stop();
     await database?.drop();
@@ -324,6 +388,8 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const label = (r: RunResult) =>
+  r.subscribers === undefined ? r.scenario.name : `${r.scenario.name}, ${r.subscribers} subscribers${r.oneTopicEach && r.subscribers > 0 ? ' of one topic each' : ''}`;
 
 function markdown(results: RunResult[], meta: Record<string, string>): string {
   const lines = [
@@ -337,7 +403,7 @@ function markdown(results: RunResult[], meta: Record<string, string>): string {
   for (const r of results) {
     const s = r.scenario;
     lines.push(
-      `| ${s.name} | ${fmt(s.events)} events, batch ${s.batch}, ${s.concurrency} in flight, ${s.dupRatio * 100}% copies, ${s.workers} workers, ${s.ids} ids, prefill ${fmt(s.prefill)}, ${r.store}${s.wait === undefined ? '' : `, ?wait=${s.wait} (${fmt(r.load.processed)} events answered 200 processed)`} | **${fmt(r.endToEndEventsPerSecond)}** | ${fmt(r.publishEventsPerSecond)} (${fmt(r.publishRequestsPerSecond)}) | ${r.load.latencyMs.p50.toFixed(1)} / ${r.load.latencyMs.p99.toFixed(1)} | ${fmt(r.lag.maxEvents)} / ${fmt(r.lag.atHalf)} / ${fmt(r.lag.atEnd)} | ${Object.entries(r.peakRssMb).map(([k, v]) => `${k} ${v}`).join(', ')} | ${r.exact ? 'yes' : `**no** (${JSON.stringify(r.final)} vs ${JSON.stringify(r.expected)})`} | ${s.target} |`,
+      `| ${label(r)} | ${fmt(s.events)} events, batch ${s.batch}, ${s.concurrency} in flight, ${s.dupRatio * 100}% copies, ${s.workers} workers, ${s.ids} ids, prefill ${fmt(s.prefill)}, ${r.store}${s.wait === undefined ? '' : `, ?wait=${s.wait} (${fmt(r.load.processed)} events answered 200 processed)`} | **${fmt(r.endToEndEventsPerSecond)}** | ${fmt(r.publishEventsPerSecond)} (${fmt(r.publishRequestsPerSecond)}) | ${r.load.latencyMs.p50.toFixed(1)} / ${r.load.latencyMs.p99.toFixed(1)} | ${fmt(r.lag.maxEvents)} / ${fmt(r.lag.atHalf)} / ${fmt(r.lag.atEnd)} | ${Object.entries(r.peakRssMb).map(([k, v]) => `${k} ${v}`).join(', ')} | ${r.exact ? 'yes' : `**no** (${JSON.stringify(r.final)} vs ${JSON.stringify(r.expected)})`} | ${s.target} |`,
     );
   }
   lines.push('', 'CPU seconds used by each process from the first request until the queue was drained (the machine has 2 cores, so at most 2 s of CPU per second):', '');
@@ -345,7 +411,7 @@ function markdown(results: RunResult[], meta: Record<string, string>): string {
   for (const r of results) {
     const total = Object.values(r.cpuSeconds).reduce((a, b) => a + b, 0);
     lines.push(
-      `| ${r.scenario.name} | ${r.endToEndSeconds.toFixed(1)} | ${Object.entries(r.cpuSeconds).map(([k, v]) => `${k} ${v}`).join(', ')} | ${((total * 1e6) / r.scenario.events).toFixed(1)} |`,
+      `| ${label(r)} | ${r.endToEndSeconds.toFixed(1)} | ${Object.entries(r.cpuSeconds).map(([k, v]) => `${k} ${v}`).join(', ')} | ${((total * 1e6) / r.scenario.events).toFixed(1)} |`,
     );
   }
   const staged = results.filter((r) => r.stages);
@@ -363,6 +429,21 @@ function markdown(results: RunResult[], meta: Record<string, string>): string {
     lines.push(
       '',
       `Growth: batched rate at ${fmt(growth.scenario.prefill)} stored is ${((100 * growth.endToEndEventsPerSecond) / empty.endToEndEventsPerSecond).toFixed(0)}% of the rate on an empty store (target >= 70%).`,
+    );
+  }
+  const streamed = results.filter((r) => r.subscribers !== undefined);
+  if (streamed.length > 0) {
+    lines.push(
+      streamSection(
+        streamed.map((r) => ({
+          name: r.scenario.name,
+          subscribers: r.subscribers!,
+          follows: r.stream?.follows ?? (r.oneTopicEach ? `one of ${r.scenario.topics} topics each` : 'every event'),
+          endToEnd: r.endToEndEventsPerSecond,
+          publish: r.publishEventsPerSecond,
+          stream: r.stream,
+        })),
+      ),
     );
   }
   return lines.join('\n') + '\n';
@@ -433,6 +514,8 @@ async function main(): Promise<void> {
           appendfsync: { type: 'string', default: 'everysec' },
           synchronous: { type: 'string', default: 'FULL' },
           store: { type: 'string', default: 'sqlite' },
+          subscribers: { type: 'string' },
+          'subscribe-to': { type: 'string', default: 'all' },
           'no-stages': { type: 'boolean', default: false },
           'no-write': { type: 'boolean', default: false },
           help: { type: 'boolean', default: false },
@@ -470,16 +553,25 @@ async function main(): Promise<void> {
     };
   });
   fs.mkdirSync(RESULTS, { recursive: true });
+  const subscriberCounts = values.subscribers === undefined ? [undefined] : values.subscribers.split(',').map(Number);
+  if (subscriberCounts.some((n) => n !== undefined && !(Number.isInteger(n) && n >= 0 && n <= 10_000))) {
+    console.error(`bench: --subscribers must be a comma-separated list of whole numbers from 0 to 10000\n\n${HELP}`);
+    process.exit(2);
+  }
   const results: RunResult[] = [];
   for (const s of scenarios) {
-    results.push(
-      await runScenario(s, {
-        stages: !values['no-stages'],
-        appendfsync: values.appendfsync === 'always' ? 'always' : 'everysec',
-        synchronous: values.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL',
-        store,
-      }),
-    );
+    for (const subscribers of subscriberCounts) {
+      results.push(
+        await runScenario(s, {
+          stages: !values['no-stages'],
+          appendfsync: values.appendfsync === 'always' ? 'always' : 'everysec',
+          synchronous: values.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL',
+          store,
+          subscribers,
+          oneTopicEach: values['subscribe-to'] === 'one-topic',
+        }),
+      );
+    }
   }
   const writers = all || values.scenario === 'writers' ? await measureWriters(num(values.events, 200_000)) : [];
   const sh = (cmd: string) => {

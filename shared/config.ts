@@ -66,6 +66,9 @@ const EnvSchema = v.object({
   MAX_INFLIGHT_BYTES: int('MAX_INFLIGHT_BYTES', 256 * 1024 * 1024, 1024, 64 * 1024 * 1024 * 1024),
   HEADERS_TIMEOUT_MS: int('HEADERS_TIMEOUT_MS', 15_000, 100, 600_000),
   REQUEST_TIMEOUT_MS: int('REQUEST_TIMEOUT_MS', 60_000, 100, 3_600_000),
+  MAX_SUBSCRIBERS: int('MAX_SUBSCRIBERS', 1000, 0, 1_000_000),
+  STREAM_KEEPALIVE_MS: int('STREAM_KEEPALIVE_MS', 15_000, 50, 600_000),
+  STREAM_MAX_BUFFER_BYTES: int('STREAM_MAX_BUFFER_BYTES', 4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
   COALESCE_MS: int('COALESCE_MS', 2, 0, 1000),
   COALESCE_MAX_EVENTS: int('COALESCE_MAX_EVENTS', 1000, 1, 100_000),
   REDIS_TIMEOUT_MS: int('REDIS_TIMEOUT_MS', 3000, 50, 60_000),
@@ -103,6 +106,9 @@ export type Config = Readonly<{
   maxInflightBytes: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
+  maxSubscribers: number;
+  streamKeepaliveMs: number;
+  streamMaxBufferBytes: number;
   coalesceMs: number;
   coalesceMaxEvents: number;
   redisTimeoutMs: number;
@@ -161,6 +167,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxInflightBytes: e.MAX_INFLIGHT_BYTES,
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    maxSubscribers: e.MAX_SUBSCRIBERS,
+    streamKeepaliveMs: e.STREAM_KEEPALIVE_MS,
+    streamMaxBufferBytes: e.STREAM_MAX_BUFFER_BYTES,
     coalesceMs: e.COALESCE_MS,
     coalesceMaxEvents: e.COALESCE_MAX_EVENTS,
     redisTimeoutMs: e.REDIS_TIMEOUT_MS,

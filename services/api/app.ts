@@ -18,9 +18,11 @@ import type { Enqueuer } from './publish/enqueue.js';
 import type { ResultWaiter } from './publish/results.js';
 import { registerPublishRoutes, type PublishState } from './publish/route.js';
 import { DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT, registerEventRoutes } from './read/events.js';
+import type { Fanout } from './read/fanout.js';
 import { registerHealthRoutes } from './read/health.js';
 import { registerLookupRoute } from './read/lookup.js';
 import { readStats } from './read/stats.js';
+import { registerStreamRoute } from './read/stream.js';
 
 export type ApiDeps = {
   config: Config;
@@ -32,6 +34,8 @@ export type ApiDeps = {
   results: ResultWaiter;
   backlog: Backlog;
   startedAt: number;
+  /** Feeds GET /events/stream; absent in an app built only to look at its routes (it then answers 503). */
+  fanout?: Fanout;
   /** False while starting and once shutdown has begun. */
   isReady: () => boolean;
 };
@@ -97,6 +101,8 @@ export function createApp(deps: ApiDeps): Koa<State> {
     requireKey,
     observe: operator.observePublish,
   });
+  // Before any /events/:topic/... route, so that `stream` is never read as a topic.
+  registerStreamRoute(router, { fanout: deps.fanout, requireReadKey });
   registerEventRoutes(router, { store, requireReadKey });
   registerLookupRoute(router, { store, requireReadKey });
   router.get('/stats', requireReadKey, async (ctx) => {

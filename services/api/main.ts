@@ -8,7 +8,9 @@ import { createShutdown } from '../../shared/shutdown.js';
 import { createApp } from './app.js';
 import { watchBacklog } from './publish/backlog.js';
 import { createEnqueuer } from './publish/enqueue.js';
+import { subscribeCommits } from './commits.js';
 import { createResultWaiter } from './publish/results.js';
+import { createFanout } from './read/fanout.js';
 
 const config = configOrExit('api');
 const startedAt = Date.now();
@@ -41,13 +43,26 @@ const enqueuer = createEnqueuer({
   log,
 });
 
-const results = createResultWaiter({ redis, queueName: config.queueName, log });
+// One subscription to the workers' commit notices, for both of its listeners: producers
+// waiting for their verdicts, and live streams.
+const commits = subscribeCommits(redis, config.queueName, log);
+const results = createResultWaiter(commits);
+const fanout = createFanout({
+  store,
+  feed: commits,
+  log,
+  keepaliveMs: config.streamKeepaliveMs,
+  maxBufferBytes: config.streamMaxBufferBytes,
+  maxSubscribers: config.maxSubscribers,
+});
 
 let ready = false;
-const app = createApp({ config, log, store, queue, redis, enqueuer, results, backlog, startedAt, isReady: () => ready });
+const app = createApp({ config, log, store, queue, redis, enqueuer, results, backlog, fanout, startedAt, isReady: () => ready });
 // A slow or silent client cannot hold a socket forever. Node enforces both timeouts only
 // when it sweeps its connections (every 30 s by default), so sweep every second.
 // https://nodejs.org/docs/latest-v20.x/api/http.html#httpcreateserveroptions-requestlistener
+// Both bound receiving the request only: the sweep skips a connection once its request is
+// complete, so a stream (a GET, complete at once) may last as long as it is read.
 const handle = app.callback();
 const server = http.createServer(
   {
@@ -77,6 +92,8 @@ const shutdown = createShutdown(
     { name: 'not-ready', run: () => (ready = false) },
     // Producers waiting for results get their 202 now: their events are queued already.
     { name: 'results', run: () => results.close() },
+    // Open streams never finish by themselves: end them, or closing the server would wait.
+    { name: 'streams', run: () => fanout.close() },
     {
       name: 'http',
       run: () =>
@@ -93,6 +110,7 @@ const shutdown = createShutdown(
     { name: 'enqueue', run: () => enqueuer.flush() },
     { name: 'backlog', run: () => backlog.close() },
     { name: 'queue', run: () => queue.close() },
+    { name: 'notices', run: () => commits.close() },
     { name: 'redis', run: () => redis.quit() },
     { name: 'store', run: () => store.close() },
   ],

@@ -129,6 +129,8 @@ describe('dashboard in a browser', function () {
     await shows('#topicrows tr[data-topic="dash-clicks"] td:nth-child(2)', '30');
     await page.click('#topicrows tr[data-topic="dash-clicks"]');
     await shows('#eventstitle', 'Latest events in dash-clicks');
+    // Reads need the key, which an EventSource cannot send: the list is polled.
+    await shows('#eventsmode', 'refreshed every 6 s');
     const stored = await eventsOf(cluster.baseUrl, 'dash-clicks');
     const newest = stored.at(-1)!;
     await shows('#eventrows tr:first-child td:first-child', String(newest.seq));
@@ -169,6 +171,70 @@ describe('dashboard in a browser', function () {
 
   it('ran without script errors or refusals from the Content-Security-Policy', () => {
     expect(consoleErrors).to.deep.equal([]);
+  });
+});
+
+describe('dashboard in a browser, reads open', function () {
+  let redis: TestRedis;
+  let cluster: Cluster;
+  let browser: Browser;
+  let page: Page;
+  const requests: string[] = [];
+  const pageErrors: string[] = [];
+
+  before(async function () {
+    if (!fs.existsSync(CHROMIUM)) {
+      if (process.env.CI === 'true') throw new Error(`${CHROMIUM} is missing: CI must install chromium (apt-get install chromium)`);
+      console.log(`    (skipped: ${CHROMIUM} is missing; apt-get install chromium to run the browser test)`);
+      this.skip();
+    }
+    redis = await startTestRedis();
+    cluster = await startCluster({ redisUrl: redis.url, workers: 1 });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('request', (r) => requests.push(new URL(r.url()).pathname + new URL(r.url()).search));
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+  });
+  after(async () => {
+    await browser?.close();
+    await cluster?.destroy();
+    await redis?.stop();
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state !== 'failed') return;
+    console.log(cluster.logTail());
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    await page?.screenshot({ path: path.join(ARTIFACTS, 'dashboard-live-failure.png'), fullPage: true }).catch(() => undefined);
+  });
+
+  const text = (selector: string) => page.locator(selector).first().textContent({ timeout: 5_000 });
+  const shows = (selector: string, expected: string, timeoutMs = 15_000) =>
+    waitFor(async () => (await text(selector)) === expected || undefined, { what: `${selector} to show ${expected}`, timeoutMs }).catch(
+      async (err: Error) => {
+        throw new Error(`${err.message}; it shows ${JSON.stringify(await text(selector).catch(() => '?'))}`);
+      },
+    );
+
+  it('shows a new event of the chosen topic as it is stored, without reloading, over the stream', async () => {
+    const first = Array.from({ length: 3 }, () => event({ topic: 'live-orders' }));
+    expect((await publish(cluster.baseUrl, { events: first })).status).to.equal(202);
+    await page.goto(`${cluster.baseUrl}/`);
+    await shows('#eventstitle', 'Latest events in live-orders');
+    await shows('#eventsmode', 'live');
+    await waitFor(async () => (await page.locator('#eventrows tr').count()) === 3 || undefined, { what: 'the three stored events' });
+    const polledBefore = requests.filter((r) => r.startsWith('/events?')).length;
+
+    const next = event({ topic: 'live-orders' });
+    const sentAt = Date.now();
+    expect((await publish(cluster.baseUrl, next)).status).to.equal(202);
+    await shows('#eventrows tr:first-child td:nth-child(2)', next.event_id as string);
+    const ms = Date.now() - sentAt;
+    expect(await page.locator('#eventrows tr').count()).to.equal(4);
+    // It came over the one stream the page opened, not from polling /events.
+    expect(requests.filter((r) => r.startsWith('/events/stream?topic=live-orders'))).to.have.length(1);
+    expect(requests.filter((r) => r.startsWith('/events?')).length).to.equal(polledBefore);
+    expect(pageErrors).to.deep.equal([]);
+    console.log(`      the new event showed ${ms} ms after its publish was answered`);
   });
 });
 

@@ -56,7 +56,14 @@ export type Cluster = {
   env: Record<string, string>;
   api: Proc;
   workers: Proc[];
+  /** API processes started beside `api` by startExtraApi. */
+  extraApis: Proc[];
   startApi(): Promise<Proc>;
+  /**
+   * Starts one more API process on a port of its own, against the same Redis and store, as
+   * a second replica; `extraEnv` overrides the cluster's environment for it alone.
+   */
+  startExtraApi(extraEnv?: Record<string, string>): Promise<{ proc: Proc; baseUrl: string }>;
   /** Starts one more worker; `extraEnv` overrides the cluster's environment for it alone. */
   startWorker(extraEnv?: Record<string, string>): Promise<Proc>;
   /** SIGTERM to every process still running; resolves with their exits. */
@@ -118,6 +125,19 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   let apiCount = 0;
   let workerCount = 0;
 
+  const untilHealthy = async (api: Proc, url: string) =>
+    waitFor(
+      async () => {
+        if (!api.alive()) throw new Error(`api exited:\n${api.log().slice(-2000)}`);
+        const res = await fetch(`${url}/health`).catch(() => undefined);
+        return res?.ok;
+      },
+      { timeoutMs: 20_000, what: 'the API to answer /health' },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${api.log().slice(-2000)}`);
+    });
+  const all = () => [cluster.api, ...cluster.extraApis, ...cluster.workers].filter(Boolean);
+
   const cluster: Cluster = {
     baseUrl,
     dataDir,
@@ -127,20 +147,20 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     env,
     api: undefined as unknown as Proc,
     workers: [],
+    extraApis: [],
     async startApi() {
       const api = spawnService('api', `api-${++apiCount}`, env, logDir);
       cluster.api = api;
-      await waitFor(
-        async () => {
-          if (!api.alive()) throw new Error(`api exited:\n${api.log().slice(-2000)}`);
-          const res = await fetch(`${baseUrl}/health`).catch(() => undefined);
-          return res?.ok;
-        },
-        { timeoutMs: 20_000, what: 'the API to answer /health' },
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}\n${api.log().slice(-2000)}`);
-      });
+      await untilHealthy(api, baseUrl);
       return api;
+    },
+    async startExtraApi(extraEnv = {}) {
+      const extraPort = await freePort();
+      const api = spawnService('api', `api-${++apiCount}`, { ...env, ...extraEnv, PORT: String(extraPort) }, logDir);
+      cluster.extraApis.push(api);
+      const url = `http://127.0.0.1:${extraPort}`;
+      await untilHealthy(api, url);
+      return { proc: api, baseUrl: url };
     },
     async startWorker(extraEnv = {}) {
       const worker = spawnService('worker', `worker-${++workerCount}`, { ...env, ...extraEnv }, logDir);
@@ -158,17 +178,15 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       return worker;
     },
     async stop() {
-      const all = [cluster.api, ...cluster.workers].filter((p) => p?.alive());
-      return Promise.all(all.map((p) => p.term()));
+      return Promise.all(all().filter((p) => p.alive()).map((p) => p.term()));
     },
     logTail(lines = 30) {
-      return [cluster.api, ...cluster.workers]
-        .filter(Boolean)
+      return all()
         .map((p) => `--- ${p.name}\n${p.log().split('\n').slice(-lines).join('\n')}`)
         .join('\n');
     },
     async destroy() {
-      await Promise.all([cluster.api, ...cluster.workers].filter((p) => p?.alive()).map((p) => p.kill()));
+      await Promise.all(all().filter((p) => p.alive()).map((p) => p.kill()));
       if (opts.dataDir === undefined) fs.rmSync(dataDir, { recursive: true, force: true });
       await database?.drop();
     },

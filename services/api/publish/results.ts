@@ -1,12 +1,10 @@
-// Waiting for results (POST /publish?wait=s): one Redis subscription per API process for
-// the workers' commit notices, and a table of the requests waiting on each job. A request
+// Waiting for results (POST /publish?wait=s): the API process' one subscription to the
+// workers' commit notices (../commits.ts), and a table of the requests waiting on each job. A request
 // registers before its job is added (see enqueue.ts), so no result can come back before
 // someone listens for it. Each waiter costs one timer and one map entry, freed the moment
 // it is answered or gives up: a thousand waiting requests are a thousand small objects.
-import type { Redis } from 'ioredis';
-import type { Logger } from '../../../shared/log.js';
-import { commitsChannel, parseNotice, type CommitNotice } from '../../../shared/notices.js';
 import type { EventResult } from '../../../shared/store/port.js';
+import type { CommitFeed } from '../commits.js';
 import type { Placement } from './enqueue.js';
 
 type Waiter = { offset: number; count: number; done: (results: EventResult[] | undefined) => void };
@@ -23,32 +21,19 @@ export type ResultWaiter = {
    * undefined when `timeoutMs` passes first (or the API stops).
    */
   register(placement: Placement, count: number): Registration;
-  /** Every commit notice, for other listeners in this process (the live stream). */
-  onNotice(listener: (notice: CommitNotice) => void): void;
-  /** Answers every waiter with undefined and drops the subscription. */
-  close(): Promise<void>;
+  /** Answers every waiter with undefined: the API is stopping. */
+  close(): void;
 };
 
-export function createResultWaiter(opts: { redis: Redis; queueName: string; log: Logger }): ResultWaiter {
+export function createResultWaiter(feed: CommitFeed): ResultWaiter {
   const waiting = new Map<string, Set<Waiter>>();
-  const listeners: ((notice: CommitNotice) => void)[] = [];
-  // A connection in subscriber mode can do nothing else: a duplicate of the API's own.
-  const subscriber = opts.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
-  const channel = commitsChannel(opts.queueName);
-  subscriber.on('error', (err: Error) => opts.log.debug({ err: err.message }, 'results subscription error'));
-  // ioredis subscribes again by itself after a reconnect.
-  subscriber.subscribe(channel).catch((err: unknown) => opts.log.warn({ err }, 'cannot subscribe to commit notices'));
-  subscriber.on('message', (from: string, message: string) => {
-    if (from !== channel) return;
-    const notice = parseNotice(message);
-    if (notice === undefined) return;
+  feed.onNotice((notice) => {
     for (const { job, results } of notice.jobs) {
       const set = waiting.get(job);
       if (set === undefined) continue;
       waiting.delete(job);
       for (const w of set) w.done(results.slice(w.offset, w.offset + w.count));
     }
-    for (const listener of listeners) listener(notice);
   });
 
   function forget(job: string, w: Waiter): void {
@@ -80,13 +65,9 @@ export function createResultWaiter(opts: { redis: Redis; queueName: string; log:
         cancel: () => forget(placement.job, waiter),
       };
     },
-    onNotice(listener) {
-      listeners.push(listener);
-    },
-    async close() {
+    close() {
       for (const set of waiting.values()) for (const w of set) w.done(undefined);
       waiting.clear();
-      await subscriber.quit().catch(() => subscriber.disconnect());
     },
   };
 }

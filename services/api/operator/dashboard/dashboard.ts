@@ -1,7 +1,10 @@
 // The dashboard's script, run in the browser (checked against the DOM library by this
-// folder's tsconfig.json, never against Node's types). It polls /stats, /ready and /events;
-// when reads need a key (READ_API_KEY), it asks for it once and keeps it in
-// sessionStorage, so it dies with the tab.
+// folder's tsconfig.json, never against Node's types). It polls /stats and /ready; the
+// latest events of the chosen topic come live from /events/stream (an EventSource) while
+// reads are open. When reads need the key (READ_API_KEY), it asks for it once and keeps it
+// in sessionStorage, so it dies with the tab; and since an EventSource cannot send an
+// Authorization header (and a key in a URL would end up in logs), the events are then
+// polled from /events instead.
 //
 // Data goes into the page with textContent only: topics, ids and payloads are whatever
 // producers sent.
@@ -56,6 +59,8 @@ let topic: string | null = null;
 let events: StoredEvent[] = [];
 let keyNeeded = false;
 let tick = 0;
+/** The live list's stream, while reads are open and the tab is visible. */
+let source: EventSource | null = null;
 
 /** The page's markup is fixed (index.html): a missing id is a bug, said so at once. */
 function $(id: string): HTMLElement;
@@ -288,12 +293,43 @@ async function refreshEvents(): Promise<void> {
   }
 }
 
+function closeStream(): void {
+  source?.close();
+  source = null;
+  $('eventsmode').textContent = `refreshed every ${(3 * POLL_MS) / 1000} s`;
+}
+
+/** Follows the topic's new events after the newest one shown; only with open reads. */
+function openStream(t: string): void {
+  closeStream();
+  if (sessionStorage.getItem(KEY) || keyNeeded || document.hidden || t !== topic) return;
+  // After the newest event shown, so that none stored since the list was read is missed.
+  const newest = events[0];
+  const s = new EventSource(`/events/stream?topic=${encodeURIComponent(t)}${newest ? `&after=${newest.seq}` : ''}`);
+  source = s;
+  $('eventsmode').textContent = 'live';
+  s.onmessage = (m: MessageEvent<string>) => {
+    const e = JSON.parse(m.data) as StoredEvent;
+    if (t !== topic || e.seq <= (events[0]?.seq ?? 0)) return;
+    events = [e, ...events].slice(0, LATEST);
+    renderEvents();
+  };
+  s.onerror = () => {
+    // A dropped connection is retried by the EventSource itself (with Last-Event-ID); a
+    // refusal (a key now needed, no room on the server) closes it: back to polling.
+    if (s.readyState === EventSource.CLOSED && source === s) closeStream();
+  };
+}
+
 function chooseTopic(t: string): void {
   topic = t;
   events = [];
+  closeStream();
   renderEvents();
   document.querySelectorAll<HTMLTableRowElement>('#topicrows tr').forEach((tr) => tr.classList.toggle('sel', tr.dataset.topic === t));
-  refreshEvents().catch(handle);
+  refreshEvents()
+    .then(() => openStream(t))
+    .catch(handle);
 }
 
 function handle(err: unknown): void {
@@ -336,7 +372,7 @@ async function refresh(): Promise<void> {
   renderTopics(s);
   renderChart();
   $('updated').textContent = `updated ${new Date(now).toLocaleTimeString()}`;
-  if (tick % 3 === 0) await refreshEvents();
+  if (tick % 3 === 0 && source === null) await refreshEvents();
 }
 
 async function loop(): Promise<void> {
@@ -365,4 +401,10 @@ $('forget').addEventListener('click', () => {
   location.reload();
 });
 $('closedialog').addEventListener('click', () => $('eventdialog', HTMLDialogElement).close());
+// A hidden tab holds no stream (the server keeps a slot per subscriber); shown again, the
+// list is reloaded and followed from there.
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden) closeStream();
+  else if (topic !== null) chooseTopic(topic);
+});
 void loop();

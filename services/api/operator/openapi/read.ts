@@ -1,6 +1,6 @@
 // The read paths of the OpenAPI document: events, one identity, counts.
 import { EXAMPLE_EVENT } from './event.js';
-import { READ_AUTH, errorResponse, json, ref, unauthorized, type Json, type OpenApiOptions } from './parts.js';
+import { READ_AUTH, errorResponse, json, ref, retryAfter, unauthorized, type Json, type OpenApiOptions } from './parts.js';
 
 export function readPaths(opts: OpenApiOptions): Json {
   return {
@@ -41,6 +41,51 @@ export function readPaths(opts: OpenApiOptions): Json {
           },
           400: errorResponse('A bad `limit`, `after` or `topic`.', 'bad_request', `limit must be a whole number from 1 to ${opts.maxEventsLimit}`),
           401: unauthorized('READ_API_KEY'),
+        },
+      },
+    },
+    '/events/stream': {
+      get: {
+        operationId: 'streamEvents',
+        tags: ['read'],
+        summary: 'Stored events as a live stream (Server-Sent Events)',
+        description: [
+          'Every stored event after the start point, exactly once, in `seq` order: first those already stored, then new ones as workers store them. Each is one message: `id:` its `seq`, `data:` the event as in `GET /events`, on one line. A comment line (`: keepalive`) comes at least every `STREAM_KEEPALIVE_MS` (15 s) while idle.',
+          'The start point is the `Last-Event-ID` header (what a reconnecting `EventSource` sends), else `after`, else the newest event at connection time. The first line, a comment (`: after <seq>`), names it.',
+          'A subscriber whose unread output passes `STREAM_MAX_BUFFER_BYTES` is disconnected: reconnect with `Last-Event-ID` and nothing is lost. Any API process serves any subscriber. Needs the read key when the API runs with `READ_API_KEY`.',
+        ].join('\n\n'),
+        ...READ_AUTH,
+        parameters: [
+          { name: 'topic', in: 'query', required: false, description: 'Only this topic.', schema: { type: 'string', minLength: 1 } },
+          { name: 'after', in: 'query', required: false, description: 'A `seq` cursor: only events after it.', schema: { type: 'integer', minimum: 0 } },
+          {
+            name: 'Last-Event-ID',
+            in: 'header',
+            required: false,
+            description: 'The `id` of the last message received: the stream resumes after it. Wins over `after`.',
+            schema: { type: 'integer', minimum: 0 },
+          },
+        ],
+        responses: {
+          200: {
+            description: 'The stream; it ends only when the server stops or the client leaves.',
+            content: {
+              'text/event-stream': {
+                schema: { type: 'string' },
+                example: `: after 0\n\nid: 1\ndata: ${JSON.stringify({ seq: 1, ...EXAMPLE_EVENT, processed_at: '2025-10-24T00:00:00.123Z' })}\n\n: keepalive\n\n`,
+              },
+            },
+          },
+          400: errorResponse('A bad `after`, `Last-Event-ID` or `topic`.', 'bad_request', 'after must be a seq: a whole number, 0 or more'),
+          401: unauthorized('READ_API_KEY'),
+          503: {
+            description: 'This API process already serves `MAX_SUBSCRIBERS` streams, or is stopping. Retry after `Retry-After` seconds (another replica may have room).',
+            headers: { 'Retry-After': retryAfter },
+            content: json(ref('Error'), {
+              error: 'too_many_subscribers',
+              message: 'this API process already serves its 1000 subscribers (MAX_SUBSCRIBERS)',
+            }),
+          },
         },
       },
     },

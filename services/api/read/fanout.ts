@@ -1,0 +1,227 @@
+// The live side of GET /events/stream in one API process: every subscriber of the process
+// is fed from one read of the store per commit notice, whichever worker committed.
+//
+// Each subscriber has a cursor. A new one first reads its backlog itself, a page at a
+// time, at its own pace; once a read comes back short it has seen everything stored when
+// the read began, and it joins the live set if its cursor has reached the fan-out's
+// (`liveSeq`, the last seq handed to the live set), else it reads on. The fan-out reads
+// from `liveSeq` on every notice and hands each event only to subscribers whose cursor is
+// behind it: so no event is skipped at the seam (the joiner's cursor is at or past
+// `liveSeq`, and the fan-out delivers everything after it) and none is sent twice (the
+// cursor only moves forward). The notice itself is only a hint that there is something
+// to read: what is sent always comes from the store, in seq order, and since the store
+// makes an event visible only after every smaller seq, reading past a cursor never skips.
+import type { ServerResponse } from 'node:http';
+import type { Logger } from '../../../shared/log.js';
+import type { Store, StoredEvent } from '../../../shared/store/port.js';
+import { unavailable } from '../http/errors.js';
+import type { CommitFeed } from '../commits.js';
+import { createSubscriber, pieces, sseMessage, type Subscriber } from './sse.js';
+
+export type FanoutOptions = {
+  store: Store;
+  feed: CommitFeed;
+  log: Logger;
+  keepaliveMs: number;
+  maxBufferBytes: number;
+  maxSubscribers: number;
+  /** Events per store read (default 500). */
+  pageSize?: number;
+  /** A notice can be lost (Redis reconnecting): one lastSeq() per process this often catches up. */
+  safetyReadMs?: number;
+};
+
+export type Fanout = {
+  /**
+   * Starts a stream on `res` from `after` (undefined: from the newest event now). Throws
+   * before anything is written, so the caller answers errors as JSON: 503 over the limit
+   * or while stopping, and whatever the store throws.
+   */
+  open(res: ServerResponse, q: { topic: string | undefined; after: number | undefined }): Promise<void>;
+  size(): number;
+  /** Ends every stream and takes no more; resolves once they are closed. */
+  close(): Promise<void>;
+};
+
+const PIECE_BYTES = 64 * 1024;
+
+export function createFanout(o: FanoutOptions): Fanout {
+  const { store, log } = o;
+  const pageSize = o.pageSize ?? 500;
+  const subs = new Set<Subscriber>();
+  const live = new Set<Subscriber>();
+  let reserved = 0;
+  let nextId = 0;
+  let liveSeq = 0;
+  let reading = false;
+  let again = false;
+  let closing = false;
+  let allClosed: (() => void) | undefined;
+
+  /** Hands a page read from `liveSeq` to every live subscriber behind it. */
+  function dispatch(page: readonly StoredEvent[]): void {
+    const first = page[0]!.seq;
+    const last = page[page.length - 1]!.seq;
+    const messages = page.map(sseMessage);
+    // One buffer per topic filter, shared by the subscribers of that filter (a socket
+    // keeps a reference to a buffer, not a copy).
+    const byFilter = new Map<string | undefined, Buffer | null>();
+    const textFor = (topic: string | undefined, after: number): string =>
+      page.reduce((text, e, i) => (e.seq > after && (topic === undefined || e.topic === topic) ? text + messages[i]! : text), '');
+    for (const sub of live) {
+      if (sub.closed || sub.cursor >= last) continue;
+      let chunk: Buffer | string | null;
+      if (sub.cursor < first) {
+        if (!byFilter.has(sub.topic)) {
+          const text = textFor(sub.topic, 0);
+          byFilter.set(sub.topic, text === '' ? null : Buffer.from(text));
+        }
+        chunk = byFilter.get(sub.topic) ?? null;
+      } else {
+        // Joined with a cursor inside this page: only what lies beyond it.
+        chunk = textFor(sub.topic, sub.cursor) || null;
+      }
+      sub.cursor = last;
+      if (chunk !== null) sub.send(chunk);
+    }
+  }
+
+  /** Reads everything after `liveSeq` for the live set; one read at a time, notices meanwhile coalesced. */
+  async function pump(): Promise<void> {
+    if (reading) {
+      again = true;
+      return;
+    }
+    reading = true;
+    try {
+      do {
+        again = false;
+        while (live.size > 0 && !closing) {
+          const page = await store.listEvents({ after: liveSeq, limit: pageSize });
+          if (page.length > 0) {
+            dispatch(page);
+            liveSeq = page[page.length - 1]!.seq;
+          }
+          if (page.length < pageSize) break;
+        }
+      } while (again && live.size > 0 && !closing);
+    } catch (err) {
+      log.warn({ err }, 'stream: reading new events failed; trying again on the next notice');
+    } finally {
+      reading = false;
+    }
+  }
+
+  /** True once the subscriber is live (or gone); false if it must read further first. */
+  function join(sub: Subscriber): boolean {
+    if (sub.closed || closing) return true;
+    // Nobody is live and nothing is being read: the fan-out may start from this cursor.
+    if (live.size === 0 && !reading) liveSeq = sub.cursor;
+    if (sub.cursor < liveSeq) return false;
+    sub.live = true;
+    live.add(sub);
+    // Notices that came while it caught up may have been ignored (nobody was live).
+    void pump();
+    return true;
+  }
+
+  async function catchUp(sub: Subscriber): Promise<void> {
+    try {
+      // Read before each short page is confirmed: everything up to it was visible then.
+      let visible = await store.lastSeq();
+      for (;;) {
+        if (sub.closed) return;
+        const page = await store.listEvents({ topic: sub.topic, after: sub.cursor, limit: pageSize });
+        for (const text of pieces(sub, page, PIECE_BYTES)) {
+          if (!(await sub.sendPaced(text))) return;
+        }
+        if (page.length === pageSize) continue;
+        sub.cursor = Math.max(sub.cursor, visible);
+        if (join(sub)) return;
+        visible = await store.lastSeq();
+      }
+    } catch (err) {
+      log.warn({ err, subscriber: sub.id }, 'stream: reading the backlog failed; the subscriber is disconnected and may resume');
+      sub.destroy('store_error');
+    }
+  }
+
+  o.feed.onNotice((notice) => {
+    if (live.size > 0 && notice.seq > liveSeq) void pump();
+  });
+  o.feed.onReconnect(() => {
+    if (live.size > 0) void pump();
+  });
+
+  const safety = setInterval(() => {
+    if (live.size === 0 || reading) return;
+    store.lastSeq().then(
+      (seq) => {
+        if (seq > liveSeq) void pump();
+      },
+      (err: unknown) => log.debug({ err }, 'stream: safety read failed'),
+    );
+  }, o.safetyReadMs ?? 2000);
+  safety.unref();
+  const ticker = setInterval(() => {
+    const now = Date.now();
+    for (const sub of subs) sub.tick(now);
+  }, o.keepaliveMs / 4);
+  ticker.unref();
+
+  return {
+    async open(res, q) {
+      if (closing) throw unavailable('the API is stopping: reconnect (to another API process)', 1);
+      if (subs.size + reserved >= o.maxSubscribers) {
+        throw unavailable(`this API process already serves its ${o.maxSubscribers} subscribers (MAX_SUBSCRIBERS)`, 5, 'too_many_subscribers');
+      }
+      reserved++;
+      let start: number;
+      try {
+        start = q.after ?? (await store.lastSeq());
+      } finally {
+        reserved--;
+      }
+      if (closing) throw unavailable('the API is stopping: reconnect (to another API process)', 1);
+      res.writeHead(200, {
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-cache',
+        // nginx and its kin would otherwise hold messages back to fill their buffers.
+        'X-Accel-Buffering': 'no',
+      });
+      const sub = createSubscriber(res, {
+        id: ++nextId,
+        topic: q.topic,
+        cursor: start,
+        maxBufferBytes: o.maxBufferBytes,
+        keepaliveMs: o.keepaliveMs,
+        stallMs: Math.max(4 * o.keepaliveMs, 10_000),
+        onClose: (s, reason) => {
+          subs.delete(s);
+          live.delete(s);
+          if (reason === 'too_slow' || reason === 'stalled') {
+            log.info({ subscriber: s.id, reason, cursor: s.cursor }, 'stream: subscriber too slow, disconnected');
+          } else {
+            log.debug({ subscriber: s.id, reason: reason ?? 'client_closed', cursor: s.cursor }, 'stream: subscriber gone');
+          }
+          if (subs.size === 0) allClosed?.();
+        },
+      });
+      subs.add(sub);
+      log.debug({ subscriber: sub.id, topic: q.topic, after: start }, 'stream: subscriber connected');
+      // Sends the headers at once and tells the client where its stream starts.
+      sub.send(`: after ${start}\n\n`);
+      void catchUp(sub);
+    },
+    size: () => subs.size,
+    async close() {
+      closing = true;
+      clearInterval(safety);
+      clearInterval(ticker);
+      if (subs.size === 0) return;
+      const done = new Promise<void>((resolve) => (allClosed = resolve));
+      for (const sub of subs) sub.end(1000);
+      await done;
+    },
+  };
+}

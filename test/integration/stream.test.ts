@@ -1,0 +1,188 @@
+// GET /events/stream delivers: every stored event after the start point exactly once, in
+// seq order, with id = seq, live and from the backlog, across a reconnection and across
+// API processes. Real API processes, two workers, a real Redis. The bounds (slow readers,
+// the subscriber limit, keepalive, keys, shutdown) are in stream-bounds.test.ts.
+import { expect } from 'chai';
+import { randomUUID } from 'node:crypto';
+import { useCluster } from '../support/suite.js';
+import { allEvents, drained, publish, stats } from '../../tools/harness/http.js';
+import { openStream, type StreamClient } from '../../tools/harness/sse.js';
+import { waitFor } from '../../tools/harness/wait.js';
+import { event } from '../support/http.js';
+
+type Ev = Record<string, unknown>;
+
+/** `unique` new events of the given topics with `copies` copies of them mixed in, shuffled. */
+function withCopies(unique: number, copies: number, topics: string[], pad = ''): Ev[] {
+  const originals = Array.from({ length: unique }, (_, i) => event({ topic: topics[i % topics.length], payload: { i, pad } }));
+  const all = [...originals, ...Array.from({ length: copies }, () => originals[Math.floor(Math.random() * unique)]!)];
+  for (let i = all.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [all[i], all[j]] = [all[j]!, all[i]!];
+  }
+  return all;
+}
+
+describe('GET /events/stream: delivery', function () {
+  const shared = useCluster({ workers: 2 });
+  const base = () => shared.cluster.baseUrl;
+  let received = 0;
+  const clients: StreamClient[] = [];
+
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.close();
+  });
+
+  async function subscribe(url: string, path: string, headers?: Record<string, string>): Promise<StreamClient> {
+    const c = await openStream(url, path, { headers });
+    clients.push(c);
+    expect(c.status, JSON.stringify(c.body)).to.equal(200);
+    return c;
+  }
+
+  /** Sends events in batches through the given APIs in turn, `lanes` requests at a time. */
+  async function send(events: Ev[], opts: { urls?: string[]; batch?: number; lanes?: number } = {}): Promise<void> {
+    const urls = opts.urls ?? [base()];
+    const batch = opts.batch ?? 500;
+    let next = 0;
+    const lane = async () => {
+      while (next < events.length) {
+        const i = next;
+        next += batch;
+        const chunk = events.slice(i, i + batch);
+        const r = await publish(urls[(i / batch) % urls.length]!, { events: chunk });
+        expect(r.status, JSON.stringify(r.body)).to.equal(202);
+        received += chunk.length;
+      }
+    };
+    await Promise.all(Array.from({ length: opts.lanes ?? 4 }, lane));
+  }
+
+  async function receivesExactly(c: StreamClient, expected: any[], what: string): Promise<void> {
+    await waitFor(() => c.events.length >= expected.length, {
+      timeoutMs: 60_000,
+      what: `${what}: ${expected.length} events (has ${c.events.length})`,
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; got ${c.events.length}`);
+    });
+    // A moment more: nothing beyond them comes.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.ids, `${what}: ids are the seqs`).to.deep.equal(expected.map((e) => String(e.seq)));
+    expect(c.events, `${what}: events as GET /events shows them`).to.deep.equal(expected);
+  }
+
+  /** The `after` the server says a stream starts from (its first comment). */
+  async function startOf(c: StreamClient): Promise<number> {
+    const first = await waitFor(() => c.comments[0], { what: 'the stream to start' });
+    const m = /^after (\d+)$/.exec(first);
+    expect(m, first).to.not.equal(null);
+    return Number(m![1]);
+  }
+
+  it('delivers 10,000 events published with copies among them live: each stored one once, in seq order, id = seq', async () => {
+    const c = await subscribe(base(), '/events/stream');
+    const start = await startOf(c);
+    await send(withCopies(10_000, 2_500, ['live-a', 'live-b', 'live-c']));
+    await drained(base(), received, 60_000);
+    const stored = (await allEvents(base())).filter((e) => e.seq > start);
+    expect(stored).to.have.length(10_000);
+    await receivesExactly(c, stored, 'the live subscriber');
+  });
+
+  it('resumes with Last-Event-ID in the middle of a burst: no gap, no repeat', async () => {
+    const topic = `resume-${randomUUID().slice(0, 8)}`;
+    const a = await subscribe(base(), `/events/stream?topic=${topic}`);
+    await startOf(a);
+    let sent = false;
+    const sending = send(withCopies(6000, 1000, [topic]), { batch: 100, lanes: 1 }).then(() => (sent = true));
+    await waitFor(() => a.events.length >= 1500, { timeoutMs: 60_000, what: 'the first part of the burst' });
+    a.close();
+    const firstPart = a.events.slice();
+    const lastId = a.ids[firstPart.length - 1]!;
+    expect(sent, 'the burst goes on after the subscriber left').to.equal(false);
+    // Last-Event-ID wins over the `after` of the URL an EventSource reconnects to.
+    const b = await subscribe(base(), `/events/stream?topic=${topic}&after=0`, { 'last-event-id': lastId });
+    expect(await startOf(b)).to.equal(Number(lastId));
+    await sending;
+    await drained(base(), received, 60_000);
+    const stored = await allEvents(base(), topic);
+    expect(stored).to.have.length(6000);
+    expect(firstPart.length, 'the first subscriber left before the end').to.be.below(stored.length);
+    expect(firstPart).to.deep.equal(stored.slice(0, firstPart.length));
+    await receivesExactly(b, stored.slice(firstPart.length), 'the resumed subscriber');
+  });
+
+  it('has no gap and no repeat at the backlog/live seam while producers keep publishing', async () => {
+    const run = randomUUID().slice(0, 8);
+    const topics = [`seam-a-${run}`, `seam-b-${run}`];
+    const pad = 'p'.repeat(1000);
+    let publishing = true;
+    // Two producers at a few MB/s: fast enough that new events keep arriving while a
+    // subscriber crosses from its backlog to the live fan-out, slow enough that a slow
+    // reader can still catch up.
+    const produce = async (n: number) => {
+      while (publishing) {
+        await send(withCopies(n, n / 10, topics, pad), { batch: n + n / 10, lanes: 1 });
+        await new Promise((r) => setTimeout(r, 40));
+      }
+    };
+    const producers = [produce(100), produce(60)];
+    // Someone is live from the start, so the fan-out reads on every notice.
+    const watcher = await subscribe(base(), `/events/stream?topic=${topics[0]}`);
+    const watcherStart = await startOf(watcher);
+    const subs: { c: StreamClient; after: number; topic: string | undefined }[] = [];
+    try {
+      await waitFor(async () => (await allEvents(base(), topics[0])).length >= 1500, { timeoutMs: 60_000, what: 'a backlog' });
+      // Subscribers arrive one by one, each from a point in the past (pages of backlog to
+      // read), half of them slow readers: their catch-up waits on full socket buffers,
+      // and the fan-out moves on meanwhile.
+      for (let i = 0; i < 12; i++) {
+        const stored = await allEvents(base(), topics[i % 2]);
+        const pick = stored[Math.floor(Math.random() * stored.length)]?.seq ?? 0;
+        const after = i % 4 === 3 ? Math.max(0, pick - 3000) : pick;
+        const topic = i % 3 === 2 ? undefined : topics[i % 2];
+        const q = new URLSearchParams({ after: String(after), ...(topic === undefined ? {} : { topic }) });
+        const c = await openStream(base(), `/events/stream?${q.toString()}`, { readDelayMs: i % 2 === 1 ? 5 : undefined });
+        clients.push(c);
+        expect(c.status).to.equal(200);
+        subs.push({ c, after, topic });
+        await new Promise((r) => setTimeout(r, 100 + Math.random() * 300));
+      }
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      publishing = false;
+      await Promise.all(producers);
+    }
+    await drained(base(), received, 60_000);
+    const stored = await allEvents(base());
+    const expectedFor = (after: number, topic: string | undefined) =>
+      stored.filter((e) => e.seq > after && (topic === undefined || e.topic === topic));
+    await receivesExactly(watcher, expectedFor(watcherStart, topics[0]), 'the live watcher');
+    for (const [i, s] of subs.entries()) {
+      const expected = expectedFor(s.after, s.topic);
+      expect(expected.length, `subscriber ${i} has something to receive`).to.be.greaterThan(0);
+      await receivesExactly(s.c, expected, `subscriber ${i} (after ${s.after}, topic ${s.topic ?? 'any'})`);
+    }
+  });
+
+  it('serves a subscriber on each of two API processes while two workers commit', async () => {
+    const second = await shared.cluster.startExtraApi();
+    try {
+      const topic = `replicas-${randomUUID().slice(0, 8)}`;
+      const one = await subscribe(base(), `/events/stream?topic=${topic}`);
+      const two = await subscribe(second.baseUrl, `/events/stream?topic=${topic}`);
+      await Promise.all([startOf(one), startOf(two)]);
+      // Published through both processes; stored by whichever worker takes each job.
+      await send(withCopies(4000, 800, [topic]), { urls: [base(), second.baseUrl], batch: 200 });
+      await drained(base(), received, 60_000);
+      const stored = await allEvents(base(), topic);
+      expect(stored).to.have.length(4000);
+      await receivesExactly(one, stored, 'the first API process');
+      await receivesExactly(two, stored, 'the second API process');
+      expect(((await stats(base())).workers as { live: number }).live).to.equal(2);
+    } finally {
+      const exit = await shared.cluster.extraApis.at(-1)!.term();
+      expect(exit.code).to.equal(0);
+    }
+  });
+});
