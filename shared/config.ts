@@ -59,6 +59,7 @@ const EnvSchema = v.object({
   REQUEST_TIMEOUT_MS: int('REQUEST_TIMEOUT_MS', 60_000, 100, 3_600_000),
   COALESCE_MS: int('COALESCE_MS', 2, 0, 1000),
   COALESCE_MAX_EVENTS: int('COALESCE_MAX_EVENTS', 1000, 1, 100_000),
+  COALESCE_MAX_BYTES: int('COALESCE_MAX_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
   REDIS_TIMEOUT_MS: int('REDIS_TIMEOUT_MS', 3000, 50, 60_000),
   JOB_LOCK_MS: int('JOB_LOCK_MS', 15_000, 1000, 600_000),
   WORKER_BATCH_JOBS: int('WORKER_BATCH_JOBS', 64, 1, 10_000),
@@ -93,6 +94,7 @@ export type Config = Readonly<{
   requestTimeoutMs: number;
   coalesceMs: number;
   coalesceMaxEvents: number;
+  coalesceMaxBytes: number;
   redisTimeoutMs: number;
   jobLockMs: number;
   workerBatchJobs: number;
@@ -147,6 +149,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     coalesceMs: e.COALESCE_MS,
     coalesceMaxEvents: e.COALESCE_MAX_EVENTS,
+    coalesceMaxBytes: e.COALESCE_MAX_BYTES,
     redisTimeoutMs: e.REDIS_TIMEOUT_MS,
     jobLockMs: e.JOB_LOCK_MS,
     workerBatchJobs: e.WORKER_BATCH_JOBS,

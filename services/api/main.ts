@@ -37,6 +37,7 @@ const enqueuer = createEnqueuer({
   queue,
   lingerMs: config.coalesceMs,
   maxEvents: config.coalesceMaxEvents,
+  maxBytes: config.coalesceMaxBytes,
   timeoutMs: config.redisTimeoutMs,
   log,
 });
