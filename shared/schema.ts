@@ -156,7 +156,8 @@ export type Event = v.InferOutput<typeof EventSchema>;
 
 export type ValidationDetail = { index: number; path: string; message: string };
 
-export type ValidationResult = { ok: true; events: Event[] } | { ok: false; details: ValidationDetail[] };
+/** `invalid` counts every invalid event, also those past the MAX_DETAILS listed. */
+export type ValidationResult = { ok: true; events: Event[] } | { ok: false; details: ValidationDetail[]; invalid: number };
 
 /** How many problems one answer lists at most; a 10,000-event batch of garbage gets a readable error. */
 export const MAX_DETAILS = 1000;
@@ -165,11 +166,13 @@ export const MAX_DETAILS = 1000;
 export function validateEvents(items: readonly unknown[]): ValidationResult {
   const events: Event[] = new Array<Event>(items.length);
   const details: ValidationDetail[] = [];
+  let invalid = 0;
   for (let index = 0; index < items.length; index++) {
     const item = items[index];
     // valibot's object schema takes an array for an object and would report its five
     // fields as missing; an array is not an event at all.
     if (Array.isArray(item)) {
+      invalid++;
       if (details.length < MAX_DETAILS) details.push({ index, path: '', message: 'must be a JSON object' });
       continue;
     }
@@ -196,6 +199,7 @@ export function validateEvents(items: readonly unknown[]): ValidationResult {
       events[index] = result.output;
       continue;
     }
+    invalid++;
     for (const issue of result.issues) {
       if (details.length >= MAX_DETAILS) break;
       const path = v.getDotPath(issue) ?? '';
@@ -203,5 +207,5 @@ export function validateEvents(items: readonly unknown[]): ValidationResult {
       details.push({ index, path, message: missing ? 'is required' : issue.message });
     }
   }
-  return details.length === 0 ? { ok: true, events } : { ok: false, details };
+  return invalid === 0 ? { ok: true, events } : { ok: false, details, invalid };
 }
