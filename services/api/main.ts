@@ -6,6 +6,8 @@ import { createQueue, createRedis } from '../../shared/queue.js';
 import { openStore } from '../../shared/store/open.js';
 import { createShutdown } from '../../shared/shutdown.js';
 import { createApp } from './app.js';
+import { answerClientErrors } from './http/client-errors.js';
+import { capConnections } from './http/connections.js';
 import { watchBacklog } from './publish/backlog.js';
 import { createEnqueuer } from './publish/enqueue.js';
 import { createResultWaiter } from './publish/results.js';
@@ -64,13 +66,10 @@ const server = http.createServer(
     void handle(req, res);
   },
 );
-// Past the cap a new socket is closed at once: memory stays bounded by
-// MAX_CONNECTIONS x MAX_BODY_BYTES whatever the number of clients.
-server.maxConnections = config.maxConnections;
-let dropped = 0;
-server.on('drop', () => {
-  if (dropped++ % 1000 === 0) log.warn({ maxConnections: config.maxConnections, dropped }, 'connection cap reached: closing new sockets');
-});
+// Past the cap, idle sockets make room first; a new socket is closed only when all are
+// busy: memory stays bounded by MAX_CONNECTIONS whatever the number of clients.
+capConnections(server, config.maxConnections, log);
+answerClientErrors(server, log);
 
 const shutdown = createShutdown(
   log,

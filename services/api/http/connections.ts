@@ -1,0 +1,28 @@
+// MAX_CONNECTIONS, kept so that idle sockets give way to new ones: at the cap, the sockets
+// with no request under way (idle keep-alive connections, and connections that have sent
+// nothing yet) are closed first, and a new socket is turned away only when every socket is
+// busy. Node's own server.maxConnections would turn it away while idle ones sit there.
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from '../../../shared/log.js';
+
+export function capConnections(server: Server, cap: number, log: Logger): void {
+  const open = new Set<Socket>();
+  let dropped = 0;
+  // First in line, before the HTTP server takes the socket as a connection.
+  server.prependListener('connection', (socket: Socket) => {
+    if (open.size >= cap) {
+      // Node knows which connections are between requests; the new socket is not among
+      // them yet, so it is not closed here.
+      server.closeIdleConnections();
+      for (const s of open) if (s.destroyed) open.delete(s);
+    }
+    if (open.size >= cap) {
+      if (dropped++ % 1000 === 0) log.warn({ maxConnections: cap, dropped }, 'connection cap reached with every connection busy: closing new sockets');
+      socket.destroy();
+      return;
+    }
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  });
+}
