@@ -21,6 +21,7 @@ import { DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT, registerEventRoutes } from './r
 import { registerHealthRoutes } from './read/health.js';
 import { registerLookupRoute } from './read/lookup.js';
 import { readStats } from './read/stats.js';
+import { registerTopicRoutes } from './read/topics.js';
 
 export type ApiDeps = {
   config: Config;
@@ -99,6 +100,7 @@ export function createApp(deps: ApiDeps): Koa<State> {
   });
   registerEventRoutes(router, { store, requireReadKey });
   registerLookupRoute(router, { store, requireReadKey });
+  registerTopicRoutes(router, { store, requireReadKey });
   router.get('/stats', requireReadKey, async (ctx) => {
     ctx.body = await readStats({
       store,
