@@ -57,6 +57,7 @@ const EnvSchema = v.object({
   MAX_INFLIGHT_BYTES: int('MAX_INFLIGHT_BYTES', 256 * 1024 * 1024, 1024, 64 * 1024 * 1024 * 1024),
   HEADERS_TIMEOUT_MS: int('HEADERS_TIMEOUT_MS', 15_000, 100, 600_000),
   REQUEST_TIMEOUT_MS: int('REQUEST_TIMEOUT_MS', 60_000, 100, 3_600_000),
+  KEEP_ALIVE_TIMEOUT_MS: int('KEEP_ALIVE_TIMEOUT_MS', 5000, 100, 600_000),
   COALESCE_MS: int('COALESCE_MS', 2, 0, 1000),
   COALESCE_MAX_EVENTS: int('COALESCE_MAX_EVENTS', 1000, 1, 100_000),
   COALESCE_MAX_BYTES: int('COALESCE_MAX_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
@@ -92,6 +93,7 @@ export type Config = Readonly<{
   maxInflightBytes: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
   coalesceMs: number;
   coalesceMaxEvents: number;
   coalesceMaxBytes: number;
@@ -147,6 +149,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxInflightBytes: e.MAX_INFLIGHT_BYTES,
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
     coalesceMs: e.COALESCE_MS,
     coalesceMaxEvents: e.COALESCE_MAX_EVENTS,
     coalesceMaxBytes: e.COALESCE_MAX_BYTES,

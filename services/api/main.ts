@@ -7,7 +7,7 @@ import { openStore } from '../../shared/store/open.js';
 import { createShutdown } from '../../shared/shutdown.js';
 import { createApp } from './app.js';
 import { answerClientErrors } from './http/client-errors.js';
-import { capConnections } from './http/connections.js';
+import { capConnections, closeIdleAfterPendingReads } from './http/connections.js';
 import { watchBacklog } from './publish/backlog.js';
 import { createEnqueuer } from './publish/enqueue.js';
 import { createResultWaiter } from './publish/results.js';
@@ -56,7 +56,7 @@ const server = http.createServer(
   {
     headersTimeout: config.headersTimeoutMs,
     requestTimeout: config.requestTimeoutMs,
-    keepAliveTimeout: 5_000,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
     connectionsCheckingInterval: Math.min(1_000, config.headersTimeoutMs),
   },
   (req, res) => {
@@ -69,6 +69,7 @@ const server = http.createServer(
 // Past the cap, idle sockets make room first; a new socket is closed only when all are
 // busy: memory stays bounded by MAX_CONNECTIONS whatever the number of clients.
 capConnections(server, config.maxConnections, log);
+closeIdleAfterPendingReads(server);
 answerClientErrors(server, log);
 
 const shutdown = createShutdown(

@@ -26,3 +26,21 @@ export function capConnections(server: Server, cap: number, log: Logger): void {
     socket.once('close', () => open.delete(socket));
   });
 }
+
+/**
+ * Closes a keep-alive socket at its idle deadline only if no request has started on it.
+ * Node closes it from the timer itself, and timers run before the event loop reads sockets:
+ * a client's next request already waiting in the socket (the loop was busy, or the client
+ * reused the socket at the last moment) was met with a reset, the "fetch failed: ECONNRESET
+ * / EPIPE" of a producer. Deferred to setImmediate, the close comes after that read, and a
+ * request that was read has cleared the deadline (Node sets the socket's timeout to 0).
+ */
+export function closeIdleAfterPendingReads(server: Server): void {
+  // With a listener here, Node leaves the socket open on its 'timeout'; this decides.
+  server.on('timeout', (socket: Socket) => {
+    const armed = socket.timeout;
+    setImmediate(() => {
+      if (!socket.destroyed && socket.timeout === armed) socket.destroy();
+    });
+  });
+}
