@@ -95,10 +95,10 @@ export function payloadJson(payload: Record<string, unknown>): string {
   return serializedPayloads.get(payload) ?? JSON.stringify(payload);
 }
 
-function payloadSizeOk(payload: Record<string, unknown>): boolean {
+function payloadSizeOk(payload: Record<string, unknown>, keepJson = true): boolean {
   try {
     const json = JSON.stringify(payload);
-    serializedPayloads.set(payload, json);
+    if (keepJson) serializedPayloads.set(payload, json);
     // Quick accept: no string of n UTF-16 units is more than 3n UTF-8 bytes.
     return json.length * 3 <= MAX_PAYLOAD_BYTES || Buffer.byteLength(json, 'utf8') <= MAX_PAYLOAD_BYTES;
   } catch {
@@ -163,7 +163,11 @@ export type ValidationResult = { ok: true; events: Event[] } | { ok: false; deta
 export const MAX_DETAILS = 1000;
 
 /** Validates every item; unknown fields are dropped, so what is queued is exactly the five fields. */
-export function validateEvents(items: readonly unknown[]): ValidationResult {
+/**
+ * `keepPayloadJson: false` for a caller that never stores the events (the API): their JSON
+ * would only stay in memory as long as they do.
+ */
+export function validateEvents(items: readonly unknown[], { keepPayloadJson = true }: { keepPayloadJson?: boolean } = {}): ValidationResult {
   const events: Event[] = new Array<Event>(items.length);
   const details: ValidationDetail[] = [];
   let invalid = 0;
@@ -188,7 +192,7 @@ export function validateEvents(items: readonly unknown[]): ValidationResult {
         isText(source) &&
         isJsonObject(payload) &&
         payloadDepthOk(payload) &&
-        payloadSizeOk(payload)
+        payloadSizeOk(payload, keepPayloadJson)
       ) {
         events[index] = { topic, event_id, timestamp, source, payload };
         continue;

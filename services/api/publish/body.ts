@@ -37,7 +37,7 @@ export function validateBatch({ items, details: textDetails, invalid: textInvali
       `the request holds ${items.length} events; at most ${maxBatchEvents} are accepted at once`,
     );
   }
-  const result = validateEvents(items);
+  const result = validateEvents(items, { keepPayloadJson: false });
   if (result.ok && textInvalid.size === 0) return result.events;
   let invalid = result.ok ? 0 : result.invalid;
   // Events the schema passed but whose text did not.
