@@ -5,11 +5,15 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
+export type RedisExit = { code: number | null; signal: NodeJS.Signals | null };
+
 export type RedisServer = {
   url: string;
   port: number;
   dir: string;
   pid(): number | undefined;
+  /** Resolves when the running process exits, however it ends. */
+  exited(): Promise<RedisExit>;
   /** SIGKILL: what a crash looks like; the append-only file keeps what was written. */
   kill(): Promise<void>;
   /** Starts it again on the same port and directory, replaying the append-only file. */
@@ -89,12 +93,12 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     '--logfile', opts.logFile ? path.resolve(opts.logFile) : '',
   ];
   let child: ChildProcess | undefined;
-  let exited: Promise<void> = Promise.resolve();
+  let exited: Promise<RedisExit> = Promise.resolve({ code: null, signal: null });
 
   async function start(): Promise<void> {
     const c = spawn(binary!, args, { stdio: 'ignore' });
     child = c;
-    exited = new Promise((resolve) => c.once('exit', () => resolve()));
+    exited = new Promise((resolve) => c.once('exit', (code, signal) => resolve({ code, signal })));
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
       if (c.exitCode !== null) throw new Error(`redis-server exited with code ${c.exitCode} (port ${port} taken?)`);
@@ -118,6 +122,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     port,
     dir: opts.dir,
     pid: () => child?.pid,
+    exited: () => exited,
     kill: () => signal('SIGKILL'),
     start,
     stop: () => signal('SIGTERM'),

@@ -38,7 +38,7 @@ if (!process.env.REDIS_URL) {
   const dir = path.join(config.dataDir, 'redis');
   redis = await startRedisServer({ dir, logFile: path.join(dir, 'redis.log') });
   redisUrl = redis.url;
-  say(`private redis-server at ${redisUrl} (append-only file in ${dir})`);
+  say(`private redis-server at ${redisUrl} (pid ${redis.pid()}, append-only file in ${dir})`);
 }
 
 const children: ChildProcess[] = [];
@@ -78,6 +78,44 @@ async function stop(code: number): Promise<void> {
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(0));
 
+/** More deaths than this within RESTART_WINDOW_MS is a Redis that cannot run here: stop. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+
+/**
+ * The private Redis is watched like the API and the worker, but a dead Redis is restarted
+ * (same port, same append-only file, so nothing acknowledged is lost) rather than taking
+ * everything down: the API and the worker reconnect by themselves.
+ */
+function watchRedis(server: RedisServer, logFile: string): void {
+  const restarts: number[] = [];
+  const watch = () =>
+    void server.exited().then(async ({ code, signal }) => {
+      if (stopping) return;
+      const now = Date.now();
+      while (restarts.length > 0 && now - restarts[0]! > RESTART_WINDOW_MS) restarts.shift();
+      if (restarts.length >= MAX_RESTARTS) {
+        say(`private redis-server exited (${signal ?? `code ${code}`}) for the ${MAX_RESTARTS + 1}th time within a minute; stopping everything (see ${logFile})`);
+        void stop(1);
+        return;
+      }
+      restarts.push(now);
+      say(`private redis-server exited (${signal ?? `code ${code}`}); restarting it on the same port and append-only file`);
+      try {
+        await server.start();
+      } catch (err) {
+        say(`cannot restart redis-server: ${err instanceof Error ? err.message : String(err)}; stopping everything (see ${logFile})`);
+        void stop(1);
+        return;
+      }
+      if (stopping) return;
+      say(`private redis-server is back (pid ${server.pid()}); the API and the worker reconnect by themselves`);
+      watch();
+    });
+  watch();
+}
+
 run('api', '../services/api/main.js');
 run('worker', '../services/worker/main.js');
+if (redis !== undefined) watchRedis(redis, path.join(config.dataDir, 'redis', 'redis.log'));
 say(`API on http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port} (Ctrl-C stops everything)`);

@@ -69,8 +69,10 @@ const EnvSchema = v.object({
   MAX_SUBSCRIBERS: int('MAX_SUBSCRIBERS', 1000, 0, 1_000_000),
   STREAM_KEEPALIVE_MS: int('STREAM_KEEPALIVE_MS', 15_000, 50, 600_000),
   STREAM_MAX_BUFFER_BYTES: int('STREAM_MAX_BUFFER_BYTES', 4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+  KEEP_ALIVE_TIMEOUT_MS: int('KEEP_ALIVE_TIMEOUT_MS', 5000, 100, 600_000),
   COALESCE_MS: int('COALESCE_MS', 2, 0, 1000),
   COALESCE_MAX_EVENTS: int('COALESCE_MAX_EVENTS', 1000, 1, 100_000),
+  COALESCE_MAX_BYTES: int('COALESCE_MAX_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
   REDIS_TIMEOUT_MS: int('REDIS_TIMEOUT_MS', 3000, 50, 60_000),
   JOB_LOCK_MS: int('JOB_LOCK_MS', 5_000, 1000, 600_000),
   WORKER_BATCH_JOBS: int('WORKER_BATCH_JOBS', 64, 1, 10_000),
@@ -109,8 +111,10 @@ export type Config = Readonly<{
   maxSubscribers: number;
   streamKeepaliveMs: number;
   streamMaxBufferBytes: number;
+  keepAliveTimeoutMs: number;
   coalesceMs: number;
   coalesceMaxEvents: number;
+  coalesceMaxBytes: number;
   redisTimeoutMs: number;
   jobLockMs: number;
   workerBatchJobs: number;
@@ -170,8 +174,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxSubscribers: e.MAX_SUBSCRIBERS,
     streamKeepaliveMs: e.STREAM_KEEPALIVE_MS,
     streamMaxBufferBytes: e.STREAM_MAX_BUFFER_BYTES,
+    keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
     coalesceMs: e.COALESCE_MS,
     coalesceMaxEvents: e.COALESCE_MAX_EVENTS,
+    coalesceMaxBytes: e.COALESCE_MAX_BYTES,
     redisTimeoutMs: e.REDIS_TIMEOUT_MS,
     jobLockMs: e.JOB_LOCK_MS,
     workerBatchJobs: e.WORKER_BATCH_JOBS,

@@ -95,10 +95,10 @@ export function payloadJson(payload: Record<string, unknown>): string {
   return serializedPayloads.get(payload) ?? JSON.stringify(payload);
 }
 
-function payloadSizeOk(payload: Record<string, unknown>): boolean {
+function payloadSizeOk(payload: Record<string, unknown>, keepJson = true): boolean {
   try {
     const json = JSON.stringify(payload);
-    serializedPayloads.set(payload, json);
+    if (keepJson) serializedPayloads.set(payload, json);
     // Quick accept: no string of n UTF-16 units is more than 3n UTF-8 bytes.
     return json.length * 3 <= MAX_PAYLOAD_BYTES || Buffer.byteLength(json, 'utf8') <= MAX_PAYLOAD_BYTES;
   } catch {
@@ -156,20 +156,27 @@ export type Event = v.InferOutput<typeof EventSchema>;
 
 export type ValidationDetail = { index: number; path: string; message: string };
 
-export type ValidationResult = { ok: true; events: Event[] } | { ok: false; details: ValidationDetail[] };
+/** `invalid` counts every invalid event, also those past the MAX_DETAILS listed. */
+export type ValidationResult = { ok: true; events: Event[] } | { ok: false; details: ValidationDetail[]; invalid: number };
 
 /** How many problems one answer lists at most; a 10,000-event batch of garbage gets a readable error. */
 export const MAX_DETAILS = 1000;
 
 /** Validates every item; unknown fields are dropped, so what is queued is exactly the five fields. */
-export function validateEvents(items: readonly unknown[]): ValidationResult {
+/**
+ * `keepPayloadJson: false` for a caller that never stores the events (the API): their JSON
+ * would only stay in memory as long as they do.
+ */
+export function validateEvents(items: readonly unknown[], { keepPayloadJson = true }: { keepPayloadJson?: boolean } = {}): ValidationResult {
   const events: Event[] = new Array<Event>(items.length);
   const details: ValidationDetail[] = [];
+  let invalid = 0;
   for (let index = 0; index < items.length; index++) {
     const item = items[index];
     // valibot's object schema takes an array for an object and would report its five
     // fields as missing; an array is not an event at all.
     if (Array.isArray(item)) {
+      invalid++;
       if (details.length < MAX_DETAILS) details.push({ index, path: '', message: 'must be a JSON object' });
       continue;
     }
@@ -185,7 +192,7 @@ export function validateEvents(items: readonly unknown[]): ValidationResult {
         isText(source) &&
         isJsonObject(payload) &&
         payloadDepthOk(payload) &&
-        payloadSizeOk(payload)
+        payloadSizeOk(payload, keepPayloadJson)
       ) {
         events[index] = { topic, event_id, timestamp, source, payload };
         continue;
@@ -196,6 +203,7 @@ export function validateEvents(items: readonly unknown[]): ValidationResult {
       events[index] = result.output;
       continue;
     }
+    invalid++;
     for (const issue of result.issues) {
       if (details.length >= MAX_DETAILS) break;
       const path = v.getDotPath(issue) ?? '';
@@ -203,5 +211,5 @@ export function validateEvents(items: readonly unknown[]): ValidationResult {
       details.push({ index, path, message: missing ? 'is required' : issue.message });
     }
   }
-  return details.length === 0 ? { ok: true, events } : { ok: false, details };
+  return invalid === 0 ? { ok: true, events } : { ok: false, details, invalid };
 }

@@ -23,6 +23,7 @@ import { registerHealthRoutes } from './read/health.js';
 import { registerLookupRoute } from './read/lookup.js';
 import { readStats } from './read/stats.js';
 import { registerStreamRoute } from './read/stream.js';
+import { registerTopicRoutes } from './read/topics.js';
 
 export type ApiDeps = {
   config: Config;
@@ -105,6 +106,7 @@ export function createApp(deps: ApiDeps): Koa<State> {
   registerStreamRoute(router, { fanout: deps.fanout, requireReadKey });
   registerEventRoutes(router, { store, requireReadKey });
   registerLookupRoute(router, { store, requireReadKey });
+  registerTopicRoutes(router, { store, requireReadKey });
   router.get('/stats', requireReadKey, async (ctx) => {
     ctx.body = await readStats({
       store,

@@ -6,6 +6,8 @@ import { createQueue, createRedis } from '../../shared/queue.js';
 import { openStore } from '../../shared/store/open.js';
 import { createShutdown } from '../../shared/shutdown.js';
 import { createApp } from './app.js';
+import { answerClientErrors } from './http/client-errors.js';
+import { capConnections, closeIdleAfterPendingReads } from './http/connections.js';
 import { watchBacklog } from './publish/backlog.js';
 import { createEnqueuer } from './publish/enqueue.js';
 import { subscribeCommits } from './commits.js';
@@ -39,6 +41,7 @@ const enqueuer = createEnqueuer({
   queue,
   lingerMs: config.coalesceMs,
   maxEvents: config.coalesceMaxEvents,
+  maxBytes: config.coalesceMaxBytes,
   timeoutMs: config.redisTimeoutMs,
   log,
 });
@@ -68,7 +71,7 @@ const server = http.createServer(
   {
     headersTimeout: config.headersTimeoutMs,
     requestTimeout: config.requestTimeoutMs,
-    keepAliveTimeout: 5_000,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
     connectionsCheckingInterval: Math.min(1_000, config.headersTimeoutMs),
   },
   (req, res) => {
@@ -78,13 +81,11 @@ const server = http.createServer(
     void handle(req, res);
   },
 );
-// Past the cap a new socket is closed at once: memory stays bounded by
-// MAX_CONNECTIONS x MAX_BODY_BYTES whatever the number of clients.
-server.maxConnections = config.maxConnections;
-let dropped = 0;
-server.on('drop', () => {
-  if (dropped++ % 1000 === 0) log.warn({ maxConnections: config.maxConnections, dropped }, 'connection cap reached: closing new sockets');
-});
+// Past the cap, idle sockets make room first; a new socket is closed only when all are
+// busy: memory stays bounded by MAX_CONNECTIONS whatever the number of clients.
+capConnections(server, config.maxConnections, log);
+closeIdleAfterPendingReads(server);
+answerClientErrors(server, log);
 
 const shutdown = createShutdown(
   log,

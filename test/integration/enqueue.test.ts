@@ -19,11 +19,11 @@ describe('enqueuer', () => {
   });
   after(async () => redis?.stop());
 
-  function setup(lingerMs = 50, maxEvents = 1000) {
+  function setup(lingerMs = 50, maxEvents = 1000, maxBytes?: number) {
     const connection = createRedis(redis.url, 'api', 1000);
     connection.on('error', () => undefined);
     const queue = createQueue(`test-${randomUUID()}`, connection);
-    const enqueuer = createEnqueuer({ queue, lingerMs, maxEvents, timeoutMs: 1000, log });
+    const enqueuer = createEnqueuer({ queue, lingerMs, maxEvents, maxBytes, timeoutMs: 1000, log });
     return {
       queue,
       connection,
@@ -73,6 +73,23 @@ describe('enqueuer', () => {
     try {
       const placements = await Promise.all(Array.from({ length: 25 }, (_, i) => s.enqueuer.enqueue([ev(i), ev(i + 100)])));
       for (const id of new Set(placements.map((p) => p.job))) expect(eventCountOfJobId(id)).to.be.at.most(10);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('never gathers more than maxBytes in one job, and sends a heavier request alone', async () => {
+    const s = setup(50, 1000, 1000);
+    try {
+      // 300 bytes each: three fit in 1000, a fourth would not.
+      const light = await Promise.all(Array.from({ length: 40 }, (_, i) => s.enqueuer.enqueue([ev(i)], { bytes: 300 })));
+      for (const id of new Set(light.map((p) => p.job))) expect(eventCountOfJobId(id)).to.be.at.most(3);
+      const [heavy, beside] = await Promise.all([
+        s.enqueuer.enqueue([ev(100), ev(101)], { bytes: 5000 }),
+        s.enqueuer.enqueue([ev(102)], { bytes: 10 }),
+      ]);
+      expect(eventCountOfJobId(heavy.job)).to.equal(2);
+      expect(beside.job).not.to.equal(heavy.job);
     } finally {
       await s.close();
     }

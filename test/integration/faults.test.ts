@@ -382,10 +382,11 @@ describe('faults', function () {
       expect(s.body.received).to.equal(0);
     });
 
-    it(`serves at most ${CAP} connections at once and recovers after`, async () => {
-      /** Opens n keep-alive sockets at once, asks /health on each, counts the answered. */
-      async function burst(n: number): Promise<{ answered: number; dropped: number }> {
+    it(`keeps at most ${CAP} sockets open at once, idle ones giving way, and recovers after`, async () => {
+      /** Opens n sockets at once, asks /health on each, and counts the answered and those still open after. */
+      async function burst(n: number): Promise<{ answered: number; open: number }> {
         const sockets: net.Socket[] = [];
+        const closed = new Set<net.Socket>();
         const outcomes = await Promise.all(
           Array.from(
             { length: n },
@@ -396,25 +397,21 @@ describe('faults', function () {
                 socket.on('connect', () => socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n'));
                 socket.on('data', (c) => resolve(c.toString().startsWith('HTTP/1.1 200')));
                 socket.on('error', () => resolve(false));
-                socket.on('close', () => resolve(false));
+                socket.on('close', () => {
+                  closed.add(socket);
+                  resolve(false);
+                });
               }),
           ),
         );
+        await new Promise((r) => setTimeout(r, 300));
+        const open = sockets.filter((s) => !closed.has(s)).length;
         for (const s of sockets) s.destroy();
-        return { answered: outcomes.filter(Boolean).length, dropped: outcomes.filter((ok) => !ok).length };
+        return { answered: outcomes.filter(Boolean).length, open };
       }
-      // The harness's own keep-alive connection may still count for a few seconds.
-      const exact = await waitFor(
-        async () => {
-          const b = await burst(CAP + 1);
-          return b.answered === CAP && b.dropped === 1 && b;
-        },
-        { timeoutMs: 15_000, what: `exactly ${CAP} of ${CAP + 1} sockets served` },
-      );
-      expect(exact.answered).to.equal(CAP);
       const flood = await burst(60);
-      expect(flood.answered).to.be.at.most(CAP);
-      expect(flood.dropped).to.be.at.least(60 - CAP);
+      expect(flood.open).to.be.at.most(CAP);
+      expect(flood.answered).to.be.at.least(CAP);
       await waitFor(async () => (await get(cluster.baseUrl, '/health')).status === 200, {
         what: 'the API to serve again',
       });
@@ -423,7 +420,7 @@ describe('faults', function () {
 
     it('asks for the key on reads too when READ_API_KEY is set, and never logs it', async () => {
       const auth = { authorization: `Bearer ${KEY}` };
-      for (const p of ['/stats', '/events']) {
+      for (const p of ['/stats', '/events', '/topics']) {
         const r = await get(cluster.baseUrl, p);
         expect(r.status, p).to.equal(401);
         expect(r.body.error).to.equal('unauthorized');

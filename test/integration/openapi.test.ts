@@ -263,6 +263,8 @@ describe('openapi', function () {
       ['listEvents', '/events?topic=doc', 200],
       ['listEvents', '/events?limit=0', 400],
       ['stats', '/stats', 200],
+      ['listTopics', '/topics?limit=2', 200],
+      ['listTopics', '/topics?limit=0', 400],
       ['health', '/health', 200],
       ['ready', '/ready', 200],
     ];

@@ -19,9 +19,17 @@ import type { HistogramData } from '../../../shared/histogram.js';
 import { liveWorkers, type WorkerMetrics, type WorkerState } from '../../../shared/heartbeat.js';
 import { readStats } from '../read/stats.js';
 
-/** Topics that get a label of their own; the rest are summed under OTHER_TOPIC. */
+/** Topics that get a label of their own; the rest are summed in the OVERFLOW series. */
 export const MAX_TOPIC_LABELS = 50;
-export const OTHER_TOPIC = '_other';
+
+export type TopicLabels = { topic?: string; overflow?: 'true' };
+
+/**
+ * The series of the topics past the cap: `overflow="true"` and no `topic` label. A topic
+ * name as the bucket (`_other`) merged with a producer's topic of that name; no topic can
+ * be absent (names are 1 to 255 characters), so this series is no topic's.
+ */
+export const OVERFLOW: TopicLabels = { overflow: 'true' };
 
 export const PUBLISH_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -36,16 +44,17 @@ export type Metrics = {
 };
 
 /**
- * The `limit` topics with the most events keep their name; the rest are summed under
- * `_other`, so a producer inventing topics cannot blow up the number of series. A topic
- * entering the top moves its count out of `_other`, which then drops: sum over `topic`
- * for totals (the sum never drops).
+ * The `limit` topics with the most events (of those /stats lists) keep their name; the rest
+ * of `total` is the OVERFLOW series, so a producer inventing topics cannot blow up the
+ * number of series, and the sum over the series is the total even past the topics /stats
+ * lists. A topic entering the top moves its count out of the overflow, which then drops:
+ * sum the series for totals (the sum never drops).
  */
-export function capTopics(entries: readonly (readonly [string, number])[], limit = MAX_TOPIC_LABELS): [string, number][] {
+export function capTopics(entries: readonly (readonly [string, number])[], total: number, limit = MAX_TOPIC_LABELS): [TopicLabels, number][] {
   const sorted = [...entries].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const kept: [string, number][] = sorted.slice(0, limit).map(([t, n]) => [t, n]);
-  const rest = sorted.slice(limit);
-  if (rest.length > 0) kept.push([OTHER_TOPIC, rest.reduce((sum, [, n]) => sum + n, 0)]);
+  const kept: [TopicLabels, number][] = sorted.slice(0, limit).map(([topic, n]) => [{ topic }, n]);
+  const rest = total - kept.reduce((sum, [, n]) => sum + n, 0);
+  if (sorted.length > limit || rest > 0) kept.push([OVERFLOW, rest]);
   return kept;
 }
 
@@ -117,23 +126,21 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   );
   mirroredCounter(
     'aggregator_events_stored_total',
-    `Events stored, first copies only (GET /stats unique_processed, per_topic); the ${MAX_TOPIC_LABELS} largest topics labelled by name, the rest summed under topic="${OTHER_TOPIC}".`,
-    ['topic'],
-    (s) => (s.stats ? capTopics(Object.entries(s.stats.per_topic)).map(([topic, n]) => [{ topic }, n]) : undefined),
+    `Events stored, first copies only (GET /stats unique_processed, per_topic); the ${MAX_TOPIC_LABELS} largest topics labelled by name, the rest summed in the series labelled overflow="true" (and no topic).`,
+    ['topic', 'overflow'],
+    (s) => (s.stats ? capTopics(Object.entries(s.stats.per_topic), s.stats.unique_processed) : undefined),
   );
   mirroredCounter(
     'aggregator_events_duplicate_dropped_total',
-    `Copies of already stored events dropped (GET /stats duplicate_dropped, duplicates_per_topic); the ${MAX_TOPIC_LABELS} topics with most copies labelled by name, the rest summed under topic="${OTHER_TOPIC}".`,
-    ['topic'],
-    (s) =>
-      s.stats ? capTopics(Object.entries(s.stats.duplicates_per_topic)).map(([topic, n]) => [{ topic }, n]) : undefined,
+    `Copies of already stored events dropped (GET /stats duplicate_dropped, duplicates_per_topic); the ${MAX_TOPIC_LABELS} topics with most copies labelled by name, the rest summed in the series labelled overflow="true" (and no topic).`,
+    ['topic', 'overflow'],
+    (s) => (s.stats ? capTopics(Object.entries(s.stats.duplicates_per_topic), s.stats.duplicate_dropped) : undefined),
   );
   mirroredCounter(
     'aggregator_events_conflicts_total',
-    `Dropped copies whose content differed from the stored copy (GET /stats conflicts, conflicts_per_topic); the ${MAX_TOPIC_LABELS} topics with most conflicts labelled by name, the rest summed under topic="${OTHER_TOPIC}".`,
-    ['topic'],
-    (s) =>
-      s.stats ? capTopics(Object.entries(s.stats.conflicts_per_topic)).map(([topic, n]) => [{ topic }, n]) : undefined,
+    `Dropped copies whose content differed from the stored copy (GET /stats conflicts, conflicts_per_topic); the ${MAX_TOPIC_LABELS} topics with most conflicts labelled by name, the rest summed in the series labelled overflow="true" (and no topic).`,
+    ['topic', 'overflow'],
+    (s) => (s.stats ? capTopics(Object.entries(s.stats.conflicts_per_topic), s.stats.conflicts) : undefined),
   );
   mirroredCounter(
     'aggregator_jobs_redelivered_total',
@@ -216,19 +223,19 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   });
   const acceptedEvents = new Counter({
     name: 'aggregator_publish_events_total',
-    help: `Events accepted (202) by this API process, by topic; the first ${MAX_TOPIC_LABELS} topics seen keep their name, later ones count under topic="${OTHER_TOPIC}".`,
-    labelNames: ['topic'],
+    help: `Events accepted (202) by this API process, by topic; the first ${MAX_TOPIC_LABELS} topics seen keep their name, later ones count in the series labelled overflow="true" (and no topic).`,
+    labelNames: ['topic', 'overflow'],
     registers: [registry],
   });
   // First come, first labelled: a label never moves, so each series stays monotonic.
   const labelledTopics = new Set<string>();
-  const topicLabel = (topic: string) => {
+  const topicLabel = (topic: string): string | undefined => {
     if (labelledTopics.has(topic)) return topic;
     if (labelledTopics.size < MAX_TOPIC_LABELS) {
       labelledTopics.add(topic);
       return topic;
     }
-    return OTHER_TOPIC;
+    return undefined;
   };
 
   const observePublish: Metrics['observePublish'] = async (ctx, next) => {
@@ -246,12 +253,12 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       latency.observe(labels, (performance.now() - started) / 1000);
       const accepted = status === 202 ? ctx.state.accepted : undefined;
       if (accepted !== undefined) {
-        const perTopic = new Map<string, number>();
+        const perTopic = new Map<string | undefined, number>();
         for (const e of accepted) {
           const label = topicLabel(e.topic);
           perTopic.set(label, (perTopic.get(label) ?? 0) + 1);
         }
-        for (const [topic, n] of perTopic) acceptedEvents.inc({ topic }, n);
+        for (const [topic, n] of perTopic) acceptedEvents.inc(topic === undefined ? OVERFLOW : { topic }, n);
       }
     }
   };

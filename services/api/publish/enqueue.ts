@@ -1,8 +1,13 @@
 // Enqueueing with coalescing: events of requests that arrive within a millisecond or two
 // travel as one BullMQ job, because one job per single-event request caps throughput at
 // what Redis does per job. Every request still waits for its own 202 until the job that
-// carries its events is in Redis, and a failed add fails every request in it, so nothing
-// of a refused request is queued.
+// carries its events is in Redis, and a failed add fails every request in it.
+//
+// A failed add is not always an add that did not happen: once the command has left for
+// Redis, a timeout or a dropped connection says nothing about whether Redis ran it (a slow
+// Redis runs it late). Only an add refused before it was sent answers `unavailable`
+// (nothing queued); any other failure answers `outcome_unknown`: maybe queued, and a retry
+// is safe because copies are dropped.
 import { JOB_NAME, newJobId, type PublishJobData } from '../../../shared/queue.js';
 import { unavailable } from '../http/errors.js';
 import type { Event } from '../../../shared/schema.js';
@@ -19,6 +24,8 @@ export type EnqueueOptions = {
    * can come back.
    */
   onPlaced?: (placement: Placement) => void;
+  /** What the events weigh (their body's size), for COALESCE_MAX_BYTES. */
+  bytes?: number;
 };
 
 export type Enqueuer = {
@@ -32,6 +39,8 @@ export type EnqueuerOptions = {
   queue: Queue<PublishJobData>;
   lingerMs: number;
   maxEvents: number;
+  /** A gathered job is sent once its events weigh this much; a heavier request goes alone. */
+  maxBytes?: number;
   timeoutMs: number;
   log: Logger;
 };
@@ -40,9 +49,20 @@ type Waiter = { offset: number; resolve: (p: Placement) => void; reject: (err: E
 
 type Gathering = {
   events: Event[];
+  bytes: number;
   waiters: Waiter[];
   timer: NodeJS.Timeout | undefined;
 };
+
+/**
+ * ioredis refuses a command it cannot write (the connection is not open, and the API keeps
+ * no offline queue) before anything reaches Redis: the one failure that proves nothing was
+ * queued.
+ */
+function neverSent(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : '';
+  return message.includes("Stream isn't writeable") || message.includes('enableOfflineQueue');
+}
 
 export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
   let gathering: Gathering | undefined;
@@ -69,7 +89,12 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
       return id;
     } catch (err) {
       opts.log.warn({ err, events: events.length }, 'enqueue failed');
-      throw unavailable('the queue is unavailable; retry later', 1);
+      if (neverSent(err)) throw unavailable('the queue is unavailable; nothing was queued; retry later', 1);
+      throw unavailable(
+        'Redis did not confirm the add in time: the events may or may not be queued; retrying is safe (copies are dropped)',
+        1,
+        'outcome_unknown',
+      );
     } finally {
       clearTimeout(timer);
       inFlight.delete(adding);
@@ -103,22 +128,24 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
     });
   }
 
+  const maxBytes = opts.maxBytes ?? Infinity;
   return {
     enqueue(events, enqueueOptions = {}) {
-      const { onPlaced } = enqueueOptions;
-      if (opts.lingerMs === 0 || events.length >= opts.maxEvents) {
+      const { onPlaced, bytes = 0 } = enqueueOptions;
+      if (opts.lingerMs === 0 || events.length >= opts.maxEvents || bytes >= maxBytes) {
         return add(events, [{ offset: 0, onPlaced }]).then((job) => ({ job, offset: 0 }));
       }
-      if (gathering !== undefined && gathering.events.length + events.length > opts.maxEvents) send();
+      if (gathering !== undefined && (gathering.events.length + events.length > opts.maxEvents || gathering.bytes + bytes > maxBytes)) send();
       return new Promise<Placement>((resolve, reject) => {
         if (gathering === undefined) {
-          gathering = { events: [], waiters: [], timer: undefined };
+          gathering = { events: [], bytes: 0, waiters: [], timer: undefined };
           gathering.timer = setTimeout(send, opts.lingerMs);
         }
         const offset = gathering.events.length;
         for (const e of events) gathering.events.push(e);
+        gathering.bytes += bytes;
         gathering.waiters.push({ offset, resolve, reject, onPlaced });
-        if (gathering.events.length >= opts.maxEvents) send();
+        if (gathering.events.length >= opts.maxEvents || gathering.bytes >= maxBytes) send();
         else if (gatheredAdds === 0) sendSoon();
       });
     },

@@ -1,12 +1,14 @@
-// POST /publish and /publish/batch: bytes in flight, body, validation, backlog, enqueue.
+// POST /publish and /publish/batch: body (under the bytes-in-flight bound), validation,
+// backlog, enqueue.
 import type { Context } from 'koa';
 import type Router from '@koa/router';
 import type { Event } from '../../../shared/schema.js';
 import { HttpError, unavailable } from '../http/errors.js';
 import type { Guard } from '../http/auth.js';
 import type { Backlog } from './backlog.js';
-import { bodyKind, createBodyParser, itemsOf, validateBatch } from './body.js';
+import { bodyKind, itemsOf, validateBatch } from './body.js';
 import type { Enqueuer } from './enqueue.js';
+import { inflightBytes, readBody } from './read-body.js';
 import type { Registration, ResultWaiter } from './results.js';
 
 export type PublishDeps = {
@@ -41,55 +43,42 @@ export function parseWait(ctx: Context): number | undefined {
   return seconds;
 }
 
-function discardBody(ctx: Context): Promise<void> {
-  return new Promise((resolve) => {
-    const req = ctx.req;
-    if (req.complete) return resolve();
-    req.once('end', resolve);
-    req.once('close', resolve);
-    req.once('error', () => resolve());
-    req.resume();
-  });
-}
-
 export function registerPublishRoutes<S extends PublishState>(router: Router<S>, deps: PublishDeps): void {
-  const parseBody = createBodyParser(deps.maxBodyBytes);
+  const inflight = inflightBytes(deps.maxInflightBytes);
 
-  // Bytes of request bodies being read or held right now. Each request reserves what it may
-  // grow to (its Content-Length, or the whole limit when that is unknown or compressed), so
-  // the API's memory stays bounded however many clients send at once.
-  let inflightBytes = 0;
+  /** The request's events; the body's bytes live only in here, its parsed events after. */
+  const readEvents = async (ctx: Context) => {
+    const kind = bodyKind(ctx);
+    const body = await readBody(ctx.req, deps.maxBodyBytes, inflight);
+    try {
+      return { events: validateBatch(itemsOf(kind, body.bytes), deps.maxBatchEvents), held: body.held };
+    } catch (err) {
+      inflight.give(body.held);
+      throw err;
+    }
+  };
+
   const publish = async (ctx: Context) => {
     const started = performance.now();
     const wait = parseWait(ctx);
-    const kind = bodyKind(ctx);
-    const declared = Number(ctx.get('content-length'));
-    const sized = ctx.get('content-encoding') === '' && Number.isSafeInteger(declared) && declared >= 0;
-    const reserve = sized ? Math.min(declared, deps.maxBodyBytes) : deps.maxBodyBytes;
-    if (inflightBytes > 0 && inflightBytes + reserve > deps.maxInflightBytes) {
-      // Read and drop the body, unbuffered, so the client hears the 503 instead of a reset.
-      await discardBody(ctx);
-      throw unavailable('too many request bytes in flight; retry later', 1);
-    }
-    inflightBytes += reserve;
-    let reserved = true;
+    const { events, held } = await readEvents(ctx);
+    // The body's bytes stay counted until the job is in Redis: the events they became are held till then.
+    let holding = true;
     try {
-      await parseBody(ctx, () => Promise.resolve());
-      const events = validateBatch(itemsOf(kind, ctx.request.body), deps.maxBatchEvents);
       if (deps.backlog.full()) {
         throw unavailable(`the backlog is over its limit of ${deps.maxBacklogJobs} jobs; retry later`, 5);
       }
       let waiting: Registration | undefined;
       const placement = await deps.enqueuer
-        .enqueue(events, wait === undefined ? {} : { onPlaced: (p) => (waiting = deps.results.register(p, events.length)) })
+        .enqueue(events, { bytes: held, ...(wait === undefined ? {} : { onPlaced: (p) => (waiting = deps.results.register(p, events.length)) }) })
         .catch((err: unknown) => {
           waiting?.cancel();
           throw err;
         });
       (ctx.state as PublishState).accepted = events;
       // From here on the events are durably queued: whatever the wait gives, the answer is a success.
-      inflightBytes -= reserve;
-      reserved = false;
+      inflight.give(held);
+      holding = false;
       const results = await waiting?.wait(Math.max(0, wait! * 1000 - (performance.now() - started)));
       if (results !== undefined && results.length === events.length) {
         ctx.status = 200;
@@ -104,7 +93,7 @@ export function registerPublishRoutes<S extends PublishState>(router: Router<S>,
       ctx.status = 202;
       ctx.body = { status: 'accepted', accepted: events.length, job: placement.job };
     } finally {
-      if (reserved) inflightBytes -= reserve;
+      if (holding) inflight.give(held);
     }
   };
   for (const path of ['/publish', '/publish/batch']) router.post(path, deps.observe, deps.requireKey, publish);

@@ -192,6 +192,16 @@ function renderTopics(s: Stats): void {
     tr.addEventListener('click', () => chooseTopic(name));
     body.appendChild(tr);
   }
+  // /stats lists at most 1,000 topics, the first by name: the page says so rather than
+  // pass them off as all of them (a million topics stay one bounded answer and table).
+  if (s.topics_count > entries.length) {
+    const tr = el('tr');
+    const td = el('td', `${fmt(s.topics_count - entries.length)} more topics not listed: these are the first ${fmt(entries.length)} by name (GET /topics pages through all)`, 'muted');
+    td.id = 'topicsmore';
+    td.colSpan = 3;
+    tr.appendChild(td);
+    body.appendChild(tr);
+  }
   if (entries.length === 0) {
     const tr = el('tr');
     const td = el('td', 'no events stored yet', 'muted');

@@ -6,6 +6,7 @@ import type { Json, OpenApiOptions } from './parts.js';
 import { publishOperation } from './publish.js';
 import { readPaths } from './read.js';
 import { answerSchemas } from './schemas.js';
+import { topicsPaths, topicsSchemas } from './topics.js';
 
 export type { OpenApiOptions };
 
@@ -27,6 +28,7 @@ export function buildOpenApi(opts: OpenApiOptions): Json {
       '/publish': { post: publishOperation(opts, 'publish', 'Publish events') },
       '/publish/batch': { post: publishOperation(opts, 'publishBatch', 'Publish events (the path many producers use for batches)') },
       ...readPaths(opts),
+      ...topicsPaths(),
       ...operatePaths(),
     },
     components: {
@@ -37,7 +39,7 @@ export function buildOpenApi(opts: OpenApiOptions): Json {
           description: '`API_KEY` for publishing, when set; `READ_API_KEY` for reads of event data, when set.',
         },
       },
-      schemas: answerSchemas(opts),
+      schemas: { ...answerSchemas(opts), ...topicsSchemas() },
     },
   };
 }

@@ -1,0 +1,65 @@
+// Errors Node's HTTP parser meets before Koa sees a request (a malformed request line, a
+// bad Content-Length, headers too large, a client too slow) answered in the contract's
+// JSON, not Node's bare status line. Node hands them to 'clientError' with the socket
+// alone, so the answer is written as raw HTTP/1.1, then the connection is closed: after
+// such an error the parser cannot tell where a next request would start.
+// https://nodejs.org/docs/latest-v20.x/api/http.html#event-clienterror
+import { STATUS_CODES, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../../shared/log.js';
+
+type Answer = { status: number; error: string; message: string };
+
+export function answerFor(err: NodeJS.ErrnoException & { reason?: string }): Answer {
+  switch (err.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { status: 408, error: 'request_timeout', message: 'the request did not arrive in time (HEADERS_TIMEOUT_MS for its headers, REQUEST_TIMEOUT_MS for all of it)' };
+    case 'HPE_HEADER_OVERFLOW':
+      return { status: 431, error: 'headers_too_large', message: 'the request headers are too large' };
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return { status: 413, error: 'payload_too_large', message: 'the chunk extensions are too large' };
+    case 'HPE_INVALID_CONTENT_LENGTH':
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+      return { status: 400, error: 'bad_request', message: 'the Content-Length header is not valid' };
+    default:
+      return { status: 400, error: 'bad_request', message: `the request is not valid HTTP/1.1${err.reason ? `: ${err.reason}` : ''}` };
+  }
+}
+
+export function rawResponse({ status, error, message }: Answer): string {
+  const body = JSON.stringify({ error, message });
+  return [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    '',
+    body,
+  ].join('\r\n');
+}
+
+/** How long a closing socket may take to read its answer before it is cut. */
+const LINGER_MS = 1000;
+
+export function answerClientErrors(server: Server, log: Logger): void {
+  const answered = new WeakSet<Duplex>();
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // The client is gone, or it was answered already (a slow socket is reported on every
+    // sweep of the timeouts until it is closed).
+    if (err.code === 'ECONNRESET' || !socket.writable || answered.has(socket)) {
+      socket.destroy();
+      return;
+    }
+    // An answer already under way cannot be replaced by another on the same socket.
+    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    answered.add(socket);
+    const answer = answerFor(err);
+    log.debug({ code: err.code, status: answer.status }, 'client error');
+    socket.end(rawResponse(answer));
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  });
+}

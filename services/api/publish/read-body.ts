@@ -1,0 +1,122 @@
+// Reading a request body into memory under two bounds: MAX_BODY_BYTES per request (after
+// decompression), and MAX_INFLIGHT_BYTES for every body held by this process at once. Both
+// count bytes as they actually arrive, never what a Content-Length header promises: clients
+// that declare 16 MB and send a byte a second hold a byte each, not the API's whole budget.
+import type { IncomingMessage } from 'node:http';
+import type { Readable, Transform } from 'node:stream';
+import zlib from 'node:zlib';
+import { HttpError, unavailable } from '../http/errors.js';
+
+export type InflightBytes = {
+  readonly limit: number;
+  readonly used: number;
+  /** Takes n bytes unless that goes past the limit; `held` (what the caller holds) may always grow while it is all there is. */
+  take(n: number, held: number): boolean;
+  give(n: number): void;
+};
+
+export function inflightBytes(limit: number): InflightBytes {
+  let used = 0;
+  return {
+    limit,
+    get used() {
+      return used;
+    },
+    take(n, held) {
+      if (used + n > limit && used > held) return false;
+      used += n;
+      return true;
+    },
+    give(n) {
+      used -= n;
+    },
+  };
+}
+
+const DECODERS: Record<string, () => Transform> = {
+  gzip: () => zlib.createGunzip(),
+  'x-gzip': () => zlib.createGunzip(),
+  deflate: () => zlib.createInflate(),
+  br: () => zlib.createBrotliDecompress(),
+};
+
+/** The decoder a Content-Encoding asks for (matched case-insensitively, as HTTP says), or none. */
+function decoderFor(header: string | undefined): Transform | undefined {
+  const coding = (header ?? '').trim().toLowerCase();
+  if (coding === '' || coding === 'identity') return undefined;
+  const make = DECODERS[coding];
+  if (make === undefined) {
+    throw new HttpError(415, 'unsupported_media_type', `content encoding "${header}" is not supported: send gzip, deflate, br or none`);
+  }
+  return make();
+}
+
+/** Reads and drops the rest of a body, so the client hears the answer instead of a reset. */
+function discard(req: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (req.complete || req.destroyed) return resolve();
+    req.once('end', resolve);
+    req.once('close', resolve);
+    req.once('error', () => resolve());
+    req.resume();
+  });
+}
+
+export type Body = { bytes: Buffer; held: number };
+
+/**
+ * The whole body, its bytes taken from `inflight` (the caller gives `held` back once done
+ * with them). Refuses with 413 past `maxBodyBytes` and 503 when the process holds too much;
+ * either way the rest of the body is read and dropped before the error is thrown.
+ */
+export async function readBody(req: IncomingMessage, maxBodyBytes: number, inflight: InflightBytes): Promise<Body> {
+  const decoder = decoderFor(req.headers['content-encoding']);
+  const declared = Number(req.headers['content-length']);
+  // Never read: Node reads and drops the body once the 413 is sent.
+  if (decoder === undefined && declared > maxBodyBytes) throw tooLarge(maxBodyBytes);
+  // A body that could not fit beside what is held now is refused before it is read.
+  const expected = decoder === undefined && Number.isSafeInteger(declared) ? declared : 0;
+  if (inflight.used > 0 && inflight.used + expected > inflight.limit) {
+    await discard(req);
+    throw busy();
+  }
+  const source: Readable = decoder === undefined ? req : req.pipe(decoder);
+  const chunks: Buffer[] = [];
+  let held = 0;
+  let failed = false;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error) => {
+        failed = true;
+        reject(err);
+      };
+      source.on('data', (chunk: Buffer) => {
+        if (failed) return;
+        if (held + chunk.length > maxBodyBytes) return fail(tooLarge(maxBodyBytes));
+        if (!inflight.take(chunk.length, held)) return fail(busy());
+        held += chunk.length;
+        chunks.push(chunk);
+      });
+      source.once('end', resolve);
+      decoder?.on('error', (err) => fail(new HttpError(400, 'invalid_encoding', `the body is not valid ${req.headers['content-encoding']} data: ${err.message}`)));
+      req.on('error', fail);
+      req.once('close', () => {
+        if (!req.complete) fail(new HttpError(400, 'aborted', 'the client went away before its body arrived'));
+      });
+    });
+  } catch (err) {
+    inflight.give(held);
+    chunks.length = 0;
+    if (decoder !== undefined) {
+      req.unpipe(decoder);
+      decoder.destroy();
+    }
+    source.removeAllListeners('data');
+    await discard(req);
+    throw err;
+  }
+  return { bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, held), held };
+}
+
+const tooLarge = (max: number) => new HttpError(413, 'payload_too_large', `the body is larger than ${max} bytes`);
+const busy = () => unavailable('too many request bytes in flight; retry later', 1);
