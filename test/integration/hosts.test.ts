@@ -33,7 +33,8 @@ const EVENTS_PER_SECOND = 5000;
 const KILL_AT = 6000;
 /**
  * ...while it holds jobs it has taken but not committed: it gathers them this long before
- * each commit, where a worker's default is 2 ms and a kill would most often find it idle.
+ * each commit (a worker's default is 2 ms, and a kill would most often find it idle), and it
+ * is killed halfway through such a wait, not just after a commit emptied its hands.
  */
 const VICTIM_LINGER_MS = 500;
 /** The producers hold the second half of the stream until the replacement worker is up. */
@@ -67,6 +68,13 @@ async function stalledJobs(redisUrl: string, queueName: string): Promise<string[
   } finally {
     client.disconnect();
   }
+}
+
+/** When the worker whose debug log this is last committed a batch. */
+function lastCommitAt(log: string): number | undefined {
+  const lines = log.split('\n').filter((l) => l.includes('"batch committed"'));
+  const last = lines.at(-1);
+  return last === undefined ? undefined : (JSON.parse(last) as { time: number }).time;
 }
 
 const key = (e: { topic: string; event_id: string }) => `${e.topic}\u0000${e.event_id}`;
@@ -241,7 +249,9 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
       hold: { at: HOLD_AT, until: holdUntil },
       onAccepted: (n) => {
         accepted += n;
-        if (killedAt !== undefined || accepted < KILL_AT || !victim.log().includes('"batch committed"')) return;
+        if (killedAt !== undefined || accepted < KILL_AT) return;
+        const lastCommit = lastCommitAt(victim.log());
+        if (lastCommit === undefined || Date.now() - lastCommit < VICTIM_LINGER_MS / 2) return;
         killedAt = accepted;
         // The replacement starts once the victim is really gone, while the stream still runs.
         replacement = victim.kill().then(() => c.startWorker());
