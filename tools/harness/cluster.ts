@@ -42,6 +42,25 @@ export type ClusterOptions = {
   store?: StoreKind;
   /** With store 'postgres': this database instead of a fresh one (the caller drops it). */
   databaseUrl?: string;
+  // --- hosts: processes as on hosts of their own (test/integration/hosts.test.ts) ---
+  /** The address the API listens on and is reached at; 127.0.0.1 unless set. */
+  apiHost?: string;
+  /** Where each process runs; called at each start with the environment it would get. */
+  place?: (kind: ServiceKind, name: string, env: Readonly<Record<string, string>>) => Placement;
+  // --- end hosts ---
+};
+
+export type ServiceKind = 'api' | 'worker';
+
+/** One process' host: what it is started through, and what it sees differently. */
+export type Placement = {
+  /**
+   * The command the service is started through, e.g. ['ip', 'netns', 'exec', 'ns']. It must
+   * exec the service in place, so that the child's pid, and its signals, are the service's.
+   */
+  command?: string[];
+  /** Overrides the cluster's environment for this process alone. */
+  env?: Record<string, string>;
 };
 
 export type StoreKind = 'sqlite' | 'postgres';
@@ -74,11 +93,12 @@ export type Cluster = {
   destroy(): Promise<void>;
 };
 
-function spawnService(kind: 'api' | 'worker', name: string, env: Record<string, string>, logDir: string): Proc {
+function spawnService(kind: ServiceKind, name: string, env: Record<string, string>, logDir: string, command: string[] = []): Proc {
   if (!fs.existsSync(ENTRY[kind])) throw new Error(`${ENTRY[kind]} is missing: run npm run build first`);
   const logFile = path.join(logDir, `${name}.log`);
   const out = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, [ENTRY[kind]], { env, stdio: ['ignore', out, out], cwd: ROOT });
+  const argv = [...command, process.execPath, ENTRY[kind]];
+  const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', out, out], cwd: ROOT });
   fs.closeSync(out);
   const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const alive = () => child.exitCode === null && child.signalCode === null;
@@ -114,16 +134,20 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     QUEUE_NAME: queueName,
     DATA_DIR: dataDir,
     PORT: String(port),
-    HOST: '127.0.0.1',
+    HOST: opts.apiHost ?? '127.0.0.1',
     LOG_LEVEL: 'info',
     // Short locks: a killed worker's jobs come back within seconds, not half a minute.
     JOB_LOCK_MS: '4000',
     ...(store === 'postgres' && databaseUrl !== undefined && { DATABASE_URL: databaseUrl }),
     ...opts.env,
   };
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const baseUrl = `http://${opts.apiHost ?? '127.0.0.1'}:${port}`;
   let apiCount = 0;
   let workerCount = 0;
+  const start = (kind: ServiceKind, name: string, procEnv: Record<string, string>) => {
+    const placed = opts.place?.(kind, name, procEnv);
+    return spawnService(kind, name, { ...procEnv, ...placed?.env }, logDir, placed?.command);
+  };
 
   const untilHealthy = async (api: Proc, url: string) =>
     waitFor(
@@ -149,7 +173,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     workers: [],
     extraApis: [],
     async startApi() {
-      const api = spawnService('api', `api-${++apiCount}`, env, logDir);
+      const api = start('api', `api-${++apiCount}`, env);
       cluster.api = api;
       await untilHealthy(api, baseUrl);
       return api;
@@ -163,7 +187,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       return { proc: api, baseUrl: url };
     },
     async startWorker(extraEnv = {}) {
-      const worker = spawnService('worker', `worker-${++workerCount}`, { ...env, ...extraEnv }, logDir);
+      const worker = start('worker', `worker-${++workerCount}`, { ...env, ...extraEnv });
       cluster.workers.push(worker);
       // A worker is up once its heartbeat is in Redis, which the API lists in /ready.
       await waitFor(

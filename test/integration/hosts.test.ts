@@ -1,0 +1,321 @@
+// Past one host: the API and the workers run as separate hosts that share nothing but
+// PostgreSQL and Redis. Each host has a data directory of its own and, where this machine
+// allows it (root, ip netns), a network namespace of its own; they reach PostgreSQL and
+// Redis only through forwarders on the root side of their veth pairs. CI must run the
+// namespace mode; TEST_HOSTS=loopback forces the fallback.
+import { expect } from 'chai';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { startRedisServer, type RedisServer } from '../../scripts/redis-server.js';
+import { eventCountOfJobId, KEY_PREFIX } from '../../shared/queue.js';
+import { workersKey, type WorkerState } from '../../shared/heartbeat.js';
+import { STORE_FILE } from '../../shared/store/sqlite/schema.js';
+import { startCluster, type Cluster, type Proc } from '../../tools/harness/cluster.js';
+import { allEvents, publish, stats, type Stats } from '../../tools/harness/http.js';
+import { ADMIN_URL } from '../../tools/harness/postgres.js';
+import { waitFor } from '../../tools/harness/wait.js';
+import { makeHosts, ownNamespaces, type Host, type Hosts } from '../support/hosts.js';
+import { requirePostgres } from '../support/postgres.js';
+
+type Ev = { topic: string; event_id: string; timestamp: string; source: string; payload: Record<string, unknown> };
+
+const TOTAL = 20_000;
+const COPIES = 0.3;
+/**
+ * Producers send at this pace, not as fast as they can: a stream of a few seconds, so that
+ * the kill falls inside it with work still flowing to every worker.
+ */
+const EVENTS_PER_SECOND = 5000;
+/** The first worker dies once this many events are accepted and it has committed a batch... */
+const KILL_AT = 6000;
+/**
+ * ...while it holds jobs it has taken but not committed: it gathers them this long before
+ * each commit (a worker's default is 2 ms, and a kill would most often find it idle), and it
+ * is killed halfway through such a wait, not just after a commit emptied its hands.
+ */
+const VICTIM_LINGER_MS = 500;
+/** The producers hold the second half of the stream until the replacement worker is up. */
+const HOLD_AT = TOTAL / 2;
+/** api, the two first workers, and the host the replacement worker starts on. */
+const HOSTS = ['api', 'w1', 'w2', 'w3'];
+
+/** The workers' heartbeats, read from Redis itself: /stats does not say when each was written. */
+async function heartbeatsOf(redisUrl: string, queueName: string): Promise<WorkerState[]> {
+  const client = new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000 });
+  try {
+    return Object.values(await client.hgetall(workersKey(queueName))).map((json) => JSON.parse(json) as WorkerState);
+  } finally {
+    client.disconnect();
+  }
+}
+
+/**
+ * Jobs BullMQ found stalled (their worker's lock expired: the killed worker held them) and
+ * handed to another worker, from the queue's event stream.
+ */
+async function stalledJobs(redisUrl: string, queueName: string): Promise<string[]> {
+  const client = new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000 });
+  try {
+    const entries = await client.xrange(`${KEY_PREFIX}:${queueName}:events`, '-', '+');
+    return entries.flatMap(([, fields]) => {
+      const f = new Map<string, string>();
+      for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
+      return f.get('event') === 'stalled' ? [f.get('jobId')!] : [];
+    });
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** When the worker whose debug log this is last committed a batch. */
+function lastCommitAt(log: string): number | undefined {
+  const lines = log.split('\n').filter((l) => l.includes('"batch committed"'));
+  const last = lines.at(-1);
+  return last === undefined ? undefined : (JSON.parse(last) as { time: number }).time;
+}
+
+const key = (e: { topic: string; event_id: string }) => `${e.topic}\u0000${e.event_id}`;
+
+function workload(total: number, dupRatio: number, topics = 4): Ev[] {
+  const unique = Math.round(total * (1 - dupRatio));
+  const run = randomUUID().slice(0, 8);
+  const originals: Ev[] = Array.from({ length: unique }, (_, i) => ({
+    topic: `t${i % topics}`,
+    event_id: `${run}-${i}`,
+    timestamp: new Date(Date.UTC(2025, 9, 24, 0, 0, i % 60)).toISOString(),
+    source: 'hosts-test',
+    payload: { i, note: 'x'.repeat(i % 50) },
+  }));
+  const copies = Array.from({ length: total - unique }, () => originals[Math.floor(Math.random() * unique)]!);
+  const events = [...originals, ...copies];
+  for (let i = events.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [events[i], events[j]] = [events[j]!, events[i]!];
+  }
+  return events;
+}
+
+type SendOptions = {
+  deadline: number;
+  onAccepted: (n: number) => void;
+  /** Awaited before sending past `at` events. */
+  hold?: { at: number; until: Promise<unknown> };
+  eventsPerSecond?: number;
+};
+
+/** Single events, JSON batches and NDJSON batches, each retried until 202, within `deadline`. */
+async function send(baseUrl: string, events: Ev[], opts: SendOptions) {
+  const chunks: Ev[][] = [];
+  for (let i = 0; i < events.length; ) {
+    const size = [1, 1, 7, 50, 250, 500][chunks.length % 6]!;
+    chunks.push(events.slice(i, i + size));
+    i += size;
+  }
+  let next = 0;
+  let offered = 0;
+  let retries = 0;
+  const started = Date.now();
+  const one = async () => {
+    while (next < chunks.length) {
+      const chunk = chunks[next++]!;
+      offered += chunk.length;
+      if (opts.hold && offered > opts.hold.at) await opts.hold.until;
+      if (opts.eventsPerSecond) {
+        const due = started + ((offered - chunk.length) / opts.eventsPerSecond) * 1000;
+        if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+      }
+      for (;;) {
+        if (Date.now() > opts.deadline) throw new Error(`sending did not finish in time (${retries} retries)`);
+        const ndjson = chunk.length > 1 && chunk.length % 2 === 1;
+        const r = await (ndjson
+          ? publish(baseUrl, chunk.map((e) => JSON.stringify(e)).join('\n'), { contentType: 'application/x-ndjson', raw: true })
+          : publish(baseUrl, chunk.length === 1 ? chunk[0] : { events: chunk })
+        ).catch(() => undefined);
+        if (r?.status === 202) {
+          opts.onAccepted(chunk.length);
+          break;
+        }
+        if (r !== undefined && r.status !== 503) throw new Error(`publish answered ${r.status}: ${JSON.stringify(r.body)}`);
+        retries++;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, one));
+  return { requests: chunks.length, retries };
+}
+
+describe('past one host: API and workers share only PostgreSQL and Redis', function () {
+  let hosts: Hosts | undefined;
+  let redis: RedisServer | undefined;
+  let redisDir: string | undefined;
+  let cluster: Cluster | undefined;
+
+  before(async function () {
+    this.timeout(60_000);
+    await requirePostgres(this);
+    redisDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-hosts-redis-'));
+    // A private redis-server on loopback, never a container: the forwarders reach it there.
+    redis = await startRedisServer({ dir: redisDir, logFile: path.join(redisDir, 'redis.log') });
+    const pg = new URL(ADMIN_URL);
+    hosts = await makeHosts(HOSTS, [
+      { host: '127.0.0.1', port: redis.port },
+      { host: pg.hostname, port: Number(pg.port || 5432) },
+    ]);
+    console.log(`      mode: ${hosts.mode} (${hosts.why})`);
+    for (const h of hosts.all) console.log(`      host ${h.name}: ${h.namespace ?? 'no namespace'}, ${h.address}, DATA_DIR ${h.dataDir}`);
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    const problems: string[] = [];
+    const attempt = async (what: string, fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (err) {
+        problems.push(`${what}: ${(err as Error).message}`);
+      }
+    };
+    // Processes first: a namespace outlives its deletion while a process holds it.
+    await attempt('cluster', async () => cluster?.destroy());
+    await attempt('hosts', async () => problems.push(...((await hosts?.destroy()) ?? [])));
+    await attempt('redis', async () => redis?.stop());
+    if (redisDir) fs.rmSync(redisDir, { recursive: true, force: true });
+    const left = ownNamespaces();
+    if (left.length > 0) problems.push(`namespaces left behind: ${left.join(', ')}`);
+    if (hosts) console.log(`      cleanup: ${problems.length === 0 ? 'nothing left behind' : problems.join('; ')}`);
+    if (problems.length > 0) throw new Error(`cleanup: ${problems.join('; ')}`);
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed' && cluster) console.log(cluster.logTail(40));
+  });
+
+  it(`counts ${TOTAL.toLocaleString('en')} events with ${COPIES * 100}% copies exactly while a worker host is SIGKILLed mid-stream`, async function () {
+    this.timeout(240_000);
+    const h = hosts!;
+    const hostOf = (kind: 'api' | 'worker', name: string): Host =>
+      kind === 'api' ? h.host('api') : h.host(`w${/^worker-(\d+)$/.exec(name)![1]}`);
+    cluster = await startCluster({
+      redisUrl: redis!.url,
+      workers: 2,
+      store: 'postgres',
+      dataDir: h.host('api').dataDir,
+      logDir: h.logDir,
+      apiHost: h.host('api').address,
+      place: (kind, name, env) => {
+        const host = hostOf(kind, name);
+        return {
+          command: host.command,
+          env: {
+            DATA_DIR: host.dataDir,
+            REDIS_URL: host.reach(env.REDIS_URL!),
+            DATABASE_URL: host.reach(env.DATABASE_URL!),
+            // Debug logs say when the victim has committed a batch.
+            ...(host.name === 'w1' && { WORKER_LINGER_MS: String(VICTIM_LINGER_MS), LOG_LEVEL: 'debug' }),
+          },
+        };
+      },
+    });
+    const c = cluster;
+    const [victim, survivor] = c.workers as [Proc, Proc];
+    // Each process runs where it was placed: in netns mode, inside its host's namespace.
+    if (h.mode === 'netns') {
+      expect(h.host('api').pids()).to.include(c.api.child.pid);
+      expect(h.host('w1').pids()).to.include(victim.child.pid);
+      expect(h.host('w2').pids()).to.include(survivor.child.pid);
+    }
+
+    const events = workload(TOTAL, COPIES);
+    const unique = new Set(events.map(key)).size;
+    const started = performance.now();
+    const deadline = Date.now() + 120_000;
+    let accepted = 0;
+    let killedAt: number | undefined;
+    let replacement: Promise<Proc> | undefined;
+    let markReplaced: () => void = () => undefined;
+    const replaced = new Promise<void>((resolve) => (markReplaced = resolve));
+    const holdUntil = Promise.race([
+      replaced,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no replacement worker within 30 s')), 30_000).unref()),
+    ]);
+    holdUntil.catch(() => undefined);
+    const sent = await send(c.baseUrl, events, {
+      deadline,
+      eventsPerSecond: EVENTS_PER_SECOND,
+      hold: { at: HOLD_AT, until: holdUntil },
+      onAccepted: (n) => {
+        accepted += n;
+        if (killedAt !== undefined || accepted < KILL_AT) return;
+        const lastCommit = lastCommitAt(victim.log());
+        if (lastCommit === undefined || Date.now() - lastCommit < VICTIM_LINGER_MS / 2) return;
+        killedAt = accepted;
+        // The replacement starts once the victim is really gone, while the stream still runs.
+        replacement = victim.kill().then(() => c.startWorker());
+        replacement.then(markReplaced, () => undefined);
+      },
+    });
+    expect(killedAt, 'the worker was killed mid-stream').to.be.a('number');
+    const exit = await victim.exited;
+    expect(exit.signal).to.equal('SIGKILL');
+    expect(() => process.kill(victim.child.pid!, 0), 'the killed worker is gone').to.throw();
+    if (h.mode === 'netns') expect(h.host('w1').pids(), 'nothing is left on the killed host').to.deep.equal([]);
+    const third = await replacement!;
+    if (h.mode === 'netns') expect(h.host('w3').pids()).to.include(third.child.pid);
+
+    const s: Stats = await waitFor(
+      async () => {
+        const now = await stats(c.baseUrl);
+        return now.pending === 0 && now.received === TOTAL && now.unique_processed + now.duplicate_dropped === TOTAL && now;
+      },
+      { what: `a drained queue with ${TOTAL} events accounted for`, timeoutMs: 90_000 },
+    );
+    const seconds = (performance.now() - started) / 1000;
+    expect(s.received).to.equal(TOTAL);
+    expect(s.received).to.equal(s.unique_processed + s.duplicate_dropped);
+    expect(s.unique_processed).to.equal(unique);
+    expect(s.duplicate_dropped).to.equal(TOTAL - unique);
+    expect((s.store as { kind: string }).kind).to.equal('postgres');
+
+    const stored = await allEvents(c.baseUrl);
+    const keys = stored.map(key);
+    expect(new Set(keys).size, 'no identity stored twice').to.equal(keys.length);
+    expect(keys.length).to.equal(unique);
+    const wanted = new Set(events.map(key));
+    expect(keys.every((k) => wanted.has(k)), 'only sent identities are stored').to.equal(true);
+
+    // The database holds the events: no host's data directory has a store file.
+    for (const host of h.all) {
+      expect(fs.existsSync(host.dataDir), `${host.name}'s DATA_DIR exists`).to.equal(true);
+      expect(fs.existsSync(path.join(host.dataDir, STORE_FILE)), `${host.name}'s DATA_DIR holds no ${STORE_FILE}`).to.equal(false);
+    }
+    // Who committed what, by the first heartbeats written after the drain: the replacement,
+    // on a host of its own, must have taken part.
+    const drainedAt = Date.now();
+    const beats = await waitFor(
+      async () => {
+        const all = await heartbeatsOf(redis!.url, c.queueName);
+        const fresh = [survivor, third].map((p) => all.find((w) => w.pid === p.child.pid));
+        return fresh.every((w) => w !== undefined && w.at > drainedAt) && (fresh as WorkerState[]);
+      },
+      { what: 'heartbeats written after the drain', timeoutMs: 15_000 },
+    );
+    const [w2, w3] = beats.map((w) => w.committed_events) as [number, number];
+    expect(w3, 'the replacement worker committed events').to.be.greaterThan(0);
+    // The kill cost the victim jobs in hand, which other hosts took over once its locks expired.
+    const stalled = await stalledJobs(redis!.url, c.queueName);
+    const stalledEvents = stalled.reduce((n, id) => n + eventCountOfJobId(id), 0);
+    expect(stalled.length, 'jobs the killed worker held were taken over').to.be.greaterThan(0);
+    // Each job is committed by one worker, and with no redelivery, counted by that one alone.
+    const victimShare = s.redeliveries === 0 ? String(TOTAL - w2 - w3) : 'the rest';
+    console.log(
+      `      ${TOTAL} events (${unique} unique, ${TOTAL - unique} copies) in ${sent.requests} requests (${sent.retries} retries), ` +
+        `worker on w1 SIGKILLed at ${killedAt} accepted, replacement on w3: ${seconds.toFixed(1)} s end to end; ` +
+        `received ${s.received} = ${s.unique_processed} unique + ${s.duplicate_dropped} dropped, ${stored.length} stored, ` +
+        `redeliveries ${String(s.redeliveries)}, ${stalled.length} stalled jobs (${stalledEvents} events) taken over; committed: w2 ${w2}, w3 ${w3}, w1 (killed) ${victimShare}`,
+    );
+  });
+});
