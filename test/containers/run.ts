@@ -368,6 +368,9 @@ async function scenario(kind: 'sqlite' | 'postgres', p: Project): Promise<void> 
   if (!upOk) {
     const logs = await compose(p, ['logs', '--no-color', '--tail', '30'], 60_000).catch((e: Error) => ({ stdout: e.message }));
     console.log(logs.stdout);
+    if (kind === 'postgres' && /SqliteError|SQLITE_/.test(logs.stdout)) {
+      console.log('note  postgres: the image opened SQLite although DATABASE_URL was set: this build has no PostgreSQL store');
+    }
     return;
   }
 
@@ -381,6 +384,16 @@ async function scenario(kind: 'sqlite' | 'postgres', p: Project): Promise<void> 
       if (service === 'api' || service === 'worker') nodeChildOf(info.State.Pid);
     }
     return seen.sort().join(', ');
+  });
+
+  await check(`${label} Redis runs with a maxmemory and noeviction, so it refuses writes rather than drop jobs`, async () => {
+    const redis = (await containersOf(p.name, false)).find((c) => c.name === `${p.name}_redis_1`);
+    if (!redis) throw new Error(`no ${p.name}_redis_1`);
+    const out = (await podman(['exec', redis.id, 'redis-cli', 'config', 'get', 'maxmemory*'])).stdout.trim().split('\n');
+    const conf = Object.fromEntries(out.flatMap((v, i) => (i % 2 === 0 ? [[v, out[i + 1]]] : [])));
+    expectEqual('maxmemory', conf.maxmemory, String(512 * 1024 * 1024));
+    expectEqual('maxmemory-policy', conf['maxmemory-policy'], 'noeviction');
+    return `maxmemory ${conf.maxmemory}`;
   });
 
   if (kind === 'postgres') {
@@ -400,20 +413,27 @@ async function scenario(kind: 'sqlite' | 'postgres', p: Project): Promise<void> 
     const victim = (await containersOf(p.name, false)).find((c) => c.name === `${p.name}_worker_1`);
     if (!victim) throw new Error(`no ${p.name}_worker_1`);
     const before = await inspect(victim.id);
-    let killed: Promise<string> | undefined;
-    const sent = await publish(base, events, (accepted) => {
-      if (killed === undefined && accepted >= 6000) {
-        killed = (async () => {
+    // The kill waits, from 6,000 events accepted on, for a backlog of at least 1,000
+    // events, so that the victim most likely holds jobs when it dies; at 14,000 it kills
+    // whatever the backlog.
+    let accepted = 0;
+    let publishing = true;
+    const killer = (async () => {
+      for (;;) {
+        if (!publishing && accepted < 6000) throw new Error(`publishing ended after ${accepted} events, before the kill`);
+        if (accepted >= 6000) {
           const pending = (await stats(base)).pending;
-          process.kill(nodeChildOf(before.State.Pid), 'SIGKILL');
-          return `killed after ${accepted} accepted, ${pending} pending`;
-        })();
-        // Awaited below; this only keeps an early failure from being unhandled meanwhile.
-        killed.catch(() => undefined);
+          if (pending >= 1000 || accepted >= 14_000 || !publishing) {
+            process.kill(nodeChildOf(before.State.Pid), 'SIGKILL');
+            return `killed after ${accepted} accepted, ${pending} pending`;
+          }
+        }
+        await sleep(20);
       }
-    });
-    if (killed === undefined) throw new Error('no worker was killed');
-    const how = await killed;
+    })();
+    killer.catch(() => undefined);
+    const sent = await publish(base, events, (n) => (accepted = n)).finally(() => (publishing = false));
+    const how = await killer;
     const t0 = performance.now();
     const s = await drained(base, 20_000, unique);
     received = s.received;
