@@ -523,6 +523,9 @@ async function testcontainers(): Promise<void> {
         // Ryuk, testcontainers' reaper, is an image from a registry this machine cannot
         // reach; this script removes what is left instead.
         TESTCONTAINERS_RYUK_DISABLED: 'true',
+        // testcontainers sees /.dockerenv on this machine and would reach published ports
+        // through the bridge's gateway; the service publishes them on loopback too.
+        TESTCONTAINERS_HOST_OVERRIDE: '127.0.0.1',
       },
       onLine: (l) => console.log(`  mocha | ${l}`),
     });

@@ -226,6 +226,12 @@ describe('metrics', function () {
       const refused = await get(guarded.baseUrl, '/metrics');
       expect(refused.status).to.equal(401);
       expect(refused.body).to.include({ error: 'unauthorized' });
+      // A new API answers /health before its Redis connection is up, and a scrape meanwhile
+      // rightly leaves out the received count; /ready waits for Redis too.
+      await waitFor(async () => (await get(guarded.baseUrl, '/ready', { authorization: 'Bearer k-metrics' })).status === 200, {
+        what: 'the guarded API to be ready',
+        timeoutMs: 10_000,
+      });
       const m = await scrape(guarded.baseUrl, { authorization: 'Bearer k-metrics' });
       expect(value(m, 'aggregator_events_received_total')).to.equal(0);
     } finally {

@@ -53,6 +53,10 @@ async function containerRuntimeAnswers(): Promise<boolean> {
   // reads DOCKER_HOST, which it does once per process.
   if (!process.env.DOCKER_HOST && !(await engineAnswers('/var/run/docker.sock')) && (await engineAnswers(PODMAN_SOCKET))) {
     process.env.DOCKER_HOST = `unix://${PODMAN_SOCKET}`;
+    // A local socket publishes ports on this host's loopback. Left to itself, testcontainers
+    // takes a /.dockerenv (which this machine has) to mean it runs inside a container, and
+    // goes through the bridge's gateway address instead.
+    process.env.TESTCONTAINERS_HOST_OVERRIDE ??= '127.0.0.1';
   }
   try {
     const { getContainerRuntimeClient } = await import('testcontainers');
