@@ -641,11 +641,39 @@ async function removeLeftovers(): Promise<void> {
   await quietly(podman(['image', 'prune', '-f'], 300_000));
 }
 
+/**
+ * Processes of this run's podman still alive: conmon stays 300 s after each exec session
+ * (testcontainers' port checks) to hand out its exit code, long after the container is gone.
+ * Recognised by this run's own storage and run directories in their command lines.
+ */
+function podmanProcesses(): number[] {
+  const mine = [path.join(CACHE, 'podman', 'storage'), RUN_DIR];
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    let cmdline = '';
+    try {
+      cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (mine.some((m) => cmdline.includes(m))) pids.push(Number(entry));
+  }
+  return pids;
+}
+
 async function cleanup(): Promise<void> {
   for (const p of projects) await quietly(compose(p, ['down', '-v', '-t', '5', '--remove-orphans'], 180_000));
   await removeLeftovers();
   await stopService();
-  await check('cleanup: no container, volume, network or project image left; iptables as before', async () => {
+  for (const pid of podmanProcesses()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  await check('cleanup: no container, volume, network, project image or process left; iptables as before', async () => {
     const removed = await removeNewChains();
     if (ipForwardBefore !== undefined && fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() !== ipForwardBefore) {
       fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', ipForwardBefore);
@@ -661,6 +689,9 @@ async function cleanup(): Promise<void> {
       networks.length > 0 && `networks ${networks.join(' ')}`,
       foreign.length > 0 && `images ${foreign.join(' ')}`,
     ].filter(Boolean);
+    await sleep(500);
+    const procs = podmanProcesses();
+    if (procs.length) left.push(`processes ${procs.join(' ')}`);
     if (left.length) throw new Error(`left: ${left.join('; ')}`);
     const after = await chains('iptables');
     const extra = TABLES.flatMap((t) => [...(after.get(t) ?? [])].filter((c) => c.startsWith('NETAVARK') && !chainsBefore?.get('iptables')?.get(t)?.has(c)));
