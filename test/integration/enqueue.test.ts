@@ -115,7 +115,6 @@ describe('enqueuer', () => {
   });
 
   it('fails every request of a failed add with a 503 and queues none of them', async function () {
-    if (redis.kind !== 'redis-server') this.skip();
     const s = setup();
     try {
       await s.enqueuer.enqueue([ev(0)]);

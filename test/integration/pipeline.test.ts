@@ -195,7 +195,6 @@ describe('pipeline', function () {
     });
 
     it('answers 503 while Redis is down and loses nothing acknowledged when it comes back', async function () {
-      if (redis.kind !== 'redis-server') this.skip();
       cluster = await startCluster({ redisUrl: redis.url, workers: 2, store });
       const { events, unique } = workload(6000, 0.3);
       const firstHalf = events.slice(0, 3000);
