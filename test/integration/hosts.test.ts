@@ -29,52 +29,57 @@ const COPIES = 0.3;
  * the kill falls inside it with work still flowing to every worker.
  */
 const EVENTS_PER_SECOND = 5000;
-/** The first worker dies once this many events are accepted and it has committed a batch... */
-const KILL_AT = 6000;
 /**
- * ...while it holds jobs it has taken but not committed: it gathers them this long before
- * each commit (a worker's default is 2 ms, and a kill would most often find it idle), and it
- * is killed halfway through such a wait, not just after a commit emptied its hands.
+ * The first worker dies once this many events are accepted, at the first moment it is found
+ * holding jobs. It is looked at frozen (SIGSTOP), so that what it holds cannot change between
+ * the look and the SIGKILL; found empty-handed, it goes on (SIGCONT) and is looked at again.
+ */
+const KILL_AT = 6000;
+/** For what a worker sent just before it froze to reach Redis, through the forwarders too. */
+const SETTLE_MS = 50;
+/**
+ * How long the first worker gathers jobs before each commit. A worker's default is 2 ms, and
+ * a kill would then most often find it with empty hands.
  */
 const VICTIM_LINGER_MS = 500;
-/** The producers hold the second half of the stream until the replacement worker is up. */
-const HOLD_AT = TOTAL / 2;
+/** The producers hold the last quarter of the stream until the replacement worker is up. */
+const HOLD_AT = (TOTAL * 3) / 4;
 /** api, the two first workers, and the host the replacement worker starts on. */
 const HOSTS = ['api', 'w1', 'w2', 'w3'];
 
 /** The workers' heartbeats, read from Redis itself: /stats does not say when each was written. */
-async function heartbeatsOf(redisUrl: string, queueName: string): Promise<WorkerState[]> {
-  const client = new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000 });
-  try {
-    return Object.values(await client.hgetall(workersKey(queueName))).map((json) => JSON.parse(json) as WorkerState);
-  } finally {
-    client.disconnect();
-  }
+async function heartbeatsOf(client: Redis, queueName: string): Promise<WorkerState[]> {
+  return Object.values(await client.hgetall(workersKey(queueName))).map((json) => JSON.parse(json) as WorkerState);
 }
+
+type ActiveJob = { id: string; worker: string | undefined };
 
 /**
- * Jobs BullMQ found stalled (their worker's lock expired: the killed worker held them) and
- * handed to another worker, from the queue's event stream.
+ * BullMQ's active jobs, each with the worker that holds its lock (a lock's token is the
+ * worker's id, a colon and a counter). A dead worker's locks outlive it until they expire
+ * (JOB_LOCK_MS), which is what shows the jobs it died holding.
  */
-async function stalledJobs(redisUrl: string, queueName: string): Promise<string[]> {
-  const client = new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000 });
-  try {
-    const entries = await client.xrange(`${KEY_PREFIX}:${queueName}:events`, '-', '+');
-    return entries.flatMap(([, fields]) => {
-      const f = new Map<string, string>();
-      for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
-      return f.get('event') === 'stalled' ? [f.get('jobId')!] : [];
-    });
-  } finally {
-    client.disconnect();
-  }
+async function activeJobs(client: Redis, queueName: string): Promise<ActiveJob[]> {
+  const prefix = `${KEY_PREFIX}:${queueName}`;
+  const ids = await client.lrange(`${prefix}:active`, 0, -1);
+  if (ids.length === 0) return [];
+  const batch = client.pipeline();
+  for (const id of ids) batch.get(`${prefix}:${id}:lock`);
+  const replies = (await batch.exec()) ?? [];
+  return ids.map((id, i) => {
+    const token = replies[i]?.[1];
+    return { id, worker: typeof token === 'string' ? token.slice(0, token.lastIndexOf(':')) : undefined };
+  });
 }
 
-/** When the worker whose debug log this is last committed a batch. */
-function lastCommitAt(log: string): number | undefined {
-  const lines = log.split('\n').filter((l) => l.includes('"batch committed"'));
-  const last = lines.at(-1);
-  return last === undefined ? undefined : (JSON.parse(last) as { time: number }).time;
+/** Jobs BullMQ found stalled (locked by a worker that stopped renewing) and handed on. */
+async function stalledJobs(client: Redis, queueName: string): Promise<string[]> {
+  const entries = await client.xrange(`${KEY_PREFIX}:${queueName}:events`, '-', '+');
+  return entries.flatMap(([, fields]) => {
+    const f = new Map<string, string>();
+    for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
+    return f.get('event') === 'stalled' ? [f.get('jobId')!] : [];
+  });
 }
 
 const key = (e: { topic: string; event_id: string }) => `${e.topic}\u0000${e.event_id}`;
@@ -153,6 +158,8 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
   let redis: RedisServer | undefined;
   let redisDir: string | undefined;
   let cluster: Cluster | undefined;
+  /** The test's own look at Redis, for what /stats does not tell: who holds which job. */
+  let watch: Redis | undefined;
 
   before(async function () {
     this.timeout(60_000);
@@ -180,6 +187,7 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
       }
     };
     // Processes first: a namespace outlives its deletion while a process holds it.
+    watch?.disconnect();
     await attempt('cluster', async () => cluster?.destroy());
     await attempt('hosts', async () => problems.push(...((await hosts?.destroy()) ?? [])));
     await attempt('redis', async () => redis?.stop());
@@ -201,7 +209,8 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
       kind === 'api' ? h.host('api') : h.host(`w${/^worker-(\d+)$/.exec(name)![1]}`);
     cluster = await startCluster({
       redisUrl: redis!.url,
-      workers: 2,
+      // The first worker alone at first: the first job shows which BullMQ worker id it has.
+      workers: 1,
       store: 'postgres',
       dataDir: h.host('api').dataDir,
       logDir: h.logDir,
@@ -214,14 +223,32 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
             DATA_DIR: host.dataDir,
             REDIS_URL: host.reach(env.REDIS_URL!),
             DATABASE_URL: host.reach(env.DATABASE_URL!),
-            // Debug logs say when the victim has committed a batch.
-            ...(host.name === 'w1' && { WORKER_LINGER_MS: String(VICTIM_LINGER_MS), LOG_LEVEL: 'debug' }),
+            ...(host.name === 'w1' && { WORKER_LINGER_MS: String(VICTIM_LINGER_MS) }),
           },
         };
       },
     });
     const c = cluster;
-    const [victim, survivor] = c.workers as [Proc, Proc];
+    const victim = c.workers[0]!;
+    const w = (watch = new Redis(redis!.url, { maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000 }));
+
+    const events = workload(TOTAL, COPIES);
+    const unique = new Set(events.map(key)).size;
+    const started = performance.now();
+    const deadline = Date.now() + 120_000;
+    let accepted = 0;
+    const count = (n: number) => (accepted += n);
+
+    // The first event, to the first worker alone: it commits a batch before it dies, and its
+    // lock on that job names it.
+    await send(c.baseUrl, events.slice(0, 1), { deadline, onAccepted: count });
+    const victimWorker = await waitFor(async () => (await activeJobs(w, c.queueName)).find((j) => j.worker)?.worker, {
+      what: 'the first worker to take the first job',
+      timeoutMs: 10_000,
+      intervalMs: 10,
+    });
+    await waitFor(async () => (await stats(c.baseUrl)).unique_processed === 1, { what: 'the first event stored', timeoutMs: 10_000 });
+    const survivor = await c.startWorker();
     // Each process runs where it was placed: in netns mode, inside its host's namespace.
     if (h.mode === 'netns') {
       expect(h.host('api').pids()).to.include(c.api.child.pid);
@@ -229,12 +256,9 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
       expect(h.host('w2').pids()).to.include(survivor.child.pid);
     }
 
-    const events = workload(TOTAL, COPIES);
-    const unique = new Set(events.map(key)).size;
-    const started = performance.now();
-    const deadline = Date.now() + 120_000;
-    let accepted = 0;
-    let killedAt: number | undefined;
+    /** `held`: the jobs it was found holding, frozen, and so the jobs it died holding. */
+    let killed: { accepted: number; held: string[]; looks: number } | undefined;
+    let looks = 0;
     let replacement: Promise<Proc> | undefined;
     let markReplaced: () => void = () => undefined;
     const replaced = new Promise<void>((resolve) => (markReplaced = resolve));
@@ -243,26 +267,39 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
       new Promise((_, reject) => setTimeout(() => reject(new Error('no replacement worker within 30 s')), 30_000).unref()),
     ]);
     holdUntil.catch(() => undefined);
-    const sent = await send(c.baseUrl, events, {
+    let streaming = true;
+    const watching = (async () => {
+      while (streaming && killed === undefined && Date.now() < deadline) {
+        if (accepted >= KILL_AT && victim.alive()) {
+          process.kill(victim.child.pid!, 'SIGSTOP');
+          looks++;
+          await new Promise((r) => setTimeout(r, SETTLE_MS));
+          const mine = (await activeJobs(w, c.queueName)).filter((j) => j.worker === victimWorker);
+          if (mine.length > 0) {
+            killed = { accepted, held: mine.map((j) => j.id), looks };
+            // The replacement starts once the victim is really gone, while the stream still runs.
+            replacement = victim.kill().then(() => c.startWorker());
+            replacement.then(markReplaced, () => undefined);
+            break;
+          }
+          process.kill(victim.child.pid!, 'SIGCONT');
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const sent = await send(c.baseUrl, events.slice(1), {
       deadline,
       eventsPerSecond: EVENTS_PER_SECOND,
       hold: { at: HOLD_AT, until: holdUntil },
-      onAccepted: (n) => {
-        accepted += n;
-        if (killedAt !== undefined || accepted < KILL_AT) return;
-        const lastCommit = lastCommitAt(victim.log());
-        if (lastCommit === undefined || Date.now() - lastCommit < VICTIM_LINGER_MS / 2) return;
-        killedAt = accepted;
-        // The replacement starts once the victim is really gone, while the stream still runs.
-        replacement = victim.kill().then(() => c.startWorker());
-        replacement.then(markReplaced, () => undefined);
-      },
-    });
-    expect(killedAt, 'the worker was killed mid-stream').to.be.a('number');
+      onAccepted: count,
+    }).finally(() => (streaming = false));
+    await watching;
+    expect(killed, 'the first worker was killed mid-stream').to.not.equal(undefined);
     const exit = await victim.exited;
     expect(exit.signal).to.equal('SIGKILL');
     expect(() => process.kill(victim.child.pid!, 0), 'the killed worker is gone').to.throw();
     if (h.mode === 'netns') expect(h.host('w1').pids(), 'nothing is left on the killed host').to.deep.equal([]);
+    const held = killed!.held;
     const third = await replacement!;
     if (h.mode === 'netns') expect(h.host('w3').pids()).to.include(third.child.pid);
 
@@ -297,7 +334,7 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
     const drainedAt = Date.now();
     const beats = await waitFor(
       async () => {
-        const all = await heartbeatsOf(redis!.url, c.queueName);
+        const all = await heartbeatsOf(w, c.queueName);
         const fresh = [survivor, third].map((p) => all.find((w) => w.pid === p.child.pid));
         return fresh.every((w) => w !== undefined && w.at > drainedAt) && (fresh as WorkerState[]);
       },
@@ -305,17 +342,18 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
     );
     const [w2, w3] = beats.map((w) => w.committed_events) as [number, number];
     expect(w3, 'the replacement worker committed events').to.be.greaterThan(0);
-    // The kill cost the victim jobs in hand, which other hosts took over once its locks expired.
-    const stalled = await stalledJobs(redis!.url, c.queueName);
-    const stalledEvents = stalled.reduce((n, id) => n + eventCountOfJobId(id), 0);
-    expect(stalled.length, 'jobs the killed worker held were taken over').to.be.greaterThan(0);
+    // Other hosts took over the jobs the victim died holding, once its locks expired.
+    const stalled = await stalledJobs(w, c.queueName);
+    expect(stalled, 'the jobs the killed worker held were taken over').to.include.members(held);
+    const heldEvents = held.reduce((n, id) => n + eventCountOfJobId(id), 0);
     // Each job is committed by one worker, and with no redelivery, counted by that one alone.
     const victimShare = s.redeliveries === 0 ? String(TOTAL - w2 - w3) : 'the rest';
     console.log(
-      `      ${TOTAL} events (${unique} unique, ${TOTAL - unique} copies) in ${sent.requests} requests (${sent.retries} retries), ` +
-        `worker on w1 SIGKILLed at ${killedAt} accepted, replacement on w3: ${seconds.toFixed(1)} s end to end; ` +
+      `      ${TOTAL} events (${unique} unique, ${TOTAL - unique} copies) in ${sent.requests + 1} requests (${sent.retries} retries), ` +
+        `worker on w1 SIGKILLed at ${killed!.accepted} accepted (look ${killed!.looks}) holding ${held.length} jobs (${heldEvents} events), ` +
+        `replacement on w3: ${seconds.toFixed(1)} s end to end; ` +
         `received ${s.received} = ${s.unique_processed} unique + ${s.duplicate_dropped} dropped, ${stored.length} stored, ` +
-        `redeliveries ${String(s.redeliveries)}, ${stalled.length} stalled jobs (${stalledEvents} events) taken over; committed: w2 ${w2}, w3 ${w3}, w1 (killed) ${victimShare}`,
+        `redeliveries ${String(s.redeliveries)}, ${stalled.length} stalled jobs taken over; committed: w2 ${w2}, w3 ${w3}, w1 (killed) ${victimShare}`,
     );
   });
 });
