@@ -185,6 +185,14 @@ function nextRequest(publisher: number): Req {
 let baseUrl = '';
 const bump = (o: Record<string, number>, k: string) => (o[k] = (o[k] ?? 0) + 1);
 
+function errorCode(text: string): string | undefined {
+  try {
+    return (JSON.parse(text) as { error?: string }).error;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Sends one request until it is accepted, as a producer that must not lose events would. */
 async function deliver(req: Req, giveUpAt: () => number): Promise<void> {
   counts.requests++;
@@ -204,7 +212,10 @@ async function deliver(req: Req, giveUpAt: () => number): Promise<void> {
       status = res.status;
       retryAfter = Number(res.headers.get('retry-after') ?? 0);
       const text = await res.text();
-      bump(counts.answers, String(status));
+      // A 503 says whether anything may have been queued: `unavailable` (nothing was) or
+      // `outcome_unknown` (the add may land late).
+      const code = status === 503 ? errorCode(text) : undefined;
+      bump(counts.answers, code === undefined ? String(status) : `${status} ${code}`);
       if (status === 202) {
         const body = JSON.parse(text) as { accepted?: number };
         if (body.accepted !== req.events.length) anomalies.push(`202 with accepted=${body.accepted} for ${req.events.length} events`);
@@ -217,7 +228,7 @@ async function deliver(req: Req, giveUpAt: () => number): Promise<void> {
         anomalies.push(`${req.kind} request answered ${status}: ${text.slice(0, 200)}`);
         return;
       }
-      counts.events_maybe_queued += req.events.length; // a timed-out add may still land
+      if (code !== 'unavailable') counts.events_maybe_queued += req.events.length; // a timed-out add may still land
     } catch (err) {
       if ((err as Error).name === 'TimeoutError') counts.timeouts++;
       else counts.network_errors++;
