@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { useCluster } from '../support/suite.js';
 import { allEvents, drained, publish, stats } from '../../tools/harness/http.js';
-import { openStream, type StreamClient } from '../../tools/harness/sse.js';
+import { follow, openStream, type Follower, type StreamClient } from '../../tools/harness/sse.js';
 import { waitFor } from '../../tools/harness/wait.js';
 import { event } from '../support/http.js';
 
@@ -28,9 +28,11 @@ describe('GET /events/stream: delivery', function () {
   const base = () => shared.cluster.baseUrl;
   let received = 0;
   const clients: StreamClient[] = [];
+  const followers: Follower[] = [];
 
   afterEach(() => {
     for (const c of clients.splice(0)) c.close();
+    for (const f of followers.splice(0)) f.stop();
   });
 
   async function subscribe(url: string, path: string, headers?: Record<string, string>): Promise<StreamClient> {
@@ -58,7 +60,7 @@ describe('GET /events/stream: delivery', function () {
     await Promise.all(Array.from({ length: opts.lanes ?? 4 }, lane));
   }
 
-  async function receivesExactly(c: StreamClient, expected: any[], what: string): Promise<void> {
+  async function receivesExactly(c: { events: any[]; ids: (string | undefined)[] }, expected: any[], what: string): Promise<void> {
     await waitFor(() => c.events.length >= expected.length, {
       timeoutMs: 60_000,
       what: `${what}: ${expected.length} events (has ${c.events.length})`,
@@ -116,6 +118,13 @@ describe('GET /events/stream: delivery', function () {
     const run = randomUUID().slice(0, 8);
     const topics = [`seam-a-${run}`, `seam-b-${run}`];
     const pad = 'p'.repeat(1000);
+    // Two processes: this one keeps the default limits, so a subscriber catches up from the
+    // fan-out's recent pages as soon as its cursor is within them; the other keeps only
+    // 128 KiB of them (twice its 64 KiB limit), so its subscribers cross the seam from the
+    // store. A limit that small also cuts slow readers, which then resume by Last-Event-ID:
+    // a third seam.
+    const small = await shared.cluster.startExtraApi({ STREAM_MAX_BUFFER_BYTES: String(64 * 1024) });
+    const urls = [base(), small.baseUrl];
     let publishing = true;
     // Two producers at a few MB/s: fast enough that new events keep arriving while a
     // subscriber crosses from its backlog to the live fan-out, slow enough that a slow
@@ -123,46 +132,54 @@ describe('GET /events/stream: delivery', function () {
     const produce = async (n: number) => {
       while (publishing) {
         await send(withCopies(n, n / 10, topics, pad), { batch: n + n / 10, lanes: 1 });
-        await new Promise((r) => setTimeout(r, 40));
+        await new Promise((r) => setTimeout(r, 80));
       }
     };
     const producers = [produce(100), produce(60)];
-    // Someone is live from the start, so the fan-out reads on every notice.
-    const watcher = await subscribe(base(), `/events/stream?topic=${topics[0]}`);
-    const watcherStart = await startOf(watcher);
-    const subs: { c: StreamClient; after: number; topic: string | undefined }[] = [];
+    const subs: { f: Follower; after: number; topic: string | undefined; what: string; due: number }[] = [];
     try {
+      // Someone is live from the start on each process, so each fan-out reads on every notice.
+      for (const url of urls) {
+        const f = await follow(url, `/events/stream?topic=${topics[0]}`);
+        followers.push(f);
+        await waitFor(() => f.events.length > 0, { timeoutMs: 30_000, what: 'a first event live' });
+        subs.push({ f, after: f.events[0].seq - 1, topic: topics[0], what: `watcher on ${url}`, due: 0 });
+      }
       await waitFor(async () => (await allEvents(base(), topics[0])).length >= 1500, { timeoutMs: 60_000, what: 'a backlog' });
-      // Subscribers arrive one by one, each from a point in the past (pages of backlog to
-      // read), half of them slow readers: their catch-up waits on full socket buffers,
-      // and the fan-out moves on meanwhile.
+      // Subscribers arrive one by one, each from a point in the past. Half of them read
+      // slowly, from further back, on the process without recent pages: their backlog
+      // fills the socket, so the last pages wait for it to drain while the fan-out moves on.
       for (let i = 0; i < 12; i++) {
-        const stored = await allEvents(base(), topics[i % 2]);
-        const pick = stored[Math.floor(Math.random() * stored.length)]?.seq ?? 0;
-        const after = i % 4 === 3 ? Math.max(0, pick - 3000) : pick;
+        const slow = i % 2 === 1;
         const topic = i % 3 === 2 ? undefined : topics[i % 2];
+        const stored = await allEvents(base(), topic);
+        const pick = stored[Math.floor(Math.random() * stored.length)]?.seq ?? 0;
+        const after = slow ? Math.max(0, pick - 6000) : pick;
         const q = new URLSearchParams({ after: String(after), ...(topic === undefined ? {} : { topic }) });
-        const c = await openStream(base(), `/events/stream?${q.toString()}`, { readDelayMs: i % 2 === 1 ? 5 : undefined });
-        clients.push(c);
-        expect(c.status).to.equal(200);
-        subs.push({ c, after, topic });
+        const url = slow ? small.baseUrl : urls[(i / 2) % 2]!;
+        const f = await follow(url, `/events/stream?${q.toString()}`, { readDelayMs: slow ? 10 : undefined });
+        followers.push(f);
+        const due = stored.filter((e) => e.seq > after).length;
+        subs.push({ f, after, topic, what: `subscriber ${i} on ${url} (after ${after}, topic ${topic ?? 'any'}${slow ? ', slow' : ''})`, due });
         await new Promise((r) => setTimeout(r, 100 + Math.random() * 300));
       }
-      await new Promise((r) => setTimeout(r, 1500));
+      // Publishing goes on until every subscriber has read its backlog, and a moment more.
+      await waitFor(() => subs.every((x) => x.f.events.length >= x.due), { timeoutMs: 90_000, what: 'every backlog read' });
+      await new Promise((r) => setTimeout(r, 1000));
     } finally {
       publishing = false;
       await Promise.all(producers);
     }
     await drained(base(), received, 60_000);
     const stored = await allEvents(base());
-    const expectedFor = (after: number, topic: string | undefined) =>
-      stored.filter((e) => e.seq > after && (topic === undefined || e.topic === topic));
-    await receivesExactly(watcher, expectedFor(watcherStart, topics[0]), 'the live watcher');
-    for (const [i, s] of subs.entries()) {
-      const expected = expectedFor(s.after, s.topic);
-      expect(expected.length, `subscriber ${i} has something to receive`).to.be.greaterThan(0);
-      await receivesExactly(s.c, expected, `subscriber ${i} (after ${s.after}, topic ${s.topic ?? 'any'})`);
+    for (const s of subs) {
+      const expected = stored.filter((e) => e.seq > s.after && (s.topic === undefined || e.topic === s.topic));
+      expect(expected.length, `${s.what} has something to receive`).to.be.greaterThan(0);
+      await receivesExactly(s.f, expected, s.what);
     }
+    const resumed = subs.reduce((n, s) => n + s.f.resumed(), 0);
+    console.log(`      ${subs.length} subscribers, ${resumed} resumptions after a cut, ${stored.length} events stored in all`);
+    expect((await shared.cluster.extraApis.at(-1)!.term()).code).to.equal(0);
   });
 
   it('serves a subscriber on each of two API processes while two workers commit', async () => {

@@ -98,7 +98,7 @@ export function openStream(
   path: string,
   opts: {
     headers?: Record<string, string>;
-    onEvent?: (e: any, at: number) => void;
+    onEvent?: (e: any, at: number, id: string | undefined) => void;
     /** A slow reader: after each chunk, stop reading for this long (the server's buffers fill). */
     readDelayMs?: number;
   } = {},
@@ -148,7 +148,7 @@ export function openStream(
           client.events.push(e);
           client.ids.push(m.id);
           client.receivedAt.push(at);
-          opts.onEvent?.(e, at);
+          opts.onEvent?.(e, at, m.id);
         },
         (text) => {
           client.comments.push(text);
@@ -166,4 +166,68 @@ export function openStream(
     });
     req.on('error', reject);
   });
+}
+
+export type Follower = {
+  events: any[];
+  ids: (string | undefined)[];
+  /** How many times the server ended the stream and it was resumed. */
+  resumed(): number;
+  stop(): void;
+};
+
+/**
+ * A subscriber that resumes with Last-Event-ID whenever the server ends its stream (it cuts
+ * readers too far behind), as an EventSource does; from the start the server named if no
+ * event came yet.
+ */
+export async function follow(
+  baseUrl: string,
+  path: string,
+  opts: { headers?: Record<string, string>; readDelayMs?: number } = {},
+): Promise<Follower> {
+  const events: any[] = [];
+  const ids: (string | undefined)[] = [];
+  let resumed = 0;
+  let stopped = false;
+  let current: StreamClient | undefined;
+  let start: string | undefined;
+  const connect = async (): Promise<void> => {
+    const last = ids.at(-1) ?? start;
+    const c = await openStream(baseUrl, path, {
+      headers: { ...opts.headers, ...(last === undefined ? {} : { 'last-event-id': last }) },
+      readDelayMs: opts.readDelayMs,
+      onEvent: (e, _at, id) => {
+        events.push(e);
+        ids.push(id);
+      },
+    });
+    if (c.status !== 200) throw new Error(`${path} answered ${c.status}: ${JSON.stringify(c.body)}`);
+    current = c;
+    void c.ended.then(() => {
+      start ??= /^after (\d+)$/.exec(c.comments[0] ?? '')?.[1];
+      if (stopped) return;
+      resumed++;
+      void reconnect();
+    });
+  };
+  const reconnect = async (): Promise<void> => {
+    while (!stopped) {
+      try {
+        return await connect();
+      } catch {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  };
+  await connect();
+  return {
+    events,
+    ids,
+    resumed: () => resumed,
+    stop: () => {
+      stopped = true;
+      current?.close();
+    },
+  };
 }

@@ -11,12 +11,15 @@
 // cursor only moves forward). The notice itself is only a hint that there is something
 // to read: what is sent always comes from the store, in seq order, and since the store
 // makes an event visible only after every smaller seq, reading past a cursor never skips.
+// A subscriber whose cursor is recent catches up from the messages the fan-out has just
+// sent (recent.ts) rather than from the store: resuming after a cut costs no read.
 import type { ServerResponse } from 'node:http';
 import type { Logger } from '../../../shared/log.js';
 import type { Store, StoredEvent } from '../../../shared/store/port.js';
 import { unavailable } from '../http/errors.js';
 import type { CommitFeed } from '../commits.js';
-import { createSubscriber, pieces, sseMessage, type Subscriber } from './sse.js';
+import { createRecent, encodePage, slice, type EncodedPage } from './recent.js';
+import { createSubscriber, type Subscriber } from './sse.js';
 
 export type FanoutOptions = {
   store: Store;
@@ -29,6 +32,10 @@ export type FanoutOptions = {
   pageSize?: number;
   /** A notice can be lost (Redis reconnecting): one lastSeq() per process this often catches up. */
   safetyReadMs?: number;
+  /** Messages kept for subscribers resuming near the head (default 2 x maxBufferBytes). */
+  recentBytes?: number;
+  /** Backlog reads from the store in flight at once (and per turn of the event loop). */
+  storeReaders?: number;
 };
 
 export type Fanout = {
@@ -45,6 +52,27 @@ export type Fanout = {
 
 const PIECE_BYTES = 64 * 1024;
 
+/**
+ * At most `n` at once, the rest queue; a slot is handed on only on the event loop's next
+ * turn, so that even a synchronous driver (better-sqlite3) lets requests in between.
+ */
+function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (fn) => {
+    if (running >= n) await new Promise<void>((resolve) => waiting.push(resolve));
+    running++;
+    try {
+      return await fn();
+    } finally {
+      setImmediate(() => {
+        running--;
+        waiting.shift()?.();
+      });
+    }
+  };
+}
+
 export function createFanout(o: FanoutOptions): Fanout {
   const { store, log } = o;
   const pageSize = o.pageSize ?? 500;
@@ -57,33 +85,33 @@ export function createFanout(o: FanoutOptions): Fanout {
   let again = false;
   let closing = false;
   let allClosed: (() => void) | undefined;
+  // Holds exactly the events (recent.from, liveSeq]: appended as they are dispatched.
+  const recent = createRecent(o.recentBytes ?? 2 * o.maxBufferBytes);
+  // Backlog reads take turns, so that a crowd resuming at once does not hold the event
+  // loop away from publishers; only the reads: a slow reader's wait holds no turn.
+  const storeRead = limiter(o.storeReaders ?? 4);
 
-  /** Hands a page read from `liveSeq` to every live subscriber behind it. */
-  function dispatch(page: readonly StoredEvent[]): void {
-    const first = page[0]!.seq;
-    const last = page[page.length - 1]!.seq;
-    const messages = page.map(sseMessage);
-    // One buffer per topic filter, shared by the subscribers of that filter (a socket
-    // keeps a reference to a buffer, not a copy).
+  /** Hands a page read from `liveSeq` to every live subscriber behind it; returns it encoded. */
+  function dispatch(events: readonly StoredEvent[]): EncodedPage {
+    const page = encodePage(events);
+    const first = page.seqs[0]!;
+    const last = page.seqs[page.seqs.length - 1]!;
+    // One chunk per topic filter, shared by the subscribers of that filter.
     const byFilter = new Map<string | undefined, Buffer | null>();
-    const textFor = (topic: string | undefined, after: number): string =>
-      page.reduce((text, e, i) => (e.seq > after && (topic === undefined || e.topic === topic) ? text + messages[i]! : text), '');
     for (const sub of live) {
       if (sub.closed || sub.cursor >= last) continue;
-      let chunk: Buffer | string | null;
+      let chunk: Buffer | null;
       if (sub.cursor < first) {
-        if (!byFilter.has(sub.topic)) {
-          const text = textFor(sub.topic, 0);
-          byFilter.set(sub.topic, text === '' ? null : Buffer.from(text));
-        }
+        if (!byFilter.has(sub.topic)) byFilter.set(sub.topic, slice(page, 0, sub.topic, Infinity).chunk);
         chunk = byFilter.get(sub.topic) ?? null;
       } else {
         // Joined with a cursor inside this page: only what lies beyond it.
-        chunk = textFor(sub.topic, sub.cursor) || null;
+        chunk = slice(page, sub.cursor, sub.topic, Infinity).chunk;
       }
       sub.cursor = last;
       if (chunk !== null) sub.send(chunk);
     }
+    return page;
   }
 
   /** Reads everything after `liveSeq` for the live set; one read at a time, notices meanwhile coalesced. */
@@ -99,7 +127,7 @@ export function createFanout(o: FanoutOptions): Fanout {
         while (live.size > 0 && !closing) {
           const page = await store.listEvents({ after: liveSeq, limit: pageSize });
           if (page.length > 0) {
-            dispatch(page);
+            recent.append(dispatch(page));
             liveSeq = page[page.length - 1]!.seq;
           }
           if (page.length < pageSize) break;
@@ -116,7 +144,7 @@ export function createFanout(o: FanoutOptions): Fanout {
   function join(sub: Subscriber): boolean {
     if (sub.closed || closing) return true;
     // Nobody is live and nothing is being read: the fan-out may start from this cursor.
-    if (live.size === 0 && !reading) liveSeq = sub.cursor;
+    if (live.size === 0 && !reading) recent.reset((liveSeq = sub.cursor));
     if (sub.cursor < liveSeq) return false;
     sub.live = true;
     live.add(sub);
@@ -125,20 +153,42 @@ export function createFanout(o: FanoutOptions): Fanout {
     return true;
   }
 
+  /** From memory while the fan-out runs and the cursor is recent enough; true once live. */
+  async function catchUpFromRecent(sub: Subscriber): Promise<boolean | undefined> {
+    // With nobody live the fan-out is not reading: what it holds may be far behind.
+    for (let r; live.size > 0 && (r = recent.take(sub.cursor, sub.topic, PIECE_BYTES)) !== undefined; ) {
+      sub.cursor = r.cursor;
+      if (r.chunk !== null && !(await sub.sendPaced(r.chunk))) return true;
+      if (sub.cursor >= liveSeq && join(sub)) return true;
+    }
+    return undefined;
+  }
+
+  /** Reads the store: pages until a short one, then an attempt to join (false: go on). */
+  async function catchUpFromStore(sub: Subscriber): Promise<boolean> {
+    // Read before each short page is confirmed: everything up to it was visible then.
+    const visible = await store.lastSeq();
+    for (;;) {
+      if (sub.closed) return true;
+      const page = await storeRead(() => store.listEvents({ topic: sub.topic, after: sub.cursor, limit: pageSize }));
+      const encoded = encodePage(page);
+      for (let piece = slice(encoded, sub.cursor, undefined, PIECE_BYTES); piece.chunk !== null; piece = slice(encoded, sub.cursor, undefined, PIECE_BYTES)) {
+        sub.cursor = piece.through;
+        if (!(await sub.sendPaced(piece.chunk))) return true;
+      }
+      if (page.length < pageSize) break;
+      // The recent messages may reach back to here now.
+      if (live.size > 0 && sub.cursor >= recent.from) return false;
+    }
+    sub.cursor = Math.max(sub.cursor, visible);
+    return join(sub);
+  }
+
   async function catchUp(sub: Subscriber): Promise<void> {
     try {
-      // Read before each short page is confirmed: everything up to it was visible then.
-      let visible = await store.lastSeq();
-      for (;;) {
-        if (sub.closed) return;
-        const page = await store.listEvents({ topic: sub.topic, after: sub.cursor, limit: pageSize });
-        for (const text of pieces(sub, page, PIECE_BYTES)) {
-          if (!(await sub.sendPaced(text))) return;
-        }
-        if (page.length === pageSize) continue;
-        sub.cursor = Math.max(sub.cursor, visible);
-        if (join(sub)) return;
-        visible = await store.lastSeq();
+      while (!sub.closed) {
+        if (await catchUpFromRecent(sub)) return;
+        if (await catchUpFromStore(sub)) return;
       }
     } catch (err) {
       log.warn({ err, subscriber: sub.id }, 'stream: reading the backlog failed; the subscriber is disconnected and may resume');

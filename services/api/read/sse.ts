@@ -28,7 +28,7 @@ export type Subscriber = {
   /** Writes unless the peer is already too far behind, in which case it is cut loose. */
   send(chunk: string | Buffer): boolean;
   /** Writes, then waits until the socket drains (or closes); false once closed. */
-  sendPaced(chunk: string): Promise<boolean>;
+  sendPaced(chunk: string | Buffer): Promise<boolean>;
   /** Called on each keepalive tick: a comment if idle, and cut loose if stalled. */
   tick(now: number): void;
   /** Ends the response cleanly; destroys it if the peer will not take the rest. */
@@ -135,19 +135,4 @@ export function createSubscriber(res: ServerResponse, o: SubscriberOptions): Sub
     destroy,
   };
   return sub;
-}
-
-/** SSE text for `events`, in pieces of about `pieceBytes`, advancing the cursor as it goes. */
-export function* pieces(sub: Subscriber, events: readonly StoredEvent[], pieceBytes: number): Generator<string> {
-  let text = '';
-  for (const e of events) {
-    if (e.seq <= sub.cursor) continue;
-    text += sseMessage(e);
-    sub.cursor = e.seq;
-    if (text.length >= pieceBytes) {
-      yield text;
-      text = '';
-    }
-  }
-  if (text !== '') yield text;
 }
