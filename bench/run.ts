@@ -17,7 +17,7 @@ import { prefilledDatabase, prefilledDir } from './prefill.js';
 import { runStoreStage } from './stages/writers.js';
 import type { IdOrder } from './workload.js';
 import type { LoadProgress, LoadResult, LoadSpec } from './load.js';
-import { streamSection, type SubscribersExpect, type SubscribersResult, type SubscribersSpec } from './subscribers.js';
+import { commitTimes, streamSection, type CommitTimes, type SubscribersExpect, type SubscribersResult, type SubscribersSpec } from './subscribers.js';
 
 
 const RESULTS = path.join(ROOT, 'bench-results');
@@ -86,6 +86,7 @@ type RunResult = {
   subscribers?: number;
   oneTopicEach?: boolean;
   stream?: SubscribersResult;
+  commits?: CommitTimes;
   load: LoadResult;
   endToEndSeconds: number;
   endToEndEventsPerSecond: number;
@@ -338,6 +339,8 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
       perTopic: Object.fromEntries(Object.entries(perTopic(final)).map(([t, n]) => [t, n - (perTopic(base)[t] ?? 0)])),
     });
     if (stream) cpu.subscribers = +stream.cpuSeconds.toFixed(1);
+    // Once the workers' last heartbeat (every 3 s) has their last commits.
+    const commits = opts.subscribers === undefined ? undefined : await new Promise((r) => setTimeout(r, 3500)).then(() => commitTimes(cluster.baseUrl));
     const peak: Record<string, number> = { api: peakRssMb(cluster.api.child.pid), redis: peakRssMb(redis.pid()) };
     cluster.workers.forEach((w, i) => (peak[`worker-${i + 1}`] = peakRssMb(w.child.pid)));
     const lagAt = (frac: number) => {
@@ -356,6 +359,7 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
       subscribers: opts.subscribers,
       oneTopicEach: opts.oneTopicEach,
       stream,
+      commits,
       load,
       endToEndSeconds,
       endToEndEventsPerSecond: s.events / endToEndSeconds,
@@ -442,6 +446,7 @@ function markdown(results: RunResult[], meta: Record<string, string>): string {
           endToEnd: r.endToEndEventsPerSecond,
           publish: r.publishEventsPerSecond,
           stream: r.stream,
+          commits: r.commits,
         })),
       ),
     );
