@@ -1,6 +1,6 @@
 // GET /: the dashboard. Its markup, style and script are files in this folder (index.html,
-// dashboard.css, and dashboard.ts, compiled by this folder's own tsconfig.json); npm run
-// build puts all three next to this module's page.js in dist/. They are read once, when
+// dashboard.css, and the scripts named in SCRIPTS, compiled by this folder's own
+// tsconfig.json); npm run build puts them next to this module's page.js in dist/. They are read once, when
 // the app is built, and the style and script go inline. That way there are no asset routes,
 // and the Content-Security-Policy can allow those two texts by hash and nothing else.
 import fs from 'node:fs';
@@ -13,6 +13,9 @@ export type Page = { html: string; csp: string };
 // are what gets replaced.
 const STYLE_TAG = '<link rel="stylesheet" href="dashboard.css">';
 const SCRIPT_TAG = '<script type="module" src="dashboard.js"></script>';
+
+/** The compiled scripts, in the order tsconfig.json's "files" gives: one scope, one module. */
+const SCRIPTS = ['types.js', 'dom.js', 'render.js', 'dashboard.js'];
 
 /**
  * The folder with the built files: this module's own in dist/. Run from the sources (tsx,
@@ -40,7 +43,7 @@ export function loadDashboard(): Page {
   const dir = builtDir();
   const read = (name: string) => fs.readFileSync(path.join(dir, name), 'utf8');
   const style = read('dashboard.css');
-  const script = read('dashboard.js');
+  const script = SCRIPTS.map(read).join('\n');
   // Inline, a closing tag inside the text would end the element early.
   if (/<\/style/i.test(style)) throw new Error('dashboard.css must not contain </style');
   if (/<\/script/i.test(script)) throw new Error('dashboard.js must not contain </script');
