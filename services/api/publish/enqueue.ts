@@ -89,7 +89,7 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
       return id;
     } catch (err) {
       opts.log.warn({ err, events: events.length }, 'enqueue failed');
-      if (neverSent(err)) throw unavailable('the queue is unavailable; nothing was queued; retry later', 1);
+      if (neverSent(err)) throw unavailable('the queue is unavailable; retry later', 1);
       throw unavailable(
         'Redis did not confirm the add in time: the events may or may not be queued; retrying is safe (copies are dropped)',
         1,
