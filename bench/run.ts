@@ -588,7 +588,8 @@ async function main(): Promise<void> {
   };
   const meta = {
     date: new Date().toISOString().replace('T', ' ').slice(0, 16) + ' UTC',
-    commit: sh('git rev-parse --short HEAD') + (sh('git status --porcelain --untracked-files=no') ? ' (with uncommitted changes)' : ''),
+    // BENCHMARKS.md itself is left out: an earlier run's table is no change to what is measured.
+    commit: sh('git rev-parse --short HEAD') + (sh("git status --porcelain --untracked-files=no -- . ':!BENCHMARKS.md'") ? ' (with uncommitted changes)' : ''),
     cpu: os.cpus()[0]?.model ?? 'unknown cpu',
     cores: String(os.cpus().length),
     memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,

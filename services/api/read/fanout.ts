@@ -51,6 +51,7 @@ export type Fanout = {
 };
 
 const PIECE_BYTES = 64 * 1024;
+const YIELD_AFTER_MS = 50;
 
 /**
  * At most `n` at once, the rest queue; a slot is handed on only on the event loop's next
@@ -121,6 +122,7 @@ export function createFanout(o: FanoutOptions): Fanout {
       return;
     }
     reading = true;
+    let since = performance.now();
     try {
       do {
         again = false;
@@ -131,6 +133,13 @@ export function createFanout(o: FanoutOptions): Fanout {
             liveSeq = page[page.length - 1]!.seq;
           }
           if (page.length < pageSize) break;
+          // A big commit is many pages. Sockets flush only when the event loop turns: once
+          // one holds a good part of its limit, let them (else a reader that keeps up would
+          // look slow); and let publishers in every few tens of milliseconds.
+          if (performance.now() - since > YIELD_AFTER_MS || [...live].some((sub) => sub.buffered() > o.maxBufferBytes / 4)) {
+            await new Promise((r) => setImmediate(r));
+            since = performance.now();
+          }
         }
       } while (again && live.size > 0 && !closing);
     } catch (err) {
