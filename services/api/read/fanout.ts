@@ -242,6 +242,8 @@ export function createFanout(o: FanoutOptions): Fanout {
         reserved--;
       }
       if (closing) throw unavailable('the API is stopping: reconnect (to another API process)', 1);
+      // Gone while the start was read: its 'close' has passed, nobody would drop it later.
+      if (res.destroyed || res.socket === null || res.socket.destroyed) return;
       res.writeHead(200, {
         'Content-Type': 'text/event-stream; charset=utf-8',
         'Cache-Control': 'no-cache',
