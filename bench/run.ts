@@ -285,6 +285,8 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
     subscribers = opts.subscribers
       ? await startSubscribers({
           url: cluster.baseUrl,
+          redisUrl: redis.url,
+          queueName: cluster.queueName,
           count: opts.subscribers,
           topics: opts.oneTopicEach ? Array.from({ length: s.topics }, (_, i) => `topic-${i}`) : undefined,
         })

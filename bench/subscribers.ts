@@ -1,14 +1,17 @@
 // The benchmark's live subscribers: N clients of GET /events/stream in a process of their
 // own (so their CPU is not the API's), each checking that it gets every event once and in
-// seq order, and all measuring delivery latency: receipt time minus the event's
-// processed_at (set by the worker as its commit begins; the same machine's clock). A
-// stream the server cuts (a reader too far behind) is resumed with Last-Event-ID and
+// seq order, and all measuring delivery latency: from the end of the worker's commit that
+// stored an event to its receipt here. The commit's end comes from the workers' own commit
+// notices (`committed_at`, the same machine's clock), read here from Redis as the API reads
+// them. A stream the server cuts (a reader too far behind) is resumed with Last-Event-ID and
 // counted. Messages are scanned as bytes, not parsed as JSON: a hundred subscribers in one
 // process must cost less than the service they measure.
 import http from 'node:http';
+import { Redis } from 'ioredis';
+import { commitsChannel, parseNotice } from '../shared/notices.js';
 
 /** `topics`: subscriber i follows topics[i % length]; none: every subscriber follows every event. */
-export type SubscribersSpec = { url: string; count: number; topics?: string[] };
+export type SubscribersSpec = { url: string; redisUrl: string; queueName: string; count: number; topics?: string[] };
 /** Parent to child, once the queue is drained: how many events a subscriber of every topic, and of each topic, must get. */
 export type SubscribersExpect = { type: 'expect'; events: number; perTopic: Record<string, number> };
 export type SubscribersResult = {
@@ -24,7 +27,10 @@ export type SubscribersResult = {
   exact: boolean;
   /** Times a stream was cut by the server (a reader too far behind) and resumed with Last-Event-ID. */
   reconnects: number;
+  /** From the end of the commit that stored an event to its receipt. */
   latencyMs: { p50: number; p90: number; p99: number; max: number };
+  /** Deliveries whose commit notice never arrived (not in the latency figures). */
+  unmeasured: number;
   cpuSeconds: number;
 };
 
@@ -34,6 +40,58 @@ const MAX_MS = 600_000;
 const END = Buffer.from('\n\n');
 const ID = Buffer.from('id: ');
 const AFTER = Buffer.from(': after');
+
+/**
+ * When each commit ended, by the highest seq it made visible. The commit that stored seq s
+ * is the first one whose seq reaches s: commits hand out seqs in order. A delivery can
+ * arrive before its notice reaches this process (the API may hear first): it waits here.
+ */
+function commitClock() {
+  const seqs: number[] = [];
+  const times: number[] = [];
+  let waiting: { seq: number; at: number }[] = [];
+  let hit = { above: 0, upTo: 0, time: 0 };
+  const firstAtLeast = (s: number) => {
+    let lo = 0;
+    let hi = seqs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (seqs[mid]! >= s) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  return {
+    commit(seq: number, at: number, record: (ms: number) => void) {
+      const i = firstAtLeast(seq);
+      if (seqs[i] === seq) return;
+      seqs.splice(i, 0, seq);
+      times.splice(i, 0, at);
+      if (seq < hit.upTo) hit = { above: 0, upTo: 0, time: 0 };
+      if (waiting.length === 0) return;
+      const still: typeof waiting = [];
+      for (const w of waiting) {
+        const j = firstAtLeast(w.seq);
+        if (j < seqs.length) record(w.at - times[j]!);
+        else still.push(w);
+      }
+      waiting = still;
+    },
+    /** The latency of seq received at `at`, or undefined until its commit is known. */
+    latency(seq: number, at: number): number | undefined {
+      // Most deliveries fall in the same commit as the one before.
+      if (seq > hit.above && seq <= hit.upTo) return at - hit.time;
+      const i = firstAtLeast(seq);
+      if (i < seqs.length) {
+        hit = { above: i > 0 ? seqs[i - 1]! : 0, upTo: seqs[i]!, time: times[i]! };
+        return at - times[i]!;
+      }
+      waiting.push({ seq, at });
+      return undefined;
+    },
+    unresolved: () => waiting.length,
+  };
+}
 
 function percentile(hist: Uint32Array, total: number, p: number): number {
   const want = Math.ceil((p / 100) * total);
@@ -56,33 +114,54 @@ export async function runSubscribers(
   let finished = false;
   const subs: Sub[] = [];
   const requests = new Set<http.ClientRequest>();
-  // Events of one commit share their processed_at: parsed once, not once per event.
-  const lastStamp = Buffer.alloc(24);
-  let lastStampMs = 0;
+  const record = (ms: number) => {
+    hist[Math.max(0, Math.min(MAX_MS, Math.round(ms)))]!++;
+    samples++;
+  };
+  const clock = commitClock();
+  const notices = new Redis(spec.redisUrl, { maxRetriesPerRequest: null });
+  notices.on('message', (_channel: string, message: string) => {
+    const n = parseNotice(message);
+    if (n?.committed_at !== undefined && n.seq > 0) clock.commit(n.seq, n.committed_at, record);
+  });
+  await notices.subscribe(commitsChannel(spec.queueName));
 
-  /** Messages end with a blank line; a message is `id: <seq>\ndata: <json ending in "processed_at":"<24 chars>"}>`. */
+  /** Messages end with a blank line; a message is `id: <seq>\ndata: <the event as JSON>`. */
+  function message(sub: Sub, buf: Buffer, pos: number, now: number, started: () => void): void {
+    if (buf.compare(ID, 0, ID.length, pos, pos + ID.length) === 0) {
+      let seq = 0;
+      for (let i = pos + ID.length; buf[i]! >= 48 && buf[i]! <= 57; i++) seq = seq * 10 + buf[i]! - 48;
+      if (!(seq > sub.last)) sub.ordered = false;
+      sub.last = seq;
+      sub.count++;
+      const ms = clock.latency(seq, now);
+      if (ms !== undefined) record(ms);
+    } else if (buf.compare(AFTER, 0, AFTER.length, pos, pos + AFTER.length) === 0) {
+      started();
+    }
+  }
+
   function take(sub: Sub, chunk: Buffer, now: number, started: () => void): void {
-    const buf = sub.rest === undefined ? chunk : Buffer.concat([sub.rest, chunk]);
     let pos = 0;
-    for (let end = buf.indexOf(END, pos); end >= 0; end = buf.indexOf(END, pos)) {
-      if (buf.compare(ID, 0, ID.length, pos, pos + ID.length) === 0) {
-        let seq = 0;
-        for (let i = pos + ID.length; buf[i]! >= 48 && buf[i]! <= 57; i++) seq = seq * 10 + buf[i]! - 48;
-        if (!(seq > sub.last)) sub.ordered = false;
-        sub.last = seq;
-        sub.count++;
-        if (buf.compare(lastStamp, 0, 24, end - 26, end - 2) !== 0) {
-          buf.copy(lastStamp, 0, end - 26, end - 2);
-          lastStampMs = Date.parse(lastStamp.toString('latin1'));
-        }
-        hist[Math.max(0, Math.min(MAX_MS, now - lastStampMs))]!++;
-        samples++;
-      } else if (buf.compare(AFTER, 0, AFTER.length, pos, pos + AFTER.length) === 0) {
-        started();
+    if (sub.rest !== undefined) {
+      // Only the message cut by the previous chunk is copied, not the whole chunk.
+      const rest = sub.rest;
+      // The blank line that ends it may itself be cut in two.
+      const cutEnd = rest[rest.length - 1] === 10 && chunk[0] === 10;
+      const end = cutEnd ? -1 : chunk.indexOf(END);
+      if (!cutEnd && end === -1) {
+        sub.rest = Buffer.concat([rest, chunk]);
+        return;
       }
       pos = end + END.length;
+      message(sub, Buffer.concat([rest, chunk.subarray(0, pos)]), 0, now, started);
+      sub.rest = undefined;
     }
-    sub.rest = pos < buf.length ? Buffer.from(buf.subarray(pos)) : undefined;
+    for (let end = chunk.indexOf(END, pos); end >= 0; end = chunk.indexOf(END, pos)) {
+      message(sub, chunk, pos, now, started);
+      pos = end + END.length;
+    }
+    if (pos < chunk.length) sub.rest = Buffer.from(chunk.subarray(pos));
   }
 
   /** Opens (or reopens, after the last event received, as an EventSource would) one stream. */
@@ -127,6 +206,9 @@ export async function runSubscribers(
   while (Date.now() < deadline && subs.some((s) => s.count < s.want)) await new Promise((r) => setTimeout(r, 100));
   finished = true;
   for (const req of requests) req.destroy();
+  // The last commits' notices may still be on their way.
+  for (let i = 0; i < 20 && clock.unresolved() > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  notices.disconnect();
   const counts = subs.map((s) => s.count);
   const used = process.cpuUsage(cpuAtStart);
   let max = 0;
@@ -145,6 +227,7 @@ export async function runSubscribers(
     exact: subs.every((s) => s.ordered && s.count === s.want),
     reconnects: subs.reduce((n, s) => n + s.reconnects, 0),
     latencyMs: { p50: percentile(hist, samples, 50), p90: percentile(hist, samples, 90), p99: percentile(hist, samples, 99), max },
+    unmeasured: clock.unresolved(),
     cpuSeconds: (used.user + used.system) / 1e6,
   };
 }
@@ -178,7 +261,7 @@ export function streamSection(
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
   const lines = [
     '',
-    'Live stream (GET /events/stream): the same scenario with N subscribers, run in one client process of their own. Delivery latency is receipt time minus the event\'s `processed_at`, which the worker sets as its group commit begins, so it includes that commit (its duration is shown beside: mean, and the bucket bound under which 99% fall); one clock, same machine.',
+    'Live stream (GET /events/stream): the same scenario with N subscribers, run in one client process of their own. Delivery latency runs from the end of the worker\'s commit that stored an event (the `committed_at` of its commit notice) to the event\'s receipt by a subscriber; one clock, same machine. The group commits\' own duration is shown beside (mean, and the bucket bound under which 99% fall).',
     '',
     '| scenario | subscribers | following | end to end events/s | publish events/s | publish vs mean of runs with none | group commit mean / p99 ms (events) | delivery p50 / p90 / p99 / max ms | every subscriber got every event once, in order | streams cut and resumed | subscriber process CPU s |',
     '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |',
@@ -190,7 +273,7 @@ export function streamSection(
     const ratio = bases.length > 0 ? `${((100 * r.publish) / base).toFixed(0)}%` : '–';
     const s = r.stream;
     lines.push(
-      `| ${r.name} | ${r.subscribers} | ${r.follows} | ${fmt(r.endToEnd)} | ${fmt(r.publish)} | ${r.subscribers === 0 ? '(baseline)' : ratio} | ${r.commits ? `${r.commits.meanMs.toFixed(0)} / ≤ ${r.commits.p99UpToMs} (${fmt(r.commits.meanEvents)})` : '–'} | ${s ? `${s.latencyMs.p50} / ${s.latencyMs.p90} / **${s.latencyMs.p99}** / ${s.latencyMs.max}` : '–'} | ${s ? (s.exact ? `yes (${fmt(s.expected)} in all)` : `**no** (${fmt(s.delivered.min)} to ${fmt(s.delivered.max)} per subscriber; ${fmt(s.expected)} due in all)`) : '–'} | ${s ? s.reconnects : '–'} | ${s ? s.cpuSeconds.toFixed(1) : '–'} |`,
+      `| ${r.name} | ${r.subscribers} | ${r.follows} | ${fmt(r.endToEnd)} | ${fmt(r.publish)} | ${r.subscribers === 0 ? '(baseline)' : ratio} | ${r.commits ? `${r.commits.meanMs.toFixed(0)} / ≤ ${r.commits.p99UpToMs} (${fmt(r.commits.meanEvents)})` : '–'} | ${s ? `${s.latencyMs.p50} / ${s.latencyMs.p90} / **${s.latencyMs.p99}** / ${s.latencyMs.max}${s.unmeasured > 0 ? ` (${fmt(s.unmeasured)} without a notice)` : ''}` : '–'} | ${s ? (s.exact ? `yes (${fmt(s.expected)} in all)` : `**no** (${fmt(s.delivered.min)} to ${fmt(s.delivered.max)} per subscriber; ${fmt(s.expected)} due in all)`) : '–'} | ${s ? s.reconnects : '–'} | ${s ? s.cpuSeconds.toFixed(1) : '–'} |`,
     );
   }
   lines.push('', 'Targets: delivery p99 < 250 ms with 100 subscribers; publishing throughput with subscribers >= 90% of the same run without.');

@@ -16,6 +16,8 @@ export type CommitNotice = {
   seq: number;
   /** Results of the committed jobs whose producer waits for them. */
   jobs: JobResults[];
+  /** When the commit ended (ms since the epoch, the worker's clock): delivery latency is measured from here. */
+  committed_at?: number;
 };
 
 export function commitsChannel(queueName: string): string {
@@ -31,7 +33,7 @@ export function parseNotice(message: string): CommitNotice | undefined {
   try {
     const n = JSON.parse(message) as Partial<CommitNotice>;
     if (typeof n.seq !== 'number' || !Array.isArray(n.jobs)) return undefined;
-    return { seq: n.seq, jobs: n.jobs };
+    return { seq: n.seq, jobs: n.jobs, ...(typeof n.committed_at === 'number' && { committed_at: n.committed_at }) };
   } catch {
     return undefined;
   }

@@ -68,6 +68,7 @@ const MAX_CONFLICTS_LOGGED = 20;
 
 /** One notice per group commit: live streams read from its seq, waiting producers get their results. */
 function notify(jobs: readonly Submitted[], outcomes: readonly JobOutcome[]): void {
+  const committedAt = Date.now();
   let seq = 0;
   const replies: JobResults[] = [];
   let conflictsLogged = 0;
@@ -87,7 +88,7 @@ function notify(jobs: readonly Submitted[], outcomes: readonly JobOutcome[]): vo
     log.warn({ conflicts: conflictsLogged, logged: MAX_CONFLICTS_LOGGED }, 'more conflicting copies dropped in this commit than logged one by one');
   }
   if (seq === 0 && replies.length === 0) return;
-  publishNotice(connection, config.queueName, { seq, jobs: replies }).catch((err: unknown) =>
+  publishNotice(connection, config.queueName, { seq, jobs: replies, committed_at: committedAt }).catch((err: unknown) =>
     log.debug({ err }, 'commit notice not published'),
   );
 }

@@ -9,6 +9,9 @@ import { allEvents, drained, publish, stats } from '../../tools/harness/http.js'
 import { follow, openStream, type Follower, type StreamClient } from '../../tools/harness/sse.js';
 import { waitFor } from '../../tools/harness/wait.js';
 import { event } from '../support/http.js';
+import { openSqliteStore } from '../../shared/store/sqlite/store.js';
+import { newJobId } from '../../shared/queue.js';
+import type { Event } from '../../shared/schema.js';
 
 type Ev = Record<string, unknown>;
 
@@ -180,6 +183,24 @@ describe('GET /events/stream: delivery', function () {
     const resumed = subs.reduce((n, s) => n + s.f.resumed(), 0);
     console.log(`      ${subs.length} subscribers, ${resumed} resumptions after a cut, ${stored.length} events stored in all`);
     expect((await shared.cluster.extraApis.at(-1)!.term()).code).to.equal(0);
+  });
+
+  it('delivers a commit whose notice never came (lost while Redis was away) from its slow timer', async () => {
+    const topic = `lost-${randomUUID().slice(0, 8)}`;
+    const c = await subscribe(base(), `/events/stream?topic=${topic}`);
+    await startOf(c);
+    // Committed through the store itself, as a worker would, but with no notice published.
+    const events = Array.from({ length: 50 }, (_, i) => event({ topic, payload: { i } }) as Event);
+    const store = openSqliteStore({ dataDir: shared.cluster.dataDir });
+    try {
+      await store.commitJobs([{ id: newJobId(events.length), events }]);
+    } finally {
+      await store.close();
+    }
+    received += events.length;
+    const stored = await allEvents(base(), topic);
+    expect(stored).to.have.length(50);
+    await receivesExactly(c, stored, 'the subscriber, without a notice');
   });
 
   it('serves a subscriber on each of two API processes while two workers commit', async () => {

@@ -15,7 +15,8 @@
 // sent (recent.ts) rather than from the store: resuming after a cut costs no read.
 import type { ServerResponse } from 'node:http';
 import type { Logger } from '../../../shared/log.js';
-import type { Store, StoredEvent } from '../../../shared/store/port.js';
+import type { EventJson } from '../../../shared/store/event-json.js';
+import type { Store } from '../../../shared/store/port.js';
 import { unavailable } from '../http/errors.js';
 import type { CommitFeed } from '../commits.js';
 import { createRecent, encodePage, slice, type EncodedPage } from './recent.js';
@@ -28,8 +29,13 @@ export type FanoutOptions = {
   keepaliveMs: number;
   maxBufferBytes: number;
   maxSubscribers: number;
-  /** Events per store read (default 500). */
+  /** Events per store read of a subscriber's backlog (default 500). */
   pageSize?: number;
+  /**
+   * Events per store read of the live fan-out (default 8 x pageSize): one read usually
+   * covers a whole commit, and every subscriber gets one write per read, not one per 500.
+   */
+  livePageSize?: number;
   /** A notice can be lost (Redis reconnecting): one lastSeq() per process this often catches up. */
   safetyReadMs?: number;
   /** Messages kept for subscribers resuming near the head (default 2 x maxBufferBytes). */
@@ -77,6 +83,7 @@ function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
 export function createFanout(o: FanoutOptions): Fanout {
   const { store, log } = o;
   const pageSize = o.pageSize ?? 500;
+  const livePageSize = o.livePageSize ?? 8 * pageSize;
   const subs = new Set<Subscriber>();
   const live = new Set<Subscriber>();
   let reserved = 0;
@@ -93,7 +100,7 @@ export function createFanout(o: FanoutOptions): Fanout {
   const storeRead = limiter(o.storeReaders ?? 4);
 
   /** Hands a page read from `liveSeq` to every live subscriber behind it; returns it encoded. */
-  function dispatch(events: readonly StoredEvent[]): EncodedPage {
+  function dispatch(events: readonly EventJson[]): EncodedPage {
     const page = encodePage(events);
     const first = page.seqs[0]!;
     const last = page.seqs[page.seqs.length - 1]!;
@@ -127,12 +134,12 @@ export function createFanout(o: FanoutOptions): Fanout {
       do {
         again = false;
         while (live.size > 0 && !closing) {
-          const page = await store.listEvents({ after: liveSeq, limit: pageSize });
+          const page = await store.listEventsJson({ after: liveSeq, limit: livePageSize });
           if (page.length > 0) {
             recent.append(dispatch(page));
             liveSeq = page[page.length - 1]!.seq;
           }
-          if (page.length < pageSize) break;
+          if (page.length < livePageSize) break;
           // A big commit is many pages. Sockets flush only when the event loop turns: once
           // one holds a good part of its limit, let them (else a reader that keeps up would
           // look slow); and let publishers in every few tens of milliseconds.
@@ -179,7 +186,7 @@ export function createFanout(o: FanoutOptions): Fanout {
     const visible = await store.lastSeq();
     for (;;) {
       if (sub.closed) return true;
-      const page = await storeRead(() => store.listEvents({ topic: sub.topic, after: sub.cursor, limit: pageSize }));
+      const page = await storeRead(() => store.listEventsJson({ topic: sub.topic, after: sub.cursor, limit: pageSize }));
       const encoded = encodePage(page);
       for (let piece = slice(encoded, sub.cursor, undefined, PIECE_BYTES); piece.chunk !== null; piece = slice(encoded, sub.cursor, undefined, PIECE_BYTES)) {
         sub.cursor = piece.through;

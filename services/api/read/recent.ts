@@ -6,7 +6,7 @@
 // serialization, however many resume at once. Buffers rather than strings: the pages live
 // long enough to reach V8's old generation, and strings there would pile up as garbage
 // between major collections, growing the heap with the traffic.
-import type { StoredEvent } from '../../../shared/store/port.js';
+import type { EventJson } from '../../../shared/store/event-json.js';
 import { sseMessage } from './sse.js';
 
 export type EncodedPage = {
@@ -17,7 +17,7 @@ export type EncodedPage = {
   buf: Buffer;
 };
 
-export function encodePage(events: readonly StoredEvent[]): EncodedPage {
+export function encodePage(events: readonly EventJson[]): EncodedPage {
   const messages = events.map(sseMessage);
   const offsets = [0];
   for (const m of messages) offsets.push(offsets[offsets.length - 1]! + Buffer.byteLength(m));

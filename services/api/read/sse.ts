@@ -3,12 +3,12 @@
 // the others): a subscriber whose unsent bytes pass the limit is cut loose, and resumes
 // with Last-Event-ID. Only the subscriber's own backlog catch-up waits for it to drain.
 import type { ServerResponse } from 'node:http';
-import type { StoredEvent } from '../../../shared/store/port.js';
+import type { EventJson } from '../../../shared/store/event-json.js';
 
 /** An event as one SSE message: `id:` its seq, `data:` the event as GET /events shows it. */
-export function sseMessage(e: StoredEvent): string {
-  // JSON.stringify escapes line breaks inside strings, so the data is always one line.
-  return `id: ${e.seq}\ndata: ${JSON.stringify(e)}\n\n`;
+export function sseMessage(e: EventJson): string {
+  // JSON text has its line breaks escaped inside strings, so the data is always one line.
+  return `id: ${e.seq}\ndata: ${e.json}\n\n`;
 }
 
 export const KEEPALIVE = Buffer.from(': keepalive\n\n');

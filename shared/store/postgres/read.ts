@@ -6,6 +6,7 @@
 // commit's seqs larger than those of every commit visible before it, so any snapshot holds
 // a prefix of the seqs (see the top of write.ts).
 import type { Pool } from 'pg';
+import { eventJson, type EventJson } from '../event-json.js';
 import type { EventHistory, StoreCounts, StoredEvent, TopicCounts } from '../port.js';
 
 type EventRow = {
@@ -32,21 +33,25 @@ function toEvent(r: EventRow): StoredEvent {
   };
 }
 
-export async function listEvents(
-  pool: Pool,
-  q: { topic?: string | undefined; after: number; limit: number },
-): Promise<StoredEvent[]> {
-  const { rows } =
-    q.topic === undefined
-      ? await pool.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`, [
-          q.after,
-          q.limit,
-        ])
-      : await pool.query<EventRow>(
-          `SELECT ${EVENT_COLUMNS} FROM events e WHERE e.topic = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3`,
-          [q.topic, q.after, q.limit],
-        );
-  return rows.map(toEvent);
+function listRows(pool: Pool, q: { topic?: string | undefined; after: number; limit: number }) {
+  return q.topic === undefined
+    ? pool.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`, [q.after, q.limit])
+    : pool.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events e WHERE e.topic = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3`, [
+        q.topic,
+        q.after,
+        q.limit,
+      ]);
+}
+
+export async function listEvents(pool: Pool, q: { topic?: string | undefined; after: number; limit: number }): Promise<StoredEvent[]> {
+  return (await listRows(pool, q)).rows.map(toEvent);
+}
+
+export async function listEventsJson(pool: Pool, q: { topic?: string | undefined; after: number; limit: number }): Promise<EventJson[]> {
+  return (await listRows(pool, q)).rows.map((r) => {
+    const seq = Number(r.seq);
+    return { seq, topic: r.topic, json: eventJson(seq, r.topic, r.event_id, r.ts, r.source.toString('utf8'), r.payload, r.processed_at.toISOString()) };
+  });
 }
 
 export async function lastSeq(pool: Pool): Promise<number> {

@@ -108,6 +108,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
     location,
     commitJobs: (jobs) => commitJobs(pool, jobs),
     listEvents: (q) => read.listEvents(pool, q),
+    listEventsJson: (q) => read.listEventsJson(pool, q),
     lastSeq: () => read.lastSeq(pool),
     getEvent: (topic, eventId) => read.getEvent(pool, topic, eventId),
     counts: (q) => read.counts(pool, q),

@@ -1,10 +1,12 @@
 // The SQLite store's read path: events by cursor, one identity explained, counts and topics.
 import type Database from 'better-sqlite3';
+import { eventJson, type EventJson } from '../event-json.js';
 import type { EventHistory, StoreCounts, StoredEvent, TopicCounts } from '../port.js';
 import type { Lookup, StoredRow } from './lookup.js';
 
 export type Reader = {
   listEvents(q: { topic?: string | undefined; after: number; limit: number }): StoredEvent[];
+  listEventsJson(q: { topic?: string | undefined; after: number; limit: number }): EventJson[];
   lastSeq(): number;
   getEvent(topic: string, eventId: string): EventHistory | undefined;
   counts(q: { jobIds: readonly string[]; topicsLimit: number }): StoreCounts;
@@ -30,6 +32,9 @@ export function createReader(db: Database.Database, lookup: Lookup): Reader {
   const columns = 'seq, topic, event_id, timestamp, source, payload, processed_at';
   const listAll = db.prepare(`SELECT ${columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`);
   const listTopic = db.prepare(`SELECT ${columns} FROM events WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`);
+  // Rows as arrays, not objects: the JSON path reads each column once.
+  const listAllRaw = db.prepare(`SELECT ${columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`).raw();
+  const listTopicRaw = db.prepare(`SELECT ${columns} FROM events WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`).raw();
   const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
   const copiesOf = db.prepare(
     'SELECT count(*) AS copies, coalesce(sum(conflict), 0) AS conflicts, max(seen_at) AS last FROM copies WHERE seq = ?',
@@ -49,6 +54,17 @@ export function createReader(db: Database.Database, lookup: Lookup): Reader {
     listEvents({ topic, after, limit }) {
       const rows = (topic === undefined ? listAll.all(after, limit) : listTopic.all(topic, after, limit)) as StoredRow[];
       return rows.map(toStoredEvent);
+    },
+    listEventsJson({ topic, after, limit }) {
+      type Raw = [number, string, string, string, string, string, number];
+      const rows = (topic === undefined ? listAllRaw.all(after, limit) : listTopicRaw.all(topic, after, limit)) as Raw[];
+      // The events of one commit share their processed_at: formatted once.
+      let stampMs = NaN;
+      let stamp = '';
+      return rows.map(([seq, t, eventId, timestamp, source, payload, processedAt]) => {
+        if (processedAt !== stampMs) stamp = iso((stampMs = processedAt));
+        return { seq, topic: t, json: eventJson(seq, t, eventId, timestamp, source, payload, stamp) };
+      });
     },
     lastSeq: () => maxSeq.get() as number,
     getEvent(topic, eventId) {

@@ -62,6 +62,7 @@ export function openSqliteStore(opts: SqliteOptions): SqliteStore {
     file,
     commitJobs: (jobs) => later(() => commit(jobs)),
     listEvents: (q) => later(() => read.listEvents(q)),
+    listEventsJson: (q) => later(() => read.listEventsJson(q)),
     lastSeq: () => later(() => read.lastSeq()),
     getEvent: (topic, eventId) => later(() => read.getEvent(topic, eventId)),
     counts: (q) => later(() => read.counts(q)),

@@ -164,6 +164,27 @@ export function storeBehaviour(h: StoreHarness): void {
     expect(await store.listEvents({ after: rest[6]!.seq, limit: 100 })).to.deep.equal([]);
   });
 
+  it('lists events as JSON text byte for byte what JSON.stringify makes of listEvents, with or without a topic', async () => {
+    const store = await open();
+    const payloads: Record<string, unknown>[] = [
+      {},
+      { text: 'é 😀 \u0001\n\t "quoted" \\ back </script>', empty: '' },
+      { numbers: [0, -0, 0.1, 1e21, 1.5e-7, -42, 9007199254740991], flags: [true, false, null] },
+      { b: 1, 2: 'two', 1: 'one', a: { z: [[], [{}]], y: 'deep' } },
+      JSON.parse('{"__proto__": {"x": 1}, "constructor": "c"}') as Record<string, unknown>,
+    ];
+    const events = payloads.map((p, i) => ({ ...ev(i % 2 === 0 ? 'even "q"' : 'odd/é', `id ${i} "\\"`, p), source: `src\t${i}` }));
+    await store.commitJobs([{ id: 'j1', events: events.slice(0, 3) }]);
+    await new Promise((r) => setTimeout(r, 5));
+    await store.commitJobs([{ id: 'j2', events: events.slice(3) }, { id: 'j3', events: [{ ...ev('t', 'x'), timestamp: '2025-10-24T01:00:00+02:00' }] }]);
+    for (const q of [{ after: 0, limit: 100 }, { after: 1, limit: 3 }, { topic: 'even "q"', after: 0, limit: 100 }, { topic: 'odd/é', after: 0, limit: 1 }]) {
+      const objects = await store.listEvents(q);
+      expect(objects.length).to.be.above(0);
+      expect(await store.listEventsJson(q)).to.deep.equal(objects.map((e) => ({ seq: e.seq, topic: e.topic, json: JSON.stringify(e) })));
+    }
+    expect(await store.listEventsJson({ topic: 'none', after: 0, limit: 10 })).to.deep.equal([]);
+  });
+
   it('counts received as unique plus dropped, with sorted topics and their counts', async () => {
     const store = await open();
     expect(await store.counts(noJobs)).to.deep.equal({
