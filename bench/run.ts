@@ -17,6 +17,11 @@ import { prefilledDatabase, prefilledDir } from './prefill.js';
 import { runStoreStage } from './stages/writers.js';
 import type { IdOrder } from './workload.js';
 import type { LoadProgress, LoadResult, LoadSpec } from './load.js';
+import { killMidStream, type RecoveryResult } from './recovery.js';
+import { DEFAULT_JOB_LOCK_MS } from '../shared/config.js';
+import { openSqliteStore } from '../shared/store/sqlite/store.js';
+import { openPostgresStore } from '../shared/store/postgres/store.js';
+import type { Cluster } from '../tools/harness/cluster.js';
 import { commitTimes, streamSection, type CommitTimes, type SubscribersExpect, type SubscribersResult, type SubscribersSpec } from './subscribers.js';
 
 
@@ -28,8 +33,10 @@ Runs the service as real processes and measures it. With no scenario options it 
 four target scenarios (batched-random, batched-ordered, single, growth) and the stage limits.
 
   --scenario NAME     one of: batched-random, batched-ordered, single, empty-batched, wait,
-                      writers, all (default: all: the first four, wait and writers)
+                      recovery, writers, all (default: all: the first four, wait,
+                      recovery and writers)
                       wait: one event per request with ?wait=5, latency until processed
+                      recovery: a worker SIGKILLed mid-stream; time until its jobs are committed
                       writers: the store stage alone with 1, 2 and 4 concurrent writers, on both stores
   --store sqlite|postgres          the store of the service under test (default sqlite;
                                    postgres: a database of its own on TEST_POSTGRES_URL's server)
@@ -66,6 +73,8 @@ type Scenario = {
   topics: number;
   ids: IdOrder;
   prefill: number;
+  /** Recovery: one worker is killed (SIGKILL) a third of the way through, and not restarted. */
+  killWorker?: boolean;
   target: string;
 };
 
@@ -74,6 +83,7 @@ const PRESETS: Record<string, Scenario> = {
   'batched-ordered': { name: 'batched-ordered', events: 1_000_000, batch: 1000, concurrency: 8, dupRatio: 0.3, workers: 2, topics: 8, ids: 'ordered', prefill: 10_000_000, target: '>= 120,000 events/s end to end' },
   single: { name: 'single', events: 200_000, batch: 1, concurrency: 64, dupRatio: 0.2, workers: 2, topics: 8, ids: 'random', prefill: 0, target: '>= 10,000 events/s, p99 < 25 ms, lag not growing' },
   wait: { name: 'wait', events: 20_000, batch: 1, concurrency: 16, dupRatio: 0.2, workers: 2, topics: 8, ids: 'random', prefill: 0, wait: 5, target: 'latency of ?wait for one event, publish to verdict (p50/p99)' },
+  recovery: { name: 'recovery', events: 200_000, batch: 100, concurrency: 8, dupRatio: 0.3, workers: 2, topics: 8, ids: 'random', prefill: 0, killWorker: true, target: "a killed worker's jobs committed by another within 10 s" },
   'empty-batched': { name: 'empty-batched', events: 1_000_000, batch: 1000, concurrency: 8, dupRatio: 0.3, workers: 2, topics: 8, ids: 'random', prefill: 0, target: 'growth: batched-random >= 70% of this' },
 };
 
@@ -100,6 +110,7 @@ type RunResult = {
   final: { received: number; unique_processed: number; duplicate_dropped: number };
   expected: { received: number; unique_processed: number; duplicate_dropped: number };
   stages?: { bareHttp: StageRate; bullmq: StageRate; store: StageRate };
+  recovery?: RecoveryResult;
 };
 type StageRate = { eventsPerSecond: number; requestsPerSecond?: number; note: string };
 
@@ -240,6 +251,18 @@ async function startSubscribers(spec: SubscribersSpec): Promise<{ finish(expect:
   };
 }
 
+/** Kills worker 1 a third of the way through the load; the time until its jobs are committed. */
+async function measureRecovery(s: Scenario, cluster: Cluster, redisUrl: string, databaseUrl: string | undefined, dataDir: string, accepted: () => number): Promise<RecoveryResult> {
+  const store = databaseUrl !== undefined ? await openPostgresStore({ url: databaseUrl, poolSize: 2 }) : openSqliteStore({ dataDir });
+  try {
+    const result = await killMidStream({ redisUrl, queueName: cluster.queueName, victim: cluster.workers[0]!, store, ready: () => accepted() >= s.events / 3, jobLockMs: String(DEFAULT_JOB_LOCK_MS) });
+    progress(`${s.name}: ${result.heldJobs} jobs active at the kill, all committed ${result.seconds?.toFixed(1) ?? 'never'} s after it`, true);
+    return result;
+  } finally {
+    await store.close();
+  }
+}
+
 type RunOptions = {
   stages: boolean;
   appendfsync: 'everysec' | 'always';
@@ -270,7 +293,9 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
     env: {
       LOG_LEVEL: 'warn',
       SQLITE_SYNCHRONOUS: opts.synchronous,
-      JOB_LOCK_MS: '30000',
+      // Long locks keep a worker that is slow under this load from losing its jobs; the
+      // recovery scenario runs with the service's default, which is what it measures.
+      JOB_LOCK_MS: String(s.killWorker ? DEFAULT_JOB_LOCK_MS : 30_000),
       ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
       // The stream's settings, to compare them: STREAM_MAX_BUFFER_BYTES=... npm run bench -- ...
       ...Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(STREAM_|MAX_SUBSCRIBERS$)/.test(e[0]) && e[1] !== undefined)),
@@ -304,6 +329,7 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
     let accepted = 0;
     let loadDone = false;
     const t0 = performance.now();
+    const recovering = s.killWorker ? measureRecovery(s, cluster, redis.url, database?.url, dataDir, () => accepted) : undefined;
     const poller = (async () => {
       while (!loadDone || samples.at(-1)?.processed !== s.events) {
         const st = await stats(cluster.baseUrl).catch(() => undefined);
@@ -328,11 +354,15 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
     );
     accepted = load.accepted;
     loadDone = true;
+    const recovery = await recovering;
     await waitFor(() => poller.then(() => true), { timeoutMs: 600_000, what: 'the queue to drain' });
     const endToEndSeconds = samples.at(-1)!.t;
     const final = await stats(cluster.baseUrl);
     const cpu: Record<string, number> = Object.fromEntries(
-      Object.entries(pids()).map(([k, pid]) => [k, +(cpuSeconds(pid) - (cpuBefore[k] ?? 0)).toFixed(1)]),
+      // A process killed on purpose (recovery) has left /proc: it is left out.
+      Object.entries(pids())
+        .filter(([, pid]) => pid !== undefined && fs.existsSync(`/proc/${pid}`))
+        .map(([k, pid]) => [k, +(cpuSeconds(pid) - (cpuBefore[k] ?? 0)).toFixed(1)]),
     );
     cpu.load = +load.cpuSeconds.toFixed(1);
     const perTopic = (st: Stats) => (st.per_topic ?? {}) as Record<string, number>;
@@ -345,6 +375,7 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
     const commits = opts.subscribers === undefined ? undefined : await new Promise((r) => setTimeout(r, 3500)).then(() => commitTimes(cluster.baseUrl));
     const peak: Record<string, number> = { api: peakRssMb(cluster.api.child.pid), redis: peakRssMb(redis.pid()) };
     cluster.workers.forEach((w, i) => (peak[`worker-${i + 1}`] = peakRssMb(w.child.pid)));
+    for (const [k, v] of Object.entries(peak)) if (v === 0) delete peak[k];
     const lagAt = (frac: number) => {
       const t = load.seconds * frac;
       const sample = samples.find((x) => x.t >= t) ?? samples.at(-1)!;
@@ -377,6 +408,7 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
         final.pending === 0,
       final: { received: final.received, unique_processed: final.unique_processed, duplicate_dropped: final.duplicate_dropped },
       expected,
+      ...(recovery && { recovery }),
     };
     say(
       `${s.name}: ${Math.round(result.endToEndEventsPerSecond).toLocaleString()} events/s end to end, publish ${Math.round(result.publishEventsPerSecond).toLocaleString()} events/s, p99 ${load.latencyMs.p99.toFixed(1)} ms, exact: ${result.exact}${stream ? `; ${stream.subscribers} subscribers: delivery p99 ${stream.latencyMs.p99} ms, exact: ${stream.exact}` : ''}`,
@@ -435,6 +467,13 @@ function markdown(results: RunResult[], meta: Record<string, string>): string {
     lines.push(
       '',
       `Growth: batched rate at ${fmt(growth.scenario.prefill)} stored is ${((100 * growth.endToEndEventsPerSecond) / empty.endToEndEventsPerSecond).toFixed(0)}% of the rate on an empty store (target >= 70%).`,
+    );
+  }
+  for (const r of results.filter((x) => x.recovery)) {
+    const rec = r.recovery!;
+    lines.push(
+      '',
+      `Recovery (${label(r)}): worker-1 was killed (SIGKILL) a third of the way through and not restarted; ${rec.heldJobs} jobs were active at the kill, and all of them were committed ${rec.seconds === undefined ? '**never** (within 120 s)' : `**${rec.seconds.toFixed(1)} s**`} after it, by the surviving worker (JOB_LOCK_MS ${rec.jobLockMs}; target: within 10 s).`,
     );
   }
   const streamed = results.filter((r) => r.subscribers !== undefined);
@@ -538,7 +577,7 @@ async function main(): Promise<void> {
     return;
   }
   const all = values.scenario === 'all';
-  const names = all ? ['empty-batched', 'batched-random', 'batched-ordered', 'single', 'wait'] : values.scenario === 'writers' ? [] : [values.scenario];
+  const names = all ? ['empty-batched', 'batched-random', 'batched-ordered', 'single', 'wait', 'recovery'] : values.scenario === 'writers' ? [] : [values.scenario];
   const store = values.store as StoreKind;
   if (store !== 'sqlite' && store !== 'postgres') {
     console.error(`bench: --store must be sqlite or postgres\n\n${HELP}`);

@@ -2,6 +2,9 @@
 // Library code receives the frozen object; only a main.ts passes process.env in.
 import * as v from 'valibot';
 
+/** How long a worker's hold on a job lasts unrenewed: a killed worker's jobs wait about 1.5x this. */
+export const DEFAULT_JOB_LOCK_MS = 5_000;
+
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 const int = (name: string, fallback: number, min: number, max: number) =>
@@ -74,7 +77,7 @@ const EnvSchema = v.object({
   COALESCE_MAX_EVENTS: int('COALESCE_MAX_EVENTS', 1000, 1, 100_000),
   COALESCE_MAX_BYTES: int('COALESCE_MAX_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
   REDIS_TIMEOUT_MS: int('REDIS_TIMEOUT_MS', 3000, 50, 60_000),
-  JOB_LOCK_MS: int('JOB_LOCK_MS', 5_000, 1000, 600_000),
+  JOB_LOCK_MS: int('JOB_LOCK_MS', DEFAULT_JOB_LOCK_MS, 1000, 600_000),
   WORKER_BATCH_JOBS: int('WORKER_BATCH_JOBS', 64, 1, 10_000),
   WORKER_BATCH_EVENTS: int('WORKER_BATCH_EVENTS', 20_000, 1, 1_000_000),
   WORKER_LINGER_MS: int('WORKER_LINGER_MS', 2, 0, 1000),
