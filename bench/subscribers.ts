@@ -38,7 +38,7 @@ type Sub = { topic: string | undefined; want: number; count: number; last: numbe
 
 const MAX_MS = 600_000;
 const END = Buffer.from('\n\n');
-const ID = Buffer.from('id: ');
+const ID_LENGTH = 'id: '.length;
 const AFTER = Buffer.from(': after');
 
 /**
@@ -93,6 +93,18 @@ function commitClock() {
   };
 }
 
+/**
+ * Where the blank line ending the message at `pos` starts, or -1. Found line by line with
+ * a one-byte search (memchr), much faster than looking for the two-byte '\n\n' itself: a
+ * message's lines are short and its data one line.
+ */
+function endOf(buf: Buffer, pos: number): number {
+  for (let i = buf.indexOf(10, pos); i >= 0 && i + 1 < buf.length; i = buf.indexOf(10, i + 1)) {
+    if (buf[i + 1] === 10) return i;
+  }
+  return -1;
+}
+
 function percentile(hist: Uint32Array, total: number, p: number): number {
   const want = Math.ceil((p / 100) * total);
   let seen = 0;
@@ -128,9 +140,10 @@ export async function runSubscribers(
 
   /** Messages end with a blank line; a message is `id: <seq>\ndata: <the event as JSON>`. */
   function message(sub: Sub, buf: Buffer, pos: number, now: number, started: () => void): void {
-    if (buf.compare(ID, 0, ID.length, pos, pos + ID.length) === 0) {
+    // 'id: ' byte by byte: a Buffer.compare call per message costs more than the rest of it.
+    if (buf[pos] === 105 && buf[pos + 1] === 100 && buf[pos + 2] === 58 && buf[pos + 3] === 32) {
       let seq = 0;
-      for (let i = pos + ID.length; buf[i]! >= 48 && buf[i]! <= 57; i++) seq = seq * 10 + buf[i]! - 48;
+      for (let i = pos + ID_LENGTH; buf[i]! >= 48 && buf[i]! <= 57; i++) seq = seq * 10 + buf[i]! - 48;
       if (!(seq > sub.last)) sub.ordered = false;
       sub.last = seq;
       sub.count++;
@@ -148,7 +161,7 @@ export async function runSubscribers(
       const rest = sub.rest;
       // The blank line that ends it may itself be cut in two.
       const cutEnd = rest[rest.length - 1] === 10 && chunk[0] === 10;
-      const end = cutEnd ? -1 : chunk.indexOf(END);
+      const end = cutEnd ? -1 : endOf(chunk, 0);
       if (!cutEnd && end === -1) {
         sub.rest = Buffer.concat([rest, chunk]);
         return;
@@ -157,7 +170,7 @@ export async function runSubscribers(
       message(sub, Buffer.concat([rest, chunk.subarray(0, pos)]), 0, now, started);
       sub.rest = undefined;
     }
-    for (let end = chunk.indexOf(END, pos); end >= 0; end = chunk.indexOf(END, pos)) {
+    for (let end = endOf(chunk, pos); end >= 0; end = endOf(chunk, pos)) {
       message(sub, chunk, pos, now, started);
       pos = end + END.length;
     }
