@@ -4,7 +4,6 @@
 // Redis only through forwarders on the root side of their veth pairs. CI must run the
 // namespace mode; TEST_HOSTS=loopback forces the fallback.
 import { expect } from 'chai';
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,8 +18,7 @@ import { ADMIN_URL } from '../../tools/harness/postgres.js';
 import { waitFor } from '../../tools/harness/wait.js';
 import { makeHosts, ownNamespaces, type Host, type Hosts } from '../support/hosts.js';
 import { requirePostgres } from '../support/postgres.js';
-
-type Ev = { topic: string; event_id: string; timestamp: string; source: string; payload: Record<string, unknown> };
+import { workload, type Ev } from '../support/workload.js';
 
 const TOTAL = 20_000;
 const COPIES = 0.3;
@@ -84,24 +82,6 @@ async function stalledJobs(client: Redis, queueName: string): Promise<string[]> 
 
 const key = (e: { topic: string; event_id: string }) => `${e.topic}\u0000${e.event_id}`;
 
-function workload(total: number, dupRatio: number, topics = 4): Ev[] {
-  const unique = Math.round(total * (1 - dupRatio));
-  const run = randomUUID().slice(0, 8);
-  const originals: Ev[] = Array.from({ length: unique }, (_, i) => ({
-    topic: `t${i % topics}`,
-    event_id: `${run}-${i}`,
-    timestamp: new Date(Date.UTC(2025, 9, 24, 0, 0, i % 60)).toISOString(),
-    source: 'hosts-test',
-    payload: { i, note: 'x'.repeat(i % 50) },
-  }));
-  const copies = Array.from({ length: total - unique }, () => originals[Math.floor(Math.random() * unique)]!);
-  const events = [...originals, ...copies];
-  for (let i = events.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [events[i], events[j]] = [events[j]!, events[i]!];
-  }
-  return events;
-}
 
 type SendOptions = {
   deadline: number;
@@ -232,7 +212,7 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
     const victim = c.workers[0]!;
     const w = (watch = new Redis(redis!.url, { maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000 }));
 
-    const events = workload(TOTAL, COPIES);
+    const { events } = workload(TOTAL, COPIES, { source: 'hosts-test' });
     const unique = new Set(events.map(key)).size;
     const started = performance.now();
     const deadline = Date.now() + 120_000;

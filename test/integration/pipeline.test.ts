@@ -1,7 +1,6 @@
 // The whole pipeline under load, restarts and crashes: real API, real workers, real Redis.
 // Each scenario has its own Redis and data directory, so its counts are its own.
 import { expect } from 'chai';
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { STORE_FILE } from '../../shared/store/sqlite/schema.js';
@@ -10,28 +9,8 @@ import { startTestRedis, type TestRedis } from '../support/redis.js';
 import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
 import { allEvents, publish, stats, type Stats } from '../../tools/harness/http.js';
 import { waitFor } from '../../tools/harness/wait.js';
+import { workload, type Ev } from '../support/workload.js';
 
-type Ev = { topic: string; event_id: string; timestamp: string; source: string; payload: Record<string, unknown> };
-
-/** `total` events over `topics` topics of which a share `dupRatio` are copies of earlier ones, shuffled. */
-function workload(total: number, dupRatio: number, topics = 4): { events: Ev[]; unique: number } {
-  const unique = Math.round(total * (1 - dupRatio));
-  const run = randomUUID().slice(0, 8);
-  const originals: Ev[] = Array.from({ length: unique }, (_, i) => ({
-    topic: `t${i % topics}`,
-    event_id: `${run}-${i}`,
-    timestamp: new Date(Date.UTC(2025, 9, 24, 0, 0, i % 60)).toISOString(),
-    source: 'pipeline-test',
-    payload: { i, note: 'x'.repeat(i % 50) },
-  }));
-  const copies = Array.from({ length: total - unique }, () => originals[Math.floor(Math.random() * unique)]!);
-  const events = [...originals, ...copies];
-  for (let i = events.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [events[i], events[j]] = [events[j]!, events[i]!];
-  }
-  return { events, unique };
-}
 
 /** Sends events in a mix of shapes: single events, JSON batches, NDJSON batches; retries until 202. */
 async function send(baseUrl: string, events: Ev[], opts: { concurrency?: number; onAccepted?: (n: number) => void } = {}) {
@@ -111,7 +90,7 @@ describe('pipeline', function () {
 
     it('counts 20,000 events with 30% copies exactly across three workers', async () => {
       cluster = await startCluster({ redisUrl: redis.url, workers: 3, store });
-      const { events, unique } = workload(20_000, 0.3);
+      const { events, unique } = workload(20_000, 0.3, { source: 'pipeline-test' });
       const started = performance.now();
       const sent = await send(cluster.baseUrl, events);
       const s = await drain(cluster, { received: 20_000, unique });
@@ -141,7 +120,7 @@ describe('pipeline', function () {
 
     it('keeps events and counts across a full restart, and drops old events sent again', async () => {
       cluster = await startCluster({ redisUrl: redis.url, workers: 2, store });
-      const { events, unique } = workload(3000, 0.2);
+      const { events, unique } = workload(3000, 0.2, { source: 'pipeline-test' });
       await send(cluster.baseUrl, events);
       const before = await drain(cluster, { received: 3000, unique });
 
@@ -169,7 +148,7 @@ describe('pipeline', function () {
 
     it('loses and doubles nothing when a worker is SIGKILLed mid-stream', async () => {
       cluster = await startCluster({ redisUrl: redis.url, workers: 3, store });
-      const { events, unique } = workload(12_000, 0.3);
+      const { events, unique } = workload(12_000, 0.3, { source: 'pipeline-test' });
       let accepted = 0;
       let killed = false;
       const victim = cluster.workers[0]!;
@@ -196,7 +175,7 @@ describe('pipeline', function () {
 
     it('answers 503 while Redis is down and loses nothing acknowledged when it comes back', async function () {
       cluster = await startCluster({ redisUrl: redis.url, workers: 2, store });
-      const { events, unique } = workload(6000, 0.3);
+      const { events, unique } = workload(6000, 0.3, { source: 'pipeline-test' });
       const firstHalf = events.slice(0, 3000);
       await send(cluster.baseUrl, firstHalf);
 
