@@ -10,6 +10,8 @@ import { createReader } from './read.js';
 import { STORE_FILE, migrate } from './schema.js';
 import { createWriter } from './write.js';
 
+const OPEN_TIMEOUT_MS = 30 * 60_000;
+
 export type SqliteOptions = {
   dataDir: string;
   cacheMb?: number;
@@ -24,8 +26,9 @@ export type SqliteStore = Store & { readonly file: string };
 export function openSqliteStore(opts: SqliteOptions): SqliteStore {
   fs.mkdirSync(opts.dataDir, { recursive: true });
   const file = path.join(opts.dataDir, STORE_FILE);
-  // Opening and migrating waits for other writers whatever the busy timeout asked for.
-  const db = new Database(file, { timeout: Math.max(opts.busyTimeoutMs ?? 10_000, 10_000) });
+  // Opening and migrating waits for other writers whatever the busy timeout asked for, and
+  // long enough for another process' migration of a large store (schema.ts, rekey).
+  const db = new Database(file, { timeout: OPEN_TIMEOUT_MS });
   db.pragma('journal_mode = WAL');
   // FULL: a commit is on disk before the job is acknowledged. NORMAL is safe against
   // process crashes, not against power loss (see README, "Guarantees").
