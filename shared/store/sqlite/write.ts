@@ -21,7 +21,7 @@ export function createWriter(db: Database.Database, lookup: Lookup): (jobs: read
     'INSERT INTO jobs (id, events, stored, dropped, conflicts, first_seq, committed_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
   const seqInMain = db.prepare('SELECT seq FROM dedup WHERE k = ?').pluck();
-  const claimRecent = db.prepare('INSERT OR IGNORE INTO dedup_recent (k, seq) VALUES (?, ?)');
+  const claimRecent = db.prepare('INSERT INTO dedup_recent (k, seq) VALUES (?, ?)');
   const seqInRecent = db.prepare('SELECT seq FROM dedup_recent WHERE k = ?').pluck();
   const claimOverflow = db.prepare('INSERT OR IGNORE INTO dedup_overflow (topic, event_id, seq) VALUES (?, ?, ?)');
   const seqInOverflow = db.prepare('SELECT seq FROM dedup_overflow WHERE topic = ? AND event_id = ?').pluck();
@@ -43,18 +43,20 @@ export function createWriter(db: Database.Database, lookup: Lookup): (jobs: read
    * The stored copy of an identity, or a claim on it at `nextSeq` (undefined) when there is
    * none. A key lives in exactly one tier: it enters `dedup_recent` only if `dedup` lacks it.
    */
-  function claim(topic: string, eventId: string, nextSeq: number): { row: StoredRow | undefined; newHash: boolean } {
+  function claim(topic: string, eventId: string, nextSeq: number): { row: StoredRow | undefined; newKey: boolean } {
     const k = dedupKey(topic, eventId);
-    let seq = seqInMain.get(k) as number | undefined;
+    // The small tier first: copies are mostly of recent events, and its pages are cached,
+    // while a probe of the large tier reads a page of its own for each random key.
+    const seq = (seqInRecent.get(k) ?? seqInMain.get(k)) as number | undefined;
     if (seq === undefined) {
-      if (claimRecent.run(k, nextSeq).changes === 1) return { row: undefined, newHash: true };
-      seq = seqInRecent.get(k) as number;
+      claimRecent.run(k, nextSeq);
+      return { row: undefined, newKey: true };
     }
     const row = lookup.at(seq);
-    if (row !== undefined && row.topic === topic && row.event_id === eventId) return { row, newHash: false };
+    if (row !== undefined && row.topic === topic && row.event_id === eventId) return { row, newKey: false };
     // A different identity behind the same key: settled by the full identity.
-    if (claimOverflow.run(topic, eventId, nextSeq).changes === 1) return { row: undefined, newHash: false };
-    return { row: lookup.at(seqInOverflow.get(topic, eventId) as number), newHash: false };
+    if (claimOverflow.run(topic, eventId, nextSeq).changes === 1) return { row: undefined, newKey: false };
+    return { row: lookup.at(seqInOverflow.get(topic, eventId) as number), newKey: false };
   }
 
   function copyResult(e: JobToCommit['events'][number], stored: StoredRow): EventResult {
@@ -99,8 +101,8 @@ export function createWriter(db: Database.Database, lookup: Lookup): (jobs: read
         const e = job.events[i]!;
         let tally = perTopic.get(e.topic);
         if (tally === undefined) perTopic.set(e.topic, (tally = [0, 0, 0]));
-        const { row, newHash } = claim(e.topic, e.event_id, nextSeq);
-        if (newHash) totals.recent++;
+        const { row, newKey } = claim(e.topic, e.event_id, nextSeq);
+        if (newKey) totals.recent++;
         if (row === undefined) {
           insertEvent.run(nextSeq, e.topic, e.event_id, e.timestamp, e.source, payloadJson(e.payload), now);
           results[i] = { status: 'stored', seq: nextSeq++ };
