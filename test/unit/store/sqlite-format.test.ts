@@ -122,6 +122,8 @@ describe('sqlite store format', () => {
     const t = tiers();
     expect(t.format).to.equal(STORE_FORMAT);
     expect(t.main + t.recent + t.overflow).to.equal(keys.length);
+    // The writers' keys are still in the recent tier: no rebuild ran after they wrote.
+    expect(t.recent).to.equal(keys.length - FIXTURE_EVENTS - 1);
     expect(await reader.integrityCheck()).to.deep.equal([]);
     expect((await all(reader)).map((e) => e.seq)).to.have.length(keys.length);
   });
