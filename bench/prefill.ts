@@ -3,7 +3,7 @@
 // or a PostgreSQL database kept on the server as a template.
 import fs from 'node:fs';
 import path from 'node:path';
-import { STORE_FILE } from '../shared/store/sqlite/schema.js';
+import { STORE_FILE, STORE_FORMAT } from '../shared/store/sqlite/schema.js';
 import { openSqliteStore } from '../shared/store/sqlite/store.js';
 import { openPostgresStore } from '../shared/store/postgres/store.js';
 import { createTestDatabase, databaseExists, renameDatabase } from '../tools/harness/postgres.js';
@@ -14,9 +14,12 @@ import { stream, type IdOrder } from './workload.js';
 export async function prefilledDir(opts: { events: number; ids: IdOrder; into: string; cacheDir: string; log: (s: string) => void }) {
   fs.mkdirSync(opts.into, { recursive: true });
   if (opts.events === 0) return;
-  const cached = path.join(opts.cacheDir, `prefill-${opts.ids}-${opts.events}.db`);
+  // The format in the name: a cache made by code that keys the store differently is never
+  // taken (opening it would migrate it, inside the measurement).
+  const name = `prefill-f${STORE_FORMAT}-${opts.ids}-${opts.events}`;
+  const cached = path.join(opts.cacheDir, `${name}.db`);
   if (!fs.existsSync(cached)) {
-    const tmp = path.join(opts.cacheDir, `prefill-${opts.ids}-${opts.events}.tmp`);
+    const tmp = path.join(opts.cacheDir, `${name}.tmp`);
     fs.rmSync(tmp, { recursive: true, force: true });
     const store = openSqliteStore({ dataDir: tmp, synchronous: 'NORMAL', cacheMb: 256 });
     await fill(store, opts);

@@ -1,7 +1,7 @@
-// Finding the stored copy of an identity: by its hash in either dedup tier, checked against
-// the stored row, else by its full key in the overflow table (true hash collisions).
+// Finding the stored copy of an identity: by its dedup key in either tier, checked against
+// the stored row, else by its full identity in the overflow table (identities sharing a key).
 import type Database from 'better-sqlite3';
-import { identityHash } from '../identity.js';
+import { dedupKey } from '../identity.js';
 
 export type StoredRow = {
   seq: number;
@@ -24,16 +24,16 @@ export function createLookup(db: Database.Database): Lookup {
   const rowAt = db.prepare(
     'SELECT seq, topic, event_id, timestamp, source, payload, processed_at FROM events WHERE seq = ?',
   );
-  const seqInMain = db.prepare('SELECT seq FROM dedup WHERE h = ?').pluck();
-  const seqInRecent = db.prepare('SELECT seq FROM dedup_recent WHERE h = ?').pluck();
+  const seqInMain = db.prepare('SELECT seq FROM dedup WHERE k = ?').pluck();
+  const seqInRecent = db.prepare('SELECT seq FROM dedup_recent WHERE k = ?').pluck();
   const seqInOverflow = db.prepare('SELECT seq FROM dedup_overflow WHERE topic = ? AND event_id = ?').pluck();
 
   const at = (seq: number) => rowAt.get(seq) as StoredRow | undefined;
   return {
     at,
     find(topic, eventId) {
-      const h = identityHash(topic, eventId);
-      const seq = (seqInMain.get(h) ?? seqInRecent.get(h)) as number | undefined;
+      const k = dedupKey(topic, eventId);
+      const seq = (seqInMain.get(k) ?? seqInRecent.get(k)) as number | undefined;
       if (seq === undefined) return undefined;
       const row = at(seq);
       if (row !== undefined && row.topic === topic && row.event_id === eventId) return row;

@@ -2,11 +2,12 @@
 //
 // Layout, chosen so that the cost of a write does not grow with history:
 // - `events` is appended in `seq` order (the rowid), so new rows land on the last page;
-// - the dedup index maps a 53-bit hash of (topic, event_id) to the seq of the first copy: a
-//   compact integer key instead of a unique index over two text columns. A hash hit is
-//   verified against the stored event; the rare true collision goes to `dedup_overflow`,
-//   keyed by the full identity, so the answer is exact;
-// - that index has two tiers, as an LSM tree does: new hashes go to the small
+// - the dedup index maps a 53-bit key of (topic, event_id) (identity.ts: ordered like growing
+//   ids, spread like a hash otherwise) to the seq of the first copy: a compact integer key
+//   instead of a unique index over two text columns. A key hit is verified against the
+//   stored event; identities sharing a key go to `dedup_overflow`, keyed by the full
+//   identity, so the answer is exact;
+// - that index has two tiers, as an LSM tree does: new keys go to the small
 //   `dedup_recent`, and are merged into the large `dedup` in key order once `dedup_recent`
 //   holds a sixteenth as many (see write.ts);
 // - `jobs` holds every committed job id with the seq range it stored, written in the same
@@ -16,8 +17,16 @@
 //   looked up: counting copies per identity in place would make every duplicate a random
 //   write into a large table.
 import type Database from 'better-sqlite3';
+import { dedupKey } from '../identity.js';
 
 export const STORE_FILE = 'events.db';
+
+/**
+ * The store's format, kept in the file (PRAGMA user_version): 0 before it was recorded
+ * (dedup keyed by a plain hash), 2 since the dedup key keeps the order of growing ids.
+ * Opening an older store rebuilds its dedup index from `events` (see rekey).
+ */
+export const STORE_FORMAT = 2;
 
 const TABLES = `
 CREATE TABLE IF NOT EXISTS events (
@@ -30,8 +39,8 @@ CREATE TABLE IF NOT EXISTS events (
   processed_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_topic ON events (topic, seq);
-CREATE TABLE IF NOT EXISTS dedup (h INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS dedup_recent (h INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dedup (k INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dedup_recent (k INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dedup_overflow (
   topic TEXT NOT NULL,
   event_id TEXT NOT NULL,
@@ -69,6 +78,10 @@ const ADDED_COLUMNS: [table: string, column: string, definition: string][] = [
 /** Creates what is missing; idempotent, and safe while other processes use the file. */
 export function migrate(db: Database.Database): void {
   db.transaction(() => {
+    const format = db.pragma('user_version', { simple: true }) as number;
+    if (format > STORE_FORMAT) throw new Error(`the store is of format ${format}, newer than this program's (${STORE_FORMAT})`);
+    // Dropped and made again below, with the column named for what it now holds.
+    if (format < STORE_FORMAT) db.exec('DROP TABLE IF EXISTS dedup; DROP TABLE IF EXISTS dedup_recent');
     db.exec(TABLES);
     for (const [table, column, definition] of ADDED_COLUMNS) {
       const columns = db.prepare(`SELECT name FROM pragma_table_info('${table}')`).pluck().all() as string[];
@@ -76,5 +89,34 @@ export function migrate(db: Database.Database): void {
     }
     // Stores made before the topic count kept it: count once.
     db.prepare("UPDATE counters SET value = (SELECT count(*) FROM topics) WHERE name = 'topics' AND value = 0").run();
+    if (format < STORE_FORMAT) {
+      rekey(db);
+      db.pragma(`user_version = ${STORE_FORMAT}`);
+    }
   }).immediate();
+}
+
+/**
+ * Fills the dedup index from `events`, all in the main tier: the first copy of each key
+ * there, any later identity with the same key in `dedup_overflow`. Both passes read the
+ * events sorted by key, so the tables are written in order (measured at 10 million events:
+ * 44 s for random ids; other processes opening the store wait for it, see store.ts).
+ */
+function rekey(db: Database.Database): void {
+  db.function('dedup_key', { deterministic: true }, (topic, eventId) => dedupKey(topic as string, eventId as string));
+  db.exec(`
+    DELETE FROM dedup_overflow;
+    INSERT OR IGNORE INTO dedup (k, seq)
+      SELECT dedup_key(topic, event_id) AS k, seq FROM events ORDER BY k, seq;
+    UPDATE counters SET value = 0 WHERE name = 'dedup_recent';`);
+  const keys = db.prepare('SELECT count(*) FROM dedup').pluck().get() as number;
+  const events = db.prepare('SELECT count(*) FROM events').pluck().get() as number;
+  if (keys === events) return;
+  db.exec(`
+    INSERT INTO dedup_overflow (topic, event_id, seq)
+      SELECT e.topic, e.event_id, e.seq
+      FROM (SELECT k, seq, lag(k) OVER (ORDER BY k, seq) AS before
+            FROM (SELECT dedup_key(topic, event_id) AS k, seq FROM events)) AS s
+      JOIN events AS e ON e.seq = s.seq
+      WHERE s.k = s.before;`);
 }

@@ -4,7 +4,7 @@
 import type Database from 'better-sqlite3';
 import { payloadJson } from '../../schema.js';
 import { sameContent } from '../content.js';
-import { identityHash } from '../identity.js';
+import { dedupKey } from '../identity.js';
 import type { EventResult, JobOutcome, JobToCommit } from '../port.js';
 import type { Lookup, StoredRow } from './lookup.js';
 
@@ -20,9 +20,9 @@ export function createWriter(db: Database.Database, lookup: Lookup): (jobs: read
   const insertJob = db.prepare(
     'INSERT INTO jobs (id, events, stored, dropped, conflicts, first_seq, committed_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
-  const seqInMain = db.prepare('SELECT seq FROM dedup WHERE h = ?').pluck();
-  const claimRecent = db.prepare('INSERT OR IGNORE INTO dedup_recent (h, seq) VALUES (?, ?)');
-  const seqInRecent = db.prepare('SELECT seq FROM dedup_recent WHERE h = ?').pluck();
+  const seqInMain = db.prepare('SELECT seq FROM dedup WHERE k = ?').pluck();
+  const claimRecent = db.prepare('INSERT INTO dedup_recent (k, seq) VALUES (?, ?)');
+  const seqInRecent = db.prepare('SELECT seq FROM dedup_recent WHERE k = ?').pluck();
   const claimOverflow = db.prepare('INSERT OR IGNORE INTO dedup_overflow (topic, event_id, seq) VALUES (?, ?, ?)');
   const seqInOverflow = db.prepare('SELECT seq FROM dedup_overflow WHERE topic = ? AND event_id = ?').pluck();
   const insertEvent = db.prepare(
@@ -36,25 +36,27 @@ export function createWriter(db: Database.Database, lookup: Lookup): (jobs: read
   const bumpTopic = db.prepare(
     'UPDATE topics SET events = events + ?, dropped = dropped + ?, conflicts = conflicts + ? WHERE topic = ?',
   );
-  const mergeRecent = db.prepare('INSERT OR IGNORE INTO dedup (h, seq) SELECT h, seq FROM dedup_recent ORDER BY h');
+  const mergeRecent = db.prepare('INSERT OR IGNORE INTO dedup (k, seq) SELECT k, seq FROM dedup_recent ORDER BY k');
   const clearRecent = db.prepare('DELETE FROM dedup_recent');
 
   /**
    * The stored copy of an identity, or a claim on it at `nextSeq` (undefined) when there is
-   * none. A hash lives in exactly one tier: it enters `dedup_recent` only if `dedup` lacks it.
+   * none. A key lives in exactly one tier: it enters `dedup_recent` only if `dedup` lacks it.
    */
-  function claim(topic: string, eventId: string, nextSeq: number): { row: StoredRow | undefined; newHash: boolean } {
-    const h = identityHash(topic, eventId);
-    let seq = seqInMain.get(h) as number | undefined;
+  function claim(topic: string, eventId: string, nextSeq: number): { row: StoredRow | undefined; newKey: boolean } {
+    const k = dedupKey(topic, eventId);
+    // The small tier first: copies are mostly of recent events, and its pages are cached,
+    // while a probe of the large tier reads a page of its own for each random key.
+    const seq = (seqInRecent.get(k) ?? seqInMain.get(k)) as number | undefined;
     if (seq === undefined) {
-      if (claimRecent.run(h, nextSeq).changes === 1) return { row: undefined, newHash: true };
-      seq = seqInRecent.get(h) as number;
+      claimRecent.run(k, nextSeq);
+      return { row: undefined, newKey: true };
     }
     const row = lookup.at(seq);
-    if (row !== undefined && row.topic === topic && row.event_id === eventId) return { row, newHash: false };
-    // A different identity behind the same hash: a true collision, settled by full key.
-    if (claimOverflow.run(topic, eventId, nextSeq).changes === 1) return { row: undefined, newHash: false };
-    return { row: lookup.at(seqInOverflow.get(topic, eventId) as number), newHash: false };
+    if (row !== undefined && row.topic === topic && row.event_id === eventId) return { row, newKey: false };
+    // A different identity behind the same key: settled by the full identity.
+    if (claimOverflow.run(topic, eventId, nextSeq).changes === 1) return { row: undefined, newKey: false };
+    return { row: lookup.at(seqInOverflow.get(topic, eventId) as number), newKey: false };
   }
 
   function copyResult(e: JobToCommit['events'][number], stored: StoredRow): EventResult {
@@ -99,8 +101,8 @@ export function createWriter(db: Database.Database, lookup: Lookup): (jobs: read
         const e = job.events[i]!;
         let tally = perTopic.get(e.topic);
         if (tally === undefined) perTopic.set(e.topic, (tally = [0, 0, 0]));
-        const { row, newHash } = claim(e.topic, e.event_id, nextSeq);
-        if (newHash) totals.recent++;
+        const { row, newKey } = claim(e.topic, e.event_id, nextSeq);
+        if (newKey) totals.recent++;
         if (row === undefined) {
           insertEvent.run(nextSeq, e.topic, e.event_id, e.timestamp, e.source, payloadJson(e.payload), now);
           results[i] = { status: 'stored', seq: nextSeq++ };

@@ -116,6 +116,36 @@ export function storeBehaviour(h: StoreHarness): void {
     expect(outcome).to.include({ stored: 2, dropped: 0 });
   });
 
+  it('tells apart ids that differ only at their start, at their end, or in length', async () => {
+    // A store may key ids by parts of them (SQLite: a hash of all but the end, then the end).
+    const ids = ['a-0001', 'b-0001', 'a-0002', 'a-00010', '7', '70', '07', 'x', 'aaaa{', 'aaaa|', 'aaaa~', 'tail-é', 'tail-ü', 'tail-\u{1F600}'];
+    const store = await open();
+    const [first] = await store.commitJobs([{ id: 'j1', events: ids.map((id) => ev('t', id, { id })) }]);
+    expect(first).to.include({ stored: ids.length, dropped: 0 });
+    const [again] = await store.commitJobs([{ id: 'j2', events: [...ids].reverse().map((id) => ev('t', id, { id })) }]);
+    expect(again).to.include({ stored: 0, dropped: ids.length, conflicts: 0 });
+    for (const id of ids) expect((await store.getEvent('t', id))?.event.payload).to.deep.equal({ id });
+  });
+
+  it('stores growing ids once each, with copies among them, across many commits', async () => {
+    const store = await open();
+    const id = (n: number) => `ord-${String(n).padStart(12, '0')}`;
+    let stored = 0;
+    let dropped = 0;
+    for (let c = 0; c < 10; c++) {
+      const events = Array.from({ length: 500 }, (_, i) => ev(`t${i % 3}`, id(c * 500 + i)));
+      // Copies of the previous commit's ids and of this one's.
+      const copies = Array.from({ length: 100 }, (_, i) => ev(`t${i % 3}`, id(Math.max(0, c - 1) * 500 + i)));
+      const [outcome] = await store.commitJobs([{ id: `j${c}`, events: [...events, ...copies] }]);
+      stored += outcome!.stored;
+      dropped += outcome!.dropped;
+    }
+    expect([stored, dropped]).to.deep.equal([5000, 1000]);
+    const keys = await identities(store);
+    expect(new Set(keys).size).to.equal(5000);
+    expect(await store.counts(noJobs)).to.deep.include({ uniqueProcessed: 5000, duplicateDropped: 1000 });
+  });
+
   it('keeps the first copy: later copies do not replace its fields', async () => {
     const store = await open();
     await store.commitJobs([{ id: 'j1', events: [ev('t', 'e1', { v: 'first' })] }]);

@@ -1,48 +1,16 @@
 // The SQLite adapter: everything every store guarantees (behaviour.ts), and what only an
 // embedded file shares: several processes on one file, the hashed dedup tiers and their
 // collisions, the file itself.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
-import { identityHash } from '../../../shared/store/identity.js';
-import type { JobOutcome } from '../../../shared/store/port.js';
+import { dedupKey } from '../../../shared/store/identity.js';
 import { STORE_FILE } from '../../../shared/store/sqlite/schema.js';
 import { openSqliteStore, type SqliteStore } from '../../../shared/store/sqlite/store.js';
 import { all, ev, identities, storeBehaviour } from './behaviour.js';
-
-const ROOT = path.resolve(import.meta.dirname, '../../..');
-const WRITER = path.join(import.meta.dirname, '..', 'fixtures', 'store-writer.ts');
-
-type Writer = { ready: Promise<void>; go(): void; done: Promise<JobOutcome[]> };
-
-/** Another process writing to the store, as a second worker does. */
-function startWriter(dataDir: string, name: string, jobs: number): Writer {
-  const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dataDir, name, String(jobs)], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    cwd: ROOT, // where `--import tsx` is resolved
-  });
-  let out = '';
-  let err = '';
-  let onReady: () => void = () => undefined;
-  const ready = new Promise<void>((resolve) => (onReady = resolve));
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-    if (out.startsWith('ready\n')) onReady();
-  });
-  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const done = new Promise<JobOutcome[]>((resolve, reject) => {
-    child.once('exit', (code) => {
-      if (code !== 0) return reject(new Error(`writer ${name} exited with ${code}: ${err}`));
-      resolve(JSON.parse(out.split('\n')[1]!) as JobOutcome[]);
-    });
-  });
-  // A writer that dies before "ready" must fail the test, not hang it.
-  const readyOrDead = Promise.race([ready, done.then(() => Promise.reject(new Error(`writer ${name} ended early`)))]);
-  return { ready: readyOrDead, go: () => child.stdin.end('go\n'), done };
-}
+import { startWriter } from './writer-process.js';
 
 describe('sqlite store', () => {
   let dir: string;
@@ -130,17 +98,17 @@ describe('sqlite store', () => {
   });
 
   for (const tier of ['dedup', 'dedup_recent']) {
-    it(`stays exact on a true hash collision in the ${tier} tier`, async () => {
+    it(`stays exact on a shared dedup key in the ${tier} tier`, async () => {
       const store = await open();
       const eventA = ev('t', 'A', { who: 'A' });
       const eventB = ev('t', 'B', { who: 'B' });
       await store.commitJobs([{ id: 'j1', events: [eventA] }]);
       const seqA = (await all(store))[0]!.seq;
 
-      // Make B's hash point at A, as if cyrb53 gave both the same 53 bits.
+      // Make B's key point at A, as if both had the same 53-bit key.
       const raw = new Database(path.join(dir, STORE_FILE));
       try {
-        raw.prepare(`INSERT INTO ${tier} (h, seq) VALUES (?, ?)`).run(identityHash(eventB.topic, eventB.event_id), seqA);
+        raw.prepare(`INSERT INTO ${tier} (k, seq) VALUES (?, ?)`).run(dedupKey(eventB.topic, eventB.event_id), seqA);
       } finally {
         raw.close();
       }
