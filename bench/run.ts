@@ -96,6 +96,8 @@ type RunResult = {
   peakRssMb: Record<string, number>;
   /** CPU seconds each process used from the first request to the drained queue. */
   cpuSeconds: Record<string, number>;
+  /** Queue jobs committed during the run: events per job says how much the API coalesced. */
+  jobs: number;
   exact: boolean;
   final: { received: number; unique_processed: number; duplicate_dropped: number };
   expected: { received: number; unique_processed: number; duplicate_dropped: number };
@@ -272,8 +274,8 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
       SQLITE_SYNCHRONOUS: opts.synchronous,
       JOB_LOCK_MS: '30000',
       ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
-      // The stream's settings, to compare them: STREAM_MAX_BUFFER_BYTES=... npm run bench -- ...
-      ...Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(STREAM_|MAX_SUBSCRIBERS$)/.test(e[0]) && e[1] !== undefined)),
+      // Settings to compare (the stream, coalescing, group commits): COALESCE_MS=... npm run bench -- ...
+      ...Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(STREAM_|COALESCE_|WORKER_|MAX_SUBSCRIBERS$)/.test(e[0]) && e[1] !== undefined)),
     },
   }).catch(async (err: unknown) => {
     await redis.stop();
@@ -368,6 +370,7 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
       lag: { maxEvents: Math.max(...samples.map((x) => x.pending)), atHalf: lagAt(0.5), atEnd: lagAt(1) },
       peakRssMb: peak,
       cpuSeconds: cpu,
+      jobs: committedJobs(final) - committedJobs(base),
       exact:
         final.received === expected.received &&
         final.unique_processed === expected.unique_processed &&
@@ -377,7 +380,7 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
       expected,
     };
     say(
-      `${s.name}: ${Math.round(result.endToEndEventsPerSecond).toLocaleString()} events/s end to end, publish ${Math.round(result.publishEventsPerSecond).toLocaleString()} events/s, p99 ${load.latencyMs.p99.toFixed(1)} ms, service CPU ${((serviceCpuSeconds(cpu) * 1e6) / s.events).toFixed(1)} µs/event, exact: ${result.exact}${stream ? `; ${stream.subscribers} subscribers: delivery p99 ${stream.latencyMs.p99} ms, exact: ${stream.exact}` : ''}`,
+      `${s.name}: ${Math.round(result.endToEndEventsPerSecond).toLocaleString()} events/s end to end, publish ${Math.round(result.publishEventsPerSecond).toLocaleString()} events/s, p99 ${load.latencyMs.p99.toFixed(1)} ms, service CPU ${((serviceCpuSeconds(cpu) * 1e6) / s.events).toFixed(1)} µs/event, ${(s.events / result.jobs).toFixed(2)} events/job, exact: ${result.exact}${stream ? `; ${stream.subscribers} subscribers: delivery p99 ${stream.latencyMs.p99} ms, exact: ${stream.exact}` : ''}`,
     );
     await cluster.stop();
     if (opts.stages) result.stages = await measureStages(s, redis, dir, opts.store);
@@ -391,6 +394,7 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
   }
 }
 
+const committedJobs = (st: Stats) => (st.store as { committed_jobs: number }).committed_jobs;
 const sum = (cpu: Record<string, number>) => Object.values(cpu).reduce((a, b) => a + b, 0);
 /** What the service itself spends: the load generator and the subscribers are its clients. */
 const serviceCpuSeconds = (cpu: Record<string, number>) => sum(Object.fromEntries(Object.entries(cpu).filter(([k]) => k !== 'load' && k !== 'subscribers')));
