@@ -106,6 +106,8 @@ type RunResult = {
   peakRssMb: Record<string, number>;
   /** CPU seconds each process used from the first request to the drained queue. */
   cpuSeconds: Record<string, number>;
+  /** Queue jobs committed during the run: events per job says how much the API coalesced. */
+  jobs: number;
   exact: boolean;
   final: { received: number; unique_processed: number; duplicate_dropped: number };
   expected: { received: number; unique_processed: number; duplicate_dropped: number };
@@ -297,8 +299,8 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
       // recovery scenario runs with the service's default, which is what it measures.
       JOB_LOCK_MS: String(s.killWorker ? DEFAULT_JOB_LOCK_MS : 30_000),
       ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
-      // The stream's settings, to compare them: STREAM_MAX_BUFFER_BYTES=... npm run bench -- ...
-      ...Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(STREAM_|MAX_SUBSCRIBERS$)/.test(e[0]) && e[1] !== undefined)),
+      // Settings to compare (the stream, coalescing, group commits): COALESCE_MS=... npm run bench -- ...
+      ...Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(STREAM_|COALESCE_|WORKER_|MAX_SUBSCRIBERS$)/.test(e[0]) && e[1] !== undefined)),
     },
   }).catch(async (err: unknown) => {
     await redis.stop();
@@ -401,6 +403,7 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
       lag: { maxEvents: Math.max(...samples.map((x) => x.pending)), atHalf: lagAt(0.5), atEnd: lagAt(1) },
       peakRssMb: peak,
       cpuSeconds: cpu,
+      jobs: committedJobs(final) - committedJobs(base),
       exact:
         final.received === expected.received &&
         final.unique_processed === expected.unique_processed &&
@@ -411,7 +414,7 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
       ...(recovery && { recovery }),
     };
     say(
-      `${s.name}: ${Math.round(result.endToEndEventsPerSecond).toLocaleString()} events/s end to end, publish ${Math.round(result.publishEventsPerSecond).toLocaleString()} events/s, p99 ${load.latencyMs.p99.toFixed(1)} ms, exact: ${result.exact}${stream ? `; ${stream.subscribers} subscribers: delivery p99 ${stream.latencyMs.p99} ms, exact: ${stream.exact}` : ''}`,
+      `${s.name}: ${Math.round(result.endToEndEventsPerSecond).toLocaleString()} events/s end to end, publish ${Math.round(result.publishEventsPerSecond).toLocaleString()} events/s, p99 ${load.latencyMs.p99.toFixed(1)} ms, service CPU ${((serviceCpuSeconds(cpu) * 1e6) / s.events).toFixed(1)} µs/event, ${(s.events / result.jobs).toFixed(2)} events/job, exact: ${result.exact}${stream ? `; ${stream.subscribers} subscribers: delivery p99 ${stream.latencyMs.p99} ms, exact: ${stream.exact}` : ''}`,
     );
     await cluster.stop();
     if (opts.stages) result.stages = await measureStages(s, redis, dir, opts.store);
@@ -425,6 +428,10 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
   }
 }
 
+const committedJobs = (st: Stats) => (st.store as { committed_jobs: number }).committed_jobs;
+const sum = (cpu: Record<string, number>) => Object.values(cpu).reduce((a, b) => a + b, 0);
+/** What the service itself spends: the load generator and the subscribers are its clients. */
+const serviceCpuSeconds = (cpu: Record<string, number>) => sum(Object.fromEntries(Object.entries(cpu).filter(([k]) => k !== 'load' && k !== 'subscribers')));
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const label = (r: RunResult) =>
   r.subscribers === undefined ? r.scenario.name : `${r.scenario.name}, ${r.subscribers} subscribers${r.oneTopicEach && r.subscribers > 0 ? ' of one topic each' : ''}`;
@@ -445,11 +452,14 @@ function markdown(results: RunResult[], meta: Record<string, string>): string {
     );
   }
   lines.push('', 'CPU seconds used by each process from the first request until the queue was drained (the machine has 2 cores, so at most 2 s of CPU per second):', '');
-  lines.push('| scenario | seconds | CPU s by process | CPU µs per event, all processes |', '| --- | ---: | --- | ---: |');
+  lines.push(
+    '| scenario | seconds | CPU s by process | CPU µs per event, all processes | CPU µs per event, service (API, workers, Redis) |',
+    '| --- | ---: | --- | ---: | ---: |',
+  );
   for (const r of results) {
-    const total = Object.values(r.cpuSeconds).reduce((a, b) => a + b, 0);
+    const perEvent = (seconds: number) => ((seconds * 1e6) / r.scenario.events).toFixed(1);
     lines.push(
-      `| ${label(r)} | ${r.endToEndSeconds.toFixed(1)} | ${Object.entries(r.cpuSeconds).map(([k, v]) => `${k} ${v}`).join(', ')} | ${((total * 1e6) / r.scenario.events).toFixed(1)} |`,
+      `| ${label(r)} | ${r.endToEndSeconds.toFixed(1)} | ${Object.entries(r.cpuSeconds).map(([k, v]) => `${k} ${v}`).join(', ')} | ${perEvent(sum(r.cpuSeconds))} | **${perEvent(serviceCpuSeconds(r.cpuSeconds))}** |`,
     );
   }
   const staged = results.filter((r) => r.stages);

@@ -5,7 +5,6 @@ import { errorMessage } from '../../shared/errors.js';
 import { decodeJob } from '../../shared/job.js';
 import type { Logger } from '../../shared/log.js';
 import { KEY_PREFIX, type PublishJobData } from '../../shared/queue.js';
-import type { JobOutcome } from '../../shared/store/port.js';
 import { CommitterClosedError, type Committer } from './committer.js';
 
 /** Jobs whose stored data could not even be parsed, with the parser's complaint. */
@@ -16,8 +15,8 @@ const unreadable = new WeakMap<object, string>();
  * active with no lock renewal, so it stalls, returns to wait and comes back forever. Such a
  * job is handed to the processor with empty data instead, where it fails as a poison message.
  */
-class PoisonTolerantWorker extends Worker<PublishJobData, JobOutcome> {
-  protected override createJob(raw: JobJsonRaw, jobId: string): Job<PublishJobData, JobOutcome> {
+class PoisonTolerantWorker extends Worker<PublishJobData, void> {
+  protected override createJob(raw: JobJsonRaw, jobId: string): Job<PublishJobData, void> {
     try {
       return super.createJob(raw, jobId);
     } catch (err) {
@@ -34,10 +33,13 @@ export type ConsumerOptions = Omit<WorkerOptions, 'autorun' | 'prefix'> & {
   log: Logger;
 };
 
-export function createConsumer(opts: ConsumerOptions): Worker<PublishJobData, JobOutcome> {
+export function createConsumer(opts: ConsumerOptions): Worker<PublishJobData, void> {
   const { queueName, committer, log, ...workerOptions } = opts;
 
-  async function processJob(job: Job<PublishJobData>, token?: string): Promise<JobOutcome> {
+  // Nothing is returned to BullMQ: a return value is serialised, stored with the job and
+  // written to the queue's events stream on every completion, and no one reads it (results
+  // reach waiting producers in the commit notice; the store keeps the counts).
+  async function processJob(job: Job<PublishJobData>, token?: string): Promise<void> {
     const parseError = unreadable.get(job);
     const decoded =
       parseError === undefined ? decodeJob(job.id, job.data) : { ok: false as const, reason: `job data is not JSON: ${parseError}` };
@@ -46,7 +48,7 @@ export function createConsumer(opts: ConsumerOptions): Worker<PublishJobData, Jo
       throw new UnrecoverableError(`poison job: ${decoded.reason}`);
     }
     try {
-      return await committer.submit({ id: job.id!, events: decoded.events, reply: job.data.reply === true });
+      await committer.submit({ id: job.id!, events: decoded.events, reply: job.data.reply === true });
     } catch (err) {
       if (err instanceof CommitterClosedError && token !== undefined) {
         // Shutting down with a failing store: hand the job back without spending an attempt.

@@ -68,6 +68,24 @@ describe('enqueuer', () => {
     }
   });
 
+  it('sends what gathered during an add as soon as that add returns, not after the coalescing window', async () => {
+    const s = setup(2000);
+    try {
+      const started = performance.now();
+      const first = s.enqueuer.enqueue([ev(1)]);
+      // The first add is under way after this turn: these gather behind it.
+      await new Promise((r) => setImmediate(r));
+      const behind = Promise.all([s.enqueuer.enqueue([ev(2)]), s.enqueuer.enqueue([ev(3)])]);
+      const [a, [b, c]] = await Promise.all([first, behind]);
+      expect(performance.now() - started).to.be.below(1000);
+      expect(b.job).to.equal(c.job);
+      expect(b.job).not.to.equal(a.job);
+      expect([b.offset, c.offset]).to.deep.equal([0, 1]);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('never puts more than maxEvents in one gathered job', async () => {
     const s = setup(50, 10);
     try {

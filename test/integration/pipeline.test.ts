@@ -173,6 +173,29 @@ describe('pipeline', function () {
       await expectEachStoredOnce(cluster, events);
     });
 
+    it('loses and doubles nothing when the API is SIGKILLed among coalesced requests, whatever it had answered', async () => {
+      cluster = await startCluster({ redisUrl: redis.url, workers: 2, store });
+      const { events, unique } = workload(6000, 0.3);
+      let accepted = 0;
+      let killed: Promise<unknown> | undefined;
+      const c = cluster;
+      // Many requests in flight, so the API gathers several into each job: some are in Redis
+      // unanswered when it dies, and their producers send them again to the new API.
+      await send(c.baseUrl, events, {
+        concurrency: 32,
+        onAccepted: (n) => {
+          accepted += n;
+          if (killed === undefined && accepted >= 2000) killed = c.api.kill().then(() => c.startApi());
+        },
+      });
+      await killed;
+      const s = await drain(c, { received: 6000, unique });
+      // Copies sent again after the crash are received and dropped, never stored twice.
+      expect(s.received).to.equal(s.unique_processed + s.duplicate_dropped);
+      expect(s.unique_processed).to.equal(unique);
+      await expectEachStoredOnce(c, events);
+    });
+
     it('answers 503 while Redis is down and loses nothing acknowledged when it comes back', async function () {
       cluster = await startCluster({ redisUrl: redis.url, workers: 2, store });
       const { events, unique } = workload(6000, 0.3, { source: 'pipeline-test' });

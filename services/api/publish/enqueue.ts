@@ -117,7 +117,9 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
     void sending.finally(() => {
       inFlight.delete(sending);
       gatheredAdds--;
-      if (gatheredAdds === 0) send();
+      // On the next turn, not now: the reply came in with other sockets' reads of this same
+      // turn, and their requests join the job instead of waiting a whole add for the next.
+      if (gatheredAdds === 0 && gathering !== undefined) sendSoon();
     });
   }
 
