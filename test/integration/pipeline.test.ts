@@ -175,7 +175,7 @@ describe('pipeline', function () {
 
     it('loses and doubles nothing when the API is SIGKILLed among coalesced requests, whatever it had answered', async () => {
       cluster = await startCluster({ redisUrl: redis.url, workers: 2, store });
-      const { events, unique } = workload(6000, 0.3);
+      const { events, unique } = workload(6000, 0.3, { source: 'pipeline-test' });
       let accepted = 0;
       let killed: Promise<unknown> | undefined;
       const c = cluster;
