@@ -127,6 +127,14 @@ function progress(line: string, force = false): void {
 }
 const say = (line: string) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}${line}\n`);
 
+/**
+ * Writes out what earlier steps left dirty in the page cache (a copied 10 M prefill is over
+ * a GB): else the kernel flushes it during the next measurement, on the same two cores.
+ */
+function settle(): void {
+  execSync('sync');
+}
+
 /** CPU seconds (user + system) a process has used, from /proc. */
 function cpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return 0;
@@ -203,6 +211,7 @@ async function measureStages(s: Scenario, redis: RedisServer, dataDir: string, s
     }
     const storeDir = path.join(dataDir, 'stage-store');
     await prefilledDir({ events: s.prefill, ids: s.ids, into: storeDir, cacheDir: RESULTS, log: (l) => progress(l, true) });
+    settle();
     const result = await child<{ eventsPerSecond: number }>('stages/store.js', {
       dataDir: storeDir,
       events: stageEvents,
@@ -284,6 +293,7 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
     const template = await prefilledDatabase({ events: s.prefill, ids: s.ids, log: (l) => progress(l, true) });
     database = await createTestDatabase({ prefix: 'agg_bench', ...(template && { template }) });
   }
+  settle();
   const redis = await startRedisServer({ dir: path.join(dir, 'redis'), appendfsync: opts.appendfsync });
   const cluster = await startCluster({
     redisUrl: redis.url,
