@@ -1,7 +1,7 @@
 // The SQLite store's dedup key and its format: growing ids keep their order, ids that share
 // a key stay exact, and a store written before the format was recorded (format 0, a plain
-// hash: fixtures/store-format-0.db, made by the code of that time) is rebuilt on open, once,
-// while two workers and a reader open it at the same time.
+// hash: fixtures/store-format-0.sql, the dump of a store made by the code of that time) is
+// rebuilt on open, once, while two workers and a reader open it at the same time.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +14,7 @@ import { ev as fixtureEvent, fixtureEvents, FIXTURE_EVENTS } from '../fixtures/f
 import { all, ev, identities } from './behaviour.js';
 import { startWriter } from './writer-process.js';
 
-const FORMAT_0 = path.join(import.meta.dirname, '..', 'fixtures', 'store-format-0.db');
+const FORMAT_0 = path.join(import.meta.dirname, '..', 'fixtures', 'store-format-0.sql');
 
 describe('sqlite store format', () => {
   let dir: string;
@@ -39,7 +39,8 @@ describe('sqlite store format', () => {
       overflow: db.prepare('SELECT count(*) FROM dedup_overflow').pluck().get() as number,
       format: db.pragma('user_version', { simple: true }) as number,
     }));
-  const copyFixture = () => fs.copyFileSync(FORMAT_0, path.join(dir, STORE_FILE));
+  /** The old store, made again from its dump (kept as text: no database file in the repository). */
+  const copyFixture = () => raw((db) => db.exec(fs.readFileSync(FORMAT_0, 'utf8')));
   /** Every fixture event and the forced collision again: each must be a duplicate. */
   const fixtureCopies = () => [...fixtureEvents(0, FIXTURE_EVENTS), fixtureEvent('t0', 'collides', -1)];
 
