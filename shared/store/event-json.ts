@@ -3,7 +3,6 @@
 // no parse and no second serialization per event, which is most of what a live stream
 // costs the API. The keys and their order are those of StoredEvent, so the text is byte
 // for byte JSON.stringify of what listEvents returns (tested on both stores).
-import type { StoredEvent } from './port.js';
 
 /** An event's JSON text, with the fields the stream's fan-out sorts by. */
 export type EventJson = { seq: number; topic: string; json: string };
@@ -20,7 +19,3 @@ export function eventJson(
   return `{"seq":${seq},"topic":${JSON.stringify(topic)},"event_id":${JSON.stringify(eventId)},"timestamp":${JSON.stringify(timestamp)},"source":${JSON.stringify(source)},"payload":${payloadJson},"processed_at":"${processedAt}"}`;
 }
 
-/** For a store whose rows are already events (and the reference the fast path is tested against). */
-export function toEventJson(e: StoredEvent): EventJson {
-  return { seq: e.seq, topic: e.topic, json: JSON.stringify(e) };
-}

@@ -18,7 +18,7 @@ import { ADMIN_URL } from '../../tools/harness/postgres.js';
 import { waitFor } from '../../tools/harness/wait.js';
 import { makeHosts, ownNamespaces, type Host, type Hosts } from '../support/hosts.js';
 import { requirePostgres } from '../support/postgres.js';
-import { workload, type Ev } from '../support/workload.js';
+import { mixedChunks, workload, type Ev } from '../support/workload.js';
 
 const TOTAL = 20_000;
 const COPIES = 0.3;
@@ -93,12 +93,7 @@ type SendOptions = {
 
 /** Single events, JSON batches and NDJSON batches, each retried until 202, within `deadline`. */
 async function send(baseUrl: string, events: Ev[], opts: SendOptions) {
-  const chunks: Ev[][] = [];
-  for (let i = 0; i < events.length; ) {
-    const size = [1, 1, 7, 50, 250, 500][chunks.length % 6]!;
-    chunks.push(events.slice(i, i + size));
-    i += size;
-  }
+  const chunks = mixedChunks(events);
   let next = 0;
   let offered = 0;
   let retries = 0;

@@ -9,17 +9,12 @@ import { startTestRedis, type TestRedis } from '../support/redis.js';
 import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
 import { allEvents, publish, stats, type Stats } from '../../tools/harness/http.js';
 import { waitFor } from '../../tools/harness/wait.js';
-import { workload, type Ev } from '../support/workload.js';
+import { mixedChunks, workload, type Ev } from '../support/workload.js';
 
 
 /** Sends events in a mix of shapes: single events, JSON batches, NDJSON batches; retries until 202. */
 async function send(baseUrl: string, events: Ev[], opts: { concurrency?: number; onAccepted?: (n: number) => void } = {}) {
-  const chunks: Ev[][] = [];
-  for (let i = 0; i < events.length; ) {
-    const size = [1, 1, 7, 50, 250, 500][chunks.length % 6]!;
-    chunks.push(events.slice(i, i + size));
-    i += size;
-  }
+  const chunks = mixedChunks(events);
   let next = 0;
   let retries = 0;
   const one = async () => {

@@ -24,3 +24,14 @@ export function workload(total: number, dupRatio: number, opts: { topics?: numbe
   }
   return { events, unique };
 }
+
+/** Requests of mixed sizes (single events, small and large batches), as producers send them. */
+export function mixedChunks(events: Ev[]): Ev[][] {
+  const chunks: Ev[][] = [];
+  for (let i = 0; i < events.length; ) {
+    const size = [1, 1, 7, 50, 250, 500][chunks.length % 6]!;
+    chunks.push(events.slice(i, i + size));
+    i += size;
+  }
+  return chunks;
+}
