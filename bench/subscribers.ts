@@ -4,8 +4,8 @@
 // stored an event to its receipt here. The commit's end comes from the workers' own commit
 // notices (`committed_at`, the same machine's clock), read here from Redis as the API reads
 // them. A stream the server cuts (a reader too far behind) is resumed with Last-Event-ID and
-// counted. Messages are scanned as bytes, not parsed as JSON: a hundred subscribers in one
-// process must cost less than the service they measure.
+// counted. Messages are scanned, not parsed as JSON: a hundred subscribers in one process
+// must cost less than the service they measure.
 import http from 'node:http';
 import { Redis } from 'ioredis';
 import { commitsChannel, parseNotice } from '../shared/notices.js';
@@ -34,12 +34,10 @@ export type SubscribersResult = {
   cpuSeconds: number;
 };
 
-type Sub = { topic: string | undefined; want: number; count: number; last: number; ordered: boolean; reconnects: number; started: boolean; rest: Buffer | undefined };
+type Sub = { topic: string | undefined; want: number; count: number; last: number; ordered: boolean; reconnects: number; started: boolean; rest: string };
 
 const MAX_MS = 600_000;
-const END = Buffer.from('\n\n');
 const ID_LENGTH = 'id: '.length;
-const AFTER = Buffer.from(': after');
 
 /**
  * When each commit ended, by the highest seq it made visible. The commit that stored seq s
@@ -93,18 +91,6 @@ function commitClock() {
   };
 }
 
-/**
- * Where the blank line ending the message at `pos` starts, or -1. Found line by line with
- * a one-byte search (memchr), much faster than looking for the two-byte '\n\n' itself: a
- * message's lines are short and its data one line.
- */
-function endOf(buf: Buffer, pos: number): number {
-  for (let i = buf.indexOf(10, pos); i >= 0 && i + 1 < buf.length; i = buf.indexOf(10, i + 1)) {
-    if (buf[i + 1] === 10) return i;
-  }
-  return -1;
-}
-
 function percentile(hist: Uint32Array, total: number, p: number): number {
   const want = Math.ceil((p / 100) * total);
   let seen = 0;
@@ -139,42 +125,34 @@ export async function runSubscribers(
   await notices.subscribe(commitsChannel(spec.queueName));
 
   /** Messages end with a blank line; a message is `id: <seq>\ndata: <the event as JSON>`. */
-  function message(sub: Sub, buf: Buffer, pos: number, now: number, started: () => void): void {
-    // 'id: ' byte by byte: a Buffer.compare call per message costs more than the rest of it.
-    if (buf[pos] === 105 && buf[pos + 1] === 100 && buf[pos + 2] === 58 && buf[pos + 3] === 32) {
+  function message(sub: Sub, text: string, pos: number, now: number, started: () => void): void {
+    // 'id: ' char by char: cheaper than a startsWith per message.
+    if (text.charCodeAt(pos) === 105 && text.charCodeAt(pos + 1) === 100 && text.charCodeAt(pos + 2) === 58 && text.charCodeAt(pos + 3) === 32) {
       let seq = 0;
-      for (let i = pos + ID_LENGTH; buf[i]! >= 48 && buf[i]! <= 57; i++) seq = seq * 10 + buf[i]! - 48;
+      for (let i = pos + ID_LENGTH, c = text.charCodeAt(i); c >= 48 && c <= 57; c = text.charCodeAt(++i)) seq = seq * 10 + c - 48;
       if (!(seq > sub.last)) sub.ordered = false;
       sub.last = seq;
       sub.count++;
       const ms = clock.latency(seq, now);
       if (ms !== undefined) record(ms);
-    } else if (buf.compare(AFTER, 0, AFTER.length, pos, pos + AFTER.length) === 0) {
+    } else if (text.startsWith(': after', pos)) {
       started();
     }
   }
 
+  /**
+   * A chunk as a one-byte string (latin1: one char per byte, so the UTF-8 inside events
+   * cannot fake a line break): V8's own string search finds each message's end four times
+   * faster than Buffer.indexOf calls, which cross into C++ every time.
+   */
   function take(sub: Sub, chunk: Buffer, now: number, started: () => void): void {
+    const text = sub.rest + chunk.toString('latin1');
     let pos = 0;
-    if (sub.rest !== undefined) {
-      // Only the message cut by the previous chunk is copied, not the whole chunk.
-      const rest = sub.rest;
-      // The blank line that ends it may itself be cut in two.
-      const cutEnd = rest[rest.length - 1] === 10 && chunk[0] === 10;
-      const end = cutEnd ? -1 : endOf(chunk, 0);
-      if (!cutEnd && end === -1) {
-        sub.rest = Buffer.concat([rest, chunk]);
-        return;
-      }
-      pos = end + END.length;
-      message(sub, Buffer.concat([rest, chunk.subarray(0, pos)]), 0, now, started);
-      sub.rest = undefined;
+    for (let end = text.indexOf('\n\n', pos); end >= 0; end = text.indexOf('\n\n', pos)) {
+      message(sub, text, pos, now, started);
+      pos = end + 2;
     }
-    for (let end = endOf(chunk, pos); end >= 0; end = endOf(chunk, pos)) {
-      message(sub, chunk, pos, now, started);
-      pos = end + END.length;
-    }
-    if (pos < chunk.length) sub.rest = Buffer.from(chunk.subarray(pos));
+    sub.rest = pos < text.length ? text.slice(pos) : '';
   }
 
   /** Opens (or reopens, after the last event received, as an EventSource would) one stream. */
@@ -188,7 +166,7 @@ export async function runSubscribers(
           reject(new Error(`subscriber: HTTP ${res.statusCode}`));
           return;
         }
-        sub.rest = undefined;
+        sub.rest = '';
         res.on('data', (chunk: Buffer) =>
           take(sub, chunk, Date.now(), () => {
             sub.started = true;
@@ -208,7 +186,7 @@ export async function runSubscribers(
       requests.add(req);
     });
 
-  for (let i = 0; i < spec.count; i++) subs.push({ topic: spec.topics?.[i % spec.topics.length], want: 0, count: 0, last: 0, ordered: true, reconnects: 0, started: false, rest: undefined });
+  for (let i = 0; i < spec.count; i++) subs.push({ topic: spec.topics?.[i % spec.topics.length], want: 0, count: 0, last: 0, ordered: true, reconnects: 0, started: false, rest: '' });
   // Connected a few at a time, as clients arriving would.
   for (let i = 0; i < subs.length; i += 20) await Promise.all(subs.slice(i, i + 20).map(open));
   onReady();

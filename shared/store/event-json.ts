@@ -7,6 +7,17 @@
 /** An event's JSON text, with the fields the stream's fan-out sorts by. */
 export type EventJson = { seq: number; topic: string; json: string };
 
+/** What the live stream reads: events after a cursor, of some topics or of all. */
+export type EventJsonQuery = { topics?: readonly string[] | undefined; after: number; limit: number };
+
+/**
+ * A page of events, and how far it reaches: every event of the asked topics with
+ * `after < seq <= through` is in `events`. For a full page `through` is its last event's
+ * seq; for a short one it is the highest seq visible to the read (all topics), taken in the
+ * same snapshot, so a cursor can move past events of topics nobody asked for.
+ */
+export type EventJsonPage = { events: EventJson[]; through: number };
+
 export function eventJson(
   seq: number,
   topic: string,

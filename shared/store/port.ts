@@ -10,7 +10,7 @@
 // - `seq` is the store's processing order, and a reader paging with `after` never skips an
 //   event: an event becomes visible only once every event with a smaller seq is visible.
 import type { Event } from '../schema.js';
-import type { EventJson } from './event-json.js';
+import type { EventJsonPage, EventJsonQuery } from './event-json.js';
 
 export type JobToCommit = { id: string; events: readonly Event[] };
 
@@ -79,8 +79,11 @@ export type Store = {
   commitJobs(jobs: readonly JobToCommit[]): Promise<JobOutcome[]>;
   /** Events with seq > after, in seq order. */
   listEvents(q: { topic?: string | undefined; after: number; limit: number }): Promise<StoredEvent[]>;
-  /** The same events as listEvents, each already as its JSON text (what the live stream sends). */
-  listEventsJson(q: { topic?: string | undefined; after: number; limit: number }): Promise<EventJson[]>;
+  /**
+   * The same events as listEvents, each already as its JSON text (what the live stream
+   * sends), of any of `topics` (all when absent), and how far the page reaches.
+   */
+  listEventsJson(q: EventJsonQuery): Promise<EventJsonPage>;
   /** The highest seq visible to readers (0 for an empty store). */
   lastSeq(): Promise<number>;
   getEvent(topic: string, eventId: string): Promise<EventHistory | undefined>;

@@ -1,7 +1,7 @@
 // GET /events/stream delivers: every stored event after the start point exactly once, in
 // seq order, with id = seq, live and from the backlog, across a reconnection and across
-// API processes. Real API processes, two workers, a real Redis. The bounds (slow readers,
-// the subscriber limit, keepalive, keys, shutdown) are in stream-bounds.test.ts.
+// API processes, on both stores. Real API processes, two workers, a real Redis. The bounds
+// (slow readers, the subscriber limit, keepalive, keys, shutdown) are in stream-bounds.test.ts.
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { useCluster } from '../support/suite.js';
@@ -10,6 +10,8 @@ import { follow, openStream, type Follower, type StreamClient } from '../../tool
 import { waitFor } from '../../tools/harness/wait.js';
 import { event } from '../support/http.js';
 import { openSqliteStore } from '../../shared/store/sqlite/store.js';
+import { openPostgresStore } from '../../shared/store/postgres/store.js';
+import { requirePostgres } from '../support/postgres.js';
 import { newJobId } from '../../shared/queue.js';
 import type { Event } from '../../shared/schema.js';
 
@@ -26,8 +28,12 @@ function withCopies(unique: number, copies: number, topics: string[], pad = ''):
   return all;
 }
 
-describe('GET /events/stream: delivery', function () {
-  const shared = useCluster({ workers: 2 });
+for (const storeKind of ['sqlite', 'postgres'] as const)
+describe(`GET /events/stream: delivery, on ${storeKind}`, function () {
+  before(async function () {
+    if (storeKind === 'postgres') await requirePostgres(this);
+  });
+  const shared = useCluster({ workers: 2, store: storeKind });
   const base = () => shared.cluster.baseUrl;
   let received = 0;
   const clients: StreamClient[] = [];
@@ -185,13 +191,51 @@ describe('GET /events/stream: delivery', function () {
     expect((await shared.cluster.extraApis.at(-1)!.term()).code).to.equal(0);
   });
 
+  it('serves a subscriber of a topic the fan-out was not reading, joining near the head, every event of its topic', async () => {
+    const run = randomUUID().slice(0, 8);
+    const [a, b] = [`only-a-${run}`, `only-b-${run}`];
+    // Live on `a` alone: the fan-out reads only `a`, and its recent pages hold only `a`.
+    const watcher = await subscribe(base(), `/events/stream?topic=${a}`);
+    await startOf(watcher);
+    let publishing = true;
+    const producing = (async () => {
+      while (publishing) {
+        await send(withCopies(200, 20, [a, b]), { batch: 220, lanes: 1 });
+        await new Promise((r) => setTimeout(r, 30));
+      }
+    })();
+    const joiners: { c: StreamClient; after: number; topic: string | undefined }[] = [];
+    try {
+      await waitFor(() => watcher.events.length >= 400, { timeoutMs: 30_000, what: 'the watcher live' });
+      // Each joins a few events behind the head, where the fan-out holds pages of `a` only:
+      // those must not stand in for the store.
+      for (const topic of [b, undefined, b, a]) {
+        const head = watcher.events.at(-1)!.seq as number;
+        const after = head - 1 - Math.floor(Math.random() * 40);
+        const q = new URLSearchParams({ after: String(after), ...(topic === undefined ? {} : { topic }) });
+        joiners.push({ c: await subscribe(base(), `/events/stream?${q.toString()}`), after, topic });
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    } finally {
+      publishing = false;
+      await producing;
+    }
+    await drained(base(), received, 60_000);
+    const stored = await allEvents(base());
+    for (const j of joiners) {
+      const expected = stored.filter((e) => e.seq > j.after && (j.topic === undefined || e.topic === j.topic));
+      await receivesExactly(j.c, expected, `a subscriber of ${j.topic ?? 'every topic'} after ${j.after}`);
+    }
+  });
+
   it('delivers a commit whose notice never came (lost while Redis was away) from its slow timer', async () => {
     const topic = `lost-${randomUUID().slice(0, 8)}`;
     const c = await subscribe(base(), `/events/stream?topic=${topic}`);
     await startOf(c);
     // Committed through the store itself, as a worker would, but with no notice published.
     const events = Array.from({ length: 50 }, (_, i) => event({ topic, payload: { i } }) as Event);
-    const store = openSqliteStore({ dataDir: shared.cluster.dataDir });
+    const store =
+      storeKind === 'sqlite' ? openSqliteStore({ dataDir: shared.cluster.dataDir }) : await openPostgresStore({ url: shared.cluster.database!.url });
     try {
       await store.commitJobs([{ id: newJobId(events.length), events }]);
     } finally {

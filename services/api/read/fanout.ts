@@ -15,11 +15,11 @@
 // sent (recent.ts) rather than from the store: resuming after a cut costs no read.
 import type { ServerResponse } from 'node:http';
 import type { Logger } from '../../../shared/log.js';
-import type { EventJson } from '../../../shared/store/event-json.js';
 import type { Store } from '../../../shared/store/port.js';
 import { unavailable } from '../http/errors.js';
 import type { CommitFeed } from '../commits.js';
-import { createRecent, encodePage, slice, type EncodedPage } from './recent.js';
+import { limiter } from './limiter.js';
+import { covers, createRecent, encodePage, slice, type Covers, type EncodedPage } from './recent.js';
 import { createSubscriber, type Subscriber } from './sse.js';
 
 export type FanoutOptions = {
@@ -59,27 +59,6 @@ export type Fanout = {
 const PIECE_BYTES = 64 * 1024;
 const YIELD_AFTER_MS = 50;
 
-/**
- * At most `n` at once, the rest queue; a slot is handed on only on the event loop's next
- * turn, so that even a synchronous driver (better-sqlite3) lets requests in between.
- */
-function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let running = 0;
-  const waiting: (() => void)[] = [];
-  return async (fn) => {
-    if (running >= n) await new Promise<void>((resolve) => waiting.push(resolve));
-    running++;
-    try {
-      return await fn();
-    } finally {
-      setImmediate(() => {
-        running--;
-        waiting.shift()?.();
-      });
-    }
-  };
-}
-
 export function createFanout(o: FanoutOptions): Fanout {
   const { store, log } = o;
   const pageSize = o.pageSize ?? 500;
@@ -99,15 +78,13 @@ export function createFanout(o: FanoutOptions): Fanout {
   // loop away from publishers; only the reads: a slow reader's wait holds no turn.
   const storeRead = limiter(o.storeReaders ?? 4);
 
-  /** Hands a page read from `liveSeq` to every live subscriber behind it; returns it encoded. */
-  function dispatch(events: readonly EventJson[]): EncodedPage {
-    const page = encodePage(events);
-    const first = page.seqs[0]!;
-    const last = page.seqs[page.seqs.length - 1]!;
+  /** Hands a page read from `liveSeq` to every live subscriber behind it. */
+  function dispatch(page: EncodedPage): void {
+    const first = page.seqs[0] ?? Infinity;
     // One chunk per topic filter, shared by the subscribers of that filter.
     const byFilter = new Map<string | undefined, Buffer | null>();
     for (const sub of live) {
-      if (sub.closed || sub.cursor >= last) continue;
+      if (sub.closed || sub.cursor >= page.through) continue;
       let chunk: Buffer | null;
       if (sub.cursor < first) {
         if (!byFilter.has(sub.topic)) byFilter.set(sub.topic, slice(page, 0, sub.topic, Infinity).chunk);
@@ -116,13 +93,32 @@ export function createFanout(o: FanoutOptions): Fanout {
         // Joined with a cursor inside this page: only what lies beyond it.
         chunk = slice(page, sub.cursor, sub.topic, Infinity).chunk;
       }
-      sub.cursor = last;
+      sub.cursor = page.through;
       if (chunk !== null) sub.send(chunk);
     }
-    return page;
   }
 
-  /** Reads everything after `liveSeq` for the live set; one read at a time, notices meanwhile coalesced. */
+  // The topics the live set follows, one object while they stay the same, so that recent
+  // pages read for them can tell they cover the same topics.
+  let followedKey = '';
+  let followed = new Set<string>();
+  function liveTopics(): Covers {
+    const topics = new Set<string>();
+    for (const sub of live) {
+      if (sub.topic === undefined) return undefined;
+      topics.add(sub.topic);
+    }
+    const key = [...topics].sort().join('\u0000');
+    if (followedKey !== key) [followedKey, followed] = [key, topics];
+    return followed;
+  }
+  /** The read under way, and whether a subscriber it does not cover joined meanwhile. */
+  let inFlight: { covers: Covers; stale: boolean } | undefined;
+
+  /**
+   * Reads everything after `liveSeq` for the live set, only of the topics it follows; one
+   * read at a time, notices meanwhile coalesced.
+   */
   async function pump(): Promise<void> {
     if (reading) {
       again = true;
@@ -134,12 +130,19 @@ export function createFanout(o: FanoutOptions): Fanout {
       do {
         again = false;
         while (live.size > 0 && !closing) {
-          const page = await store.listEventsJson({ after: liveSeq, limit: livePageSize });
-          if (page.length > 0) {
-            recent.append(dispatch(page));
-            liveSeq = page[page.length - 1]!.seq;
+          const read = (inFlight = { covers: liveTopics(), stale: false });
+          const after = liveSeq;
+          const page = await store.listEventsJson({ topics: read.covers && [...read.covers], after, limit: livePageSize });
+          inFlight = undefined;
+          // Someone of a topic it skipped joined at `liveSeq`: read again, for them too.
+          if (read.stale) continue;
+          if (page.through > liveSeq) {
+            const encoded = encodePage(page, after, read.covers);
+            dispatch(encoded);
+            recent.append(encoded);
+            liveSeq = page.through;
           }
-          if (page.length < livePageSize) break;
+          if (page.events.length < livePageSize) break;
           // A big commit is many pages. Sockets flush only when the event loop turns: once
           // one holds a good part of its limit, let them (else a reader that keeps up would
           // look slow); and let publishers in every few tens of milliseconds.
@@ -150,6 +153,7 @@ export function createFanout(o: FanoutOptions): Fanout {
         }
       } while (again && live.size > 0 && !closing);
     } catch (err) {
+      inFlight = undefined;
       log.warn({ err }, 'stream: reading new events failed; trying again on the next notice');
     } finally {
       reading = false;
@@ -164,6 +168,7 @@ export function createFanout(o: FanoutOptions): Fanout {
     if (sub.cursor < liveSeq) return false;
     sub.live = true;
     live.add(sub);
+    if (inFlight !== undefined && !covers(inFlight.covers, sub.topic)) inFlight.stale = true;
     // Notices that came while it caught up may have been ignored (nobody was live).
     void pump();
     return true;
@@ -182,21 +187,21 @@ export function createFanout(o: FanoutOptions): Fanout {
 
   /** Reads the store: pages until a short one, then an attempt to join (false: go on). */
   async function catchUpFromStore(sub: Subscriber): Promise<boolean> {
-    // Read before each short page is confirmed: everything up to it was visible then.
-    const visible = await store.lastSeq();
+    const topics = sub.topic === undefined ? undefined : [sub.topic];
     for (;;) {
       if (sub.closed) return true;
-      const page = await storeRead(() => store.listEventsJson({ topic: sub.topic, after: sub.cursor, limit: pageSize }));
-      const encoded = encodePage(page);
-      for (let piece = slice(encoded, sub.cursor, undefined, PIECE_BYTES); piece.chunk !== null; piece = slice(encoded, sub.cursor, undefined, PIECE_BYTES)) {
+      const after = sub.cursor;
+      const page = await storeRead(() => store.listEventsJson({ topics, after, limit: pageSize }));
+      const encoded = encodePage(page, after, undefined);
+      for (let piece = slice(encoded, sub.cursor, undefined, PIECE_BYTES); sub.cursor < encoded.through; piece = slice(encoded, sub.cursor, undefined, PIECE_BYTES)) {
         sub.cursor = piece.through;
-        if (!(await sub.sendPaced(piece.chunk))) return true;
+        if (piece.chunk !== null && !(await sub.sendPaced(piece.chunk))) return true;
       }
-      if (page.length < pageSize) break;
+      // Short: everything stored when the read began has been seen (`through` says up to where).
+      if (page.events.length < pageSize) break;
       // The recent messages may reach back to here now.
       if (live.size > 0 && sub.cursor >= recent.from) return false;
     }
-    sub.cursor = Math.max(sub.cursor, visible);
     return join(sub);
   }
 

@@ -6,7 +6,7 @@
 // commit's seqs larger than those of every commit visible before it, so any snapshot holds
 // a prefix of the seqs (see the top of write.ts).
 import type { Pool } from 'pg';
-import { eventJson, type EventJson } from '../event-json.js';
+import { eventJson, type EventJsonPage, type EventJsonQuery } from '../event-json.js';
 import type { EventHistory, StoreCounts, StoredEvent, TopicCounts } from '../port.js';
 
 type EventRow = {
@@ -47,11 +47,29 @@ export async function listEvents(pool: Pool, q: { topic?: string | undefined; af
   return (await listRows(pool, q)).rows.map(toEvent);
 }
 
-export async function listEventsJson(pool: Pool, q: { topic?: string | undefined; after: number; limit: number }): Promise<EventJson[]> {
-  return (await listRows(pool, q)).rows.map((r) => {
-    const seq = Number(r.seq);
-    return { seq, topic: r.topic, json: eventJson(seq, r.topic, r.event_id, r.ts, r.source.toString('utf8'), r.payload, r.processed_at.toISOString()) };
-  });
+/**
+ * One statement, so one snapshot: the page, and the highest seq visible beside it (a row
+ * with no event when the page is empty).
+ */
+export async function listEventsJson(pool: Pool, { topics, after, limit }: EventJsonQuery): Promise<EventJsonPage> {
+  const { rows } = await pool.query<Partial<EventRow> & { top: string }>(
+    `SELECT top.seq::text AS top, ${EVENT_COLUMNS}
+       FROM (SELECT coalesce(max(seq), 0) AS seq FROM events) top
+       LEFT JOIN LATERAL (
+         SELECT * FROM events WHERE seq > $1 ${topics === undefined ? '' : topics.length === 1 ? 'AND topic = $3' : 'AND topic = ANY($3)'} ORDER BY seq LIMIT $2
+       ) e ON true
+      ORDER BY e.seq`,
+    topics === undefined ? [after, limit] : [after, limit, topics.length === 1 ? topics[0] : topics],
+  );
+  const events = rows
+    .filter((r): r is EventRow & { top: string } => r.seq !== null && r.seq !== undefined)
+    .map((r) => {
+      const seq = Number(r.seq);
+      return { seq, topic: r.topic, json: eventJson(seq, r.topic, r.event_id, r.ts, r.source.toString('utf8'), r.payload, r.processed_at.toISOString()) };
+    });
+  const top = rows.length > 0 ? Number(rows[0]!.top) : after;
+  const through = limit > 0 && events.length === limit ? events[limit - 1]!.seq : Math.max(after, top);
+  return { events, through };
 }
 
 export async function lastSeq(pool: Pool): Promise<number> {

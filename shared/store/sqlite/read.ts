@@ -1,12 +1,12 @@
 // The SQLite store's read path: events by cursor, one identity explained, counts and topics.
 import type Database from 'better-sqlite3';
-import { eventJson, type EventJson } from '../event-json.js';
+import { eventJson, type EventJsonPage, type EventJsonQuery } from '../event-json.js';
 import type { EventHistory, StoreCounts, StoredEvent, TopicCounts } from '../port.js';
 import type { Lookup, StoredRow } from './lookup.js';
 
 export type Reader = {
   listEvents(q: { topic?: string | undefined; after: number; limit: number }): StoredEvent[];
-  listEventsJson(q: { topic?: string | undefined; after: number; limit: number }): EventJson[];
+  listEventsJson(q: EventJsonQuery): EventJsonPage;
   lastSeq(): number;
   getEvent(topic: string, eventId: string): EventHistory | undefined;
   counts(q: { jobIds: readonly string[]; topicsLimit: number }): StoreCounts;
@@ -35,6 +35,13 @@ export function createReader(db: Database.Database, lookup: Lookup): Reader {
   // Rows as arrays, not objects: the JSON path reads each column once.
   const listAllRaw = db.prepare(`SELECT ${columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`).raw();
   const listTopicRaw = db.prepare(`SELECT ${columns} FROM events WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`).raw();
+  // Several topics: along seq from the cursor ('+topic' keeps the planner off the topic
+  // index, which would read each topic's range and sort). The live stream reads near the
+  // head, so the rows skipped are few, and skipping one in SQLite costs far less than
+  // handing it to JavaScript.
+  const listTopicsRaw = db
+    .prepare(`SELECT ${columns} FROM events WHERE seq > ? AND +topic IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`)
+    .raw();
   const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
   const copiesOf = db.prepare(
     'SELECT count(*) AS copies, coalesce(sum(conflict), 0) AS conflicts, max(seen_at) AS last FROM copies WHERE seq = ?',
@@ -55,17 +62,26 @@ export function createReader(db: Database.Database, lookup: Lookup): Reader {
       const rows = (topic === undefined ? listAll.all(after, limit) : listTopic.all(topic, after, limit)) as StoredRow[];
       return rows.map(toStoredEvent);
     },
-    listEventsJson({ topic, after, limit }) {
+    // One read transaction: `through` must come from the snapshot the page came from.
+    listEventsJson: db.transaction(({ topics, after, limit }: EventJsonQuery): EventJsonPage => {
       type Raw = [number, string, string, string, string, string, number];
-      const rows = (topic === undefined ? listAllRaw.all(after, limit) : listTopicRaw.all(topic, after, limit)) as Raw[];
+      const rows = (
+        topics === undefined
+          ? listAllRaw.all(after, limit)
+          : topics.length === 1
+            ? listTopicRaw.all(topics[0], after, limit)
+            : listTopicsRaw.all(after, JSON.stringify(topics), limit)
+      ) as Raw[];
       // The events of one commit share their processed_at: formatted once.
       let stampMs = NaN;
       let stamp = '';
-      return rows.map(([seq, t, eventId, timestamp, source, payload, processedAt]) => {
+      const events = rows.map(([seq, t, eventId, timestamp, source, payload, processedAt]) => {
         if (processedAt !== stampMs) stamp = iso((stampMs = processedAt));
         return { seq, topic: t, json: eventJson(seq, t, eventId, timestamp, source, payload, stamp) };
       });
-    },
+      const through = limit > 0 && events.length === limit ? events[limit - 1]!.seq : Math.max(after, maxSeq.get() as number);
+      return { events, through };
+    }),
     lastSeq: () => maxSeq.get() as number,
     getEvent(topic, eventId) {
       // One read transaction: the event and its copies as of one moment.

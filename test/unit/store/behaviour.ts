@@ -210,9 +210,33 @@ export function storeBehaviour(h: StoreHarness): void {
     for (const q of [{ after: 0, limit: 100 }, { after: 1, limit: 3 }, { topic: 'even "q"', after: 0, limit: 100 }, { topic: 'odd/é', after: 0, limit: 1 }]) {
       const objects = await store.listEvents(q);
       expect(objects.length).to.be.above(0);
-      expect(await store.listEventsJson(q)).to.deep.equal(objects.map((e) => ({ seq: e.seq, topic: e.topic, json: JSON.stringify(e) })));
+      const page = await store.listEventsJson({ topics: q.topic === undefined ? undefined : [q.topic], after: q.after, limit: q.limit });
+      expect(page.events).to.deep.equal(objects.map((e) => ({ seq: e.seq, topic: e.topic, json: JSON.stringify(e) })));
     }
-    expect(await store.listEventsJson({ topic: 'none', after: 0, limit: 10 })).to.deep.equal([]);
+    expect(await store.listEventsJson({ topics: ['none'], after: 0, limit: 10 })).to.deep.equal({ events: [], through: 6 });
+  });
+
+  it('lists events of several topics in seq order, and says how far each page reaches', async () => {
+    const store = await open();
+    // seqs 1..12: topics a, b, c in turn
+    const topics = ['a', 'b', 'c'];
+    await store.commitJobs([{ id: 'j1', events: Array.from({ length: 12 }, (_, i) => ev(topics[i % 3]!, `e${i}`)) }]);
+    const seqsOf = (p: { events: { seq: number; topic: string }[] }) => p.events.map((e) => `${e.topic}${e.seq}`);
+    // Short pages reach the newest seq of any topic: the cursor may move past the c's.
+    const ab = await store.listEventsJson({ topics: ['a', 'b'], after: 0, limit: 100 });
+    expect(seqsOf(ab)).to.deep.equal(['a1', 'b2', 'a4', 'b5', 'a7', 'b8', 'a10', 'b11']);
+    expect(ab.through).to.equal(12);
+    // A full page reaches its last event only: what follows it is unread.
+    const full = await store.listEventsJson({ topics: ['a', 'c'], after: 1, limit: 3 });
+    expect(seqsOf(full)).to.deep.equal(['c3', 'a4', 'c6']);
+    expect(full.through).to.equal(6);
+    expect(seqsOf(await store.listEventsJson({ topics: ['b'], after: 5, limit: 2 }))).to.deep.equal(['b8', 'b11']);
+    expect(await store.listEventsJson({ topics: ['b'], after: 5, limit: 2 })).to.include({ through: 11 });
+    expect(await store.listEventsJson({ topics: ['b'], after: 11, limit: 2 })).to.deep.equal({ events: [], through: 12 });
+    expect(await store.listEventsJson({ after: 12, limit: 5 })).to.deep.equal({ events: [], through: 12 });
+    // A cursor past the end stays where it is.
+    expect(await store.listEventsJson({ topics: ['a', 'b'], after: 40, limit: 5 })).to.deep.equal({ events: [], through: 40 });
+    expect((await store.listEventsJson({ after: 0, limit: 100 })).events).to.have.length(12);
   });
 
   it('counts received as unique plus dropped, with sorted topics and their counts', async () => {
