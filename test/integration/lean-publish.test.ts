@@ -67,7 +67,7 @@ function comparable(reply: Reply): unknown {
   return { status: reply.status, message: reply.message, headers, body };
 }
 
-type Served = { port: number; full: boolean; close(): Promise<void> };
+type Served = { port: number; full: boolean; stopping: boolean; close(): Promise<void> };
 
 describe('lean publish path', function () {
   let redis: TestRedis;
@@ -85,7 +85,7 @@ describe('lean publish path', function () {
     const enqueuer = createEnqueuer({ queue, lingerMs: 1, maxEvents: 1000, timeoutMs: 1000, log });
     const commits: CommitFeed = subscribeCommits(connection, queueName, log);
     const results = createResultWaiter(commits);
-    const state = { port: 0, full: false } as Served;
+    const state = { port: 0, full: false, stopping: false } as Served;
     const { app, listener } = createApi({
       config,
       log,
@@ -99,7 +99,11 @@ describe('lean publish path', function () {
       isReady: () => true,
     });
     const handle = lean ? listener : app.callback();
-    const server = http.createServer((req, res) => void handle(req, res));
+    // As services/api/main.ts does once shutdown has begun.
+    const server = http.createServer((req, res) => {
+      if (state.stopping) res.setHeader('Connection', 'close');
+      void handle(req, res);
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     state.port = (server.address() as AddressInfo).port;
     state.close = async () => {
@@ -184,6 +188,20 @@ describe('lean publish path', function () {
       expect(comparable(lean)).to.deep.equal(comparable(koa));
     } finally {
       servers.koa!.full = servers.lean!.full = false;
+    }
+  });
+
+  it('answers with Connection: close while stopping, as the Koa route does', async () => {
+    servers.koa!.stopping = servers.lean!.stopping = true;
+    try {
+      for (const req of [json(ev), json({ ...ev, topic: '' }), { ...json(ev), headers: { ...JSON_TYPE } }]) {
+        const koa = await send(servers.koa!.port, req);
+        const lean = await send(servers.lean!.port, req);
+        expect(lean.headers[0]).to.deep.equal(['Connection', 'close']);
+        expect(comparable(lean)).to.deep.equal(comparable(koa));
+      }
+    } finally {
+      servers.koa!.stopping = servers.lean!.stopping = false;
     }
   });
 
