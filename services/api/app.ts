@@ -1,7 +1,6 @@
 // The HTTP API as a Koa app. It mounts the three parts, each in its folder: publishing
 // (publish/), reading (read/) and the operator's view (operator/), and gives every answer
 // a request id and every error one shape (http/errors.ts).
-import { randomUUID } from 'node:crypto';
 import Koa from 'koa';
 import Router from '@koa/router';
 import type { Queue } from 'bullmq';
@@ -10,13 +9,16 @@ import type { Config } from '../../shared/config.js';
 import type { Logger } from '../../shared/log.js';
 import type { PublishJobData } from '../../shared/queue.js';
 import type { Store } from '../../shared/store/port.js';
-import { requireBearer } from './http/auth.js';
+import { bearerCheck, requireBearer } from './http/auth.js';
 import { HttpError, errorBody } from './http/errors.js';
+import { createRequestIds, type RequestIds } from './http/request-ids.js';
 import { registerOperatorRoutes } from './operator/routes.js';
 import type { Backlog } from './publish/backlog.js';
 import type { Enqueuer } from './publish/enqueue.js';
 import type { ResultWaiter } from './publish/results.js';
-import { registerPublishRoutes, type PublishState } from './publish/route.js';
+import { leanPublish, type Listener } from './publish/lean.js';
+import { createPublisher, registerPublishRoutes, type PublishState } from './publish/route.js';
+import { statusOf } from './operator/metrics.js';
 import { DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT, registerEventRoutes } from './read/events.js';
 import type { Fanout } from './read/fanout.js';
 import { registerHealthRoutes } from './read/health.js';
@@ -43,12 +45,10 @@ export type ApiDeps = {
 
 type State = PublishState & { log: Logger };
 
-/** Request ids: the producer's own, or this process' prefix and a counter (unique, and cheaper than a UUID each). */
-function requestIds(log: Logger): Koa.Middleware<State> {
-  const idPrefix = randomUUID().slice(0, 8);
-  let requests = 0;
+/** Gives every answer its request id, and every error the contract's shape. */
+function requestIds(log: Logger, ids: RequestIds): Koa.Middleware<State> {
   return async (ctx, next) => {
-    const reqId = ctx.get('x-request-id') || `${idPrefix}-${(++requests).toString(36)}`;
+    const reqId = ids.of(ctx.get('x-request-id'));
     // The child logger is made only when a line is written.
     let child: Logger | undefined;
     Object.defineProperty(ctx.state, 'log', { get: () => (child ??= log.child({ reqId })), configurable: true });
@@ -71,8 +71,18 @@ function requestIds(log: Logger): Koa.Middleware<State> {
   };
 }
 
+/** The Koa app alone, every route on it (the publish routes included). */
 export function createApp(deps: ApiDeps): Koa<State> {
+  return createApi(deps).app;
+}
+
+/**
+ * The app, and the request listener to serve: it answers POST /publish and /publish/batch
+ * on the lean path (publish/lean.ts) and hands every other request to the app.
+ */
+export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener } {
   const { config, store } = deps;
+  const ids = createRequestIds();
   const app = new Koa<State>({ proxy: false });
   const router = new Router<State>();
   const requireKey = requireBearer(config.apiKey, 'API_KEY');
@@ -91,7 +101,8 @@ export function createApp(deps: ApiDeps): Koa<State> {
       defaultEventsLimit: DEFAULT_EVENTS_LIMIT,
     },
   });
-  registerPublishRoutes(router, {
+  // One publisher for both paths: they share its bytes-in-flight bound.
+  const publisher = createPublisher({
     maxBodyBytes: config.maxBodyBytes,
     maxBatchEvents: config.maxBatchEvents,
     maxInflightBytes: config.maxInflightBytes,
@@ -99,9 +110,8 @@ export function createApp(deps: ApiDeps): Koa<State> {
     backlog: deps.backlog,
     enqueuer: deps.enqueuer,
     results: deps.results,
-    requireKey,
-    observe: operator.observePublish,
   });
+  registerPublishRoutes(router, publisher, { requireKey, observe: operator.observePublish });
   // Before any /events/:topic/... route, so that `stream` is never read as a topic.
   registerStreamRoute(router, { fanout: deps.fanout, requireReadKey });
   registerEventRoutes(router, { store, requireReadKey });
@@ -118,10 +128,14 @@ export function createApp(deps: ApiDeps): Koa<State> {
   });
   registerHealthRoutes(router, { store, redis: deps.redis, queueName: config.queueName, isReady: deps.isReady });
 
-  app.use(requestIds(deps.log));
+  app.use(requestIds(deps.log, ids));
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   // Koa's own error listener would print stack traces for errors already answered.
   app.silent = true;
-  return app;
+  const listener = leanPublish(
+    { publisher, checkKey: bearerCheck(config.apiKey, 'API_KEY'), record: operator.recordPublish, statusOf, ids, log: deps.log },
+    app.callback(),
+  );
+  return { app, listener };
 }

@@ -5,7 +5,7 @@ import { configOrExit, exitOnUnsafeRedis, stopOnSignals } from '../../shared/pro
 import { createQueue, createRedis } from '../../shared/queue.js';
 import { openStore } from '../../shared/store/open.js';
 import { createShutdown } from '../../shared/shutdown.js';
-import { createApp } from './app.js';
+import { createApi } from './app.js';
 import { answerClientErrors } from './http/client-errors.js';
 import { capConnections, closeIdleAfterPendingReads } from './http/connections.js';
 import { watchBacklog } from './publish/backlog.js';
@@ -60,13 +60,12 @@ const fanout = createFanout({
 });
 
 let ready = false;
-const app = createApp({ config, log, store, queue, redis, enqueuer, results, backlog, fanout, startedAt, isReady: () => ready });
+const { listener: handle } = createApi({ config, log, store, queue, redis, enqueuer, results, backlog, fanout, startedAt, isReady: () => ready });
 // A slow or silent client cannot hold a socket forever. Node enforces both timeouts only
 // when it sweeps its connections (every 30 s by default), so sweep every second.
 // https://nodejs.org/docs/latest-v20.x/api/http.html#httpcreateserveroptions-requestlistener
 // Both bound receiving the request only: the sweep skips a connection once its request is
 // complete, so a stream (a GET, complete at once) may last as long as it is read.
-const handle = app.callback();
 const server = http.createServer(
   {
     headersTimeout: config.headersTimeoutMs,
@@ -78,7 +77,7 @@ const server = http.createServer(
     // server.close() leaves busy keep-alive sockets open, and a busy producer keeps them
     // busy: once stopping, each answer ends its connection.
     if (!ready) res.setHeader('Connection', 'close');
-    void handle(req, res);
+    handle(req, res);
   },
 );
 // Past the cap, idle sockets make room first; a new socket is closed only when all are

@@ -13,18 +13,25 @@ function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
+/** Throws the 401 unless `key` is unset or `authorization` (the header, '' when absent) is `Bearer <key>`. */
+export type BearerCheck = (authorization: string) => void;
+
+export function bearerCheck(key: string | undefined, variable: 'API_KEY' | 'READ_API_KEY'): BearerCheck {
+  const what = variable === 'API_KEY' ? 'API key' : 'read key (READ_API_KEY)';
+  return (header) => {
+    if (key === undefined) return;
+    const m = /^Bearer\s+(.+)$/i.exec(header);
+    if (!m || !sameSecret(m[1]!.trim(), key)) {
+      throw new HttpError(401, 'unauthorized', header ? `the ${what} is wrong` : `send Authorization: Bearer <${variable}>`, {}, { 'WWW-Authenticate': 'Bearer' });
+    }
+  };
+}
+
 /** Lets a request through when `key` is unset, or when it carries `Authorization: Bearer <key>`. */
 export function requireBearer(key: string | undefined, variable: 'API_KEY' | 'READ_API_KEY'): Guard {
-  const what = variable === 'API_KEY' ? 'API key' : 'read key (READ_API_KEY)';
+  const check = bearerCheck(key, variable);
   return async (ctx, next) => {
-    if (key !== undefined) {
-      const header = ctx.get('authorization');
-      const m = /^Bearer\s+(.+)$/i.exec(header);
-      if (!m || !sameSecret(m[1]!.trim(), key)) {
-        ctx.set('WWW-Authenticate', 'Bearer');
-        throw new HttpError(401, 'unauthorized', header ? `the ${what} is wrong` : `send Authorization: Bearer <${variable}>`);
-      }
-    }
+    check(ctx.get('authorization'));
     await next();
   };
 }

@@ -54,17 +54,30 @@ export function codeForStatus(status: number): string {
   }
 }
 
+/** The contract's answer to an error: its status, its headers and its JSON body. */
+export type ErrorAnswer = { status: number; headers: Record<string, string>; body: Record<string, unknown> };
+
 /** Any error thrown while answering, as the contract's JSON: `{error, message, ...}`. */
-export function errorBody(ctx: Context, err: unknown, log: Logger): void {
+export function errorAnswer(err: unknown, log: Logger): ErrorAnswer {
   const e = err as Partial<HttpError> & { status?: number; statusCode?: number; headers?: Record<string, string> };
   const status = typeof e.status === 'number' && e.status >= 400 && e.status < 600 ? e.status : 500;
   const exposed = status < 500 || e.expose === true;
   if (!exposed) log.error({ err }, 'request failed');
-  ctx.status = status;
-  for (const [k, v] of Object.entries(e.headers ?? {})) ctx.set(k, v);
-  ctx.body = {
-    error: err instanceof HttpError ? err.code : codeForStatus(status),
-    message: exposed && e.message ? e.message : 'internal error',
-    ...(err instanceof HttpError ? err.extra : {}),
+  return {
+    status,
+    headers: e.headers ?? {},
+    body: {
+      error: err instanceof HttpError ? err.code : codeForStatus(status),
+      message: exposed && e.message ? e.message : 'internal error',
+      ...(err instanceof HttpError ? err.extra : {}),
+    },
   };
+}
+
+/** errorAnswer, given to Koa. */
+export function errorBody(ctx: Context, err: unknown, log: Logger): void {
+  const answer = errorAnswer(err, log);
+  ctx.status = answer.status;
+  for (const [k, v] of Object.entries(answer.headers)) ctx.set(k, v);
+  ctx.body = answer.body;
 }

@@ -41,6 +41,8 @@ export type Metrics = {
   render(): Promise<string>;
   /** For the publish routes, outermost: counts and times every answer, 401s and 503s included. */
   observePublish: Middleware<{ accepted?: readonly Event[] }>;
+  /** Counts and times one publish answer; `accepted` (its events) count only for a 202. */
+  recordPublish: (status: number, seconds: number, accepted: readonly Event[] | undefined) => void;
 };
 
 /**
@@ -61,7 +63,7 @@ export function capTopics(entries: readonly (readonly [string, number])[], total
 type Stats = Awaited<ReturnType<typeof readStats>>;
 type Snapshot = { stats: Stats | null; workers: WorkerState[] | null; storeError: boolean };
 
-function statusOf(err: unknown): number {
+export function statusOf(err: unknown): number {
   const status = (err as { status?: unknown }).status;
   return typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
 }
@@ -238,6 +240,27 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     return undefined;
   };
 
+  // One labels object per status, made once: every publish is counted with one of a few.
+  const statusLabels = new Map<number, { status: string }>();
+  const recordPublish: Metrics['recordPublish'] = (status, seconds, accepted) => {
+    let labels = statusLabels.get(status);
+    if (labels === undefined) statusLabels.set(status, (labels = { status: String(status) }));
+    requests.inc(labels);
+    latency.observe(labels, seconds);
+    if (status !== 202 || accepted === undefined) return;
+    if (accepted.length === 1) {
+      const label = topicLabel(accepted[0]!.topic);
+      acceptedEvents.inc(label === undefined ? OVERFLOW : { topic: label }, 1);
+      return;
+    }
+    const perTopic = new Map<string | undefined, number>();
+    for (const e of accepted) {
+      const label = topicLabel(e.topic);
+      perTopic.set(label, (perTopic.get(label) ?? 0) + 1);
+    }
+    for (const [topic, n] of perTopic) acceptedEvents.inc(topic === undefined ? OVERFLOW : { topic }, n);
+  };
+
   const observePublish: Metrics['observePublish'] = async (ctx, next) => {
     const started = performance.now();
     let status = 500;
@@ -248,18 +271,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       status = statusOf(err);
       throw err;
     } finally {
-      const labels = { status: String(status) };
-      requests.inc(labels);
-      latency.observe(labels, (performance.now() - started) / 1000);
-      const accepted = status === 202 ? ctx.state.accepted : undefined;
-      if (accepted !== undefined) {
-        const perTopic = new Map<string | undefined, number>();
-        for (const e of accepted) {
-          const label = topicLabel(e.topic);
-          perTopic.set(label, (perTopic.get(label) ?? 0) + 1);
-        }
-        for (const [topic, n] of perTopic) acceptedEvents.inc(topic === undefined ? OVERFLOW : { topic }, n);
-      }
+      recordPublish(status, (performance.now() - started) / 1000, ctx.state.accepted);
     }
   };
 
@@ -283,5 +295,5 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     return run;
   }
 
-  return { contentType: registry.contentType, render, observePublish };
+  return { contentType: registry.contentType, render, observePublish, recordPublish };
 }

@@ -1,5 +1,4 @@
 // POST /publish: from a request body to validated events, or to the contract's error.
-import type { Context } from 'koa';
 import { HttpError } from '../http/errors.js';
 import { MAX_DETAILS, validateEvents, type Event } from '../../../shared/schema.js';
 import { decodeUtf8 } from './json-text.js';
@@ -8,8 +7,8 @@ import { jsonItems, ndjsonItems, type BodyKind, type Items } from './items.js';
 const JSON_TYPES = ['application/json'];
 const NDJSON_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines'];
 
-export function bodyKind(ctx: Context): BodyKind {
-  const type = ctx.get('content-type');
+/** What a Content-Type header ('' when absent) says a body is. */
+export function bodyKind(type: string): BodyKind {
   // Only the media type decides, matched case-insensitively (RFC 9110, 8.3.1); ctx.is()
   // would also say "no" for an empty body. A charset changes nothing: JSON is UTF-8.
   const media = type.split(';')[0]!.trim().toLowerCase();

@@ -1,5 +1,7 @@
 // POST /publish and /publish/batch: body (under the bytes-in-flight bound), validation,
-// backlog, enqueue.
+// backlog, enqueue. `createPublisher` holds the whole answer and knows nothing of Koa, so
+// the Koa routes and the lean path beside Koa (lean.ts) give the same answers by sharing it.
+import type { IncomingMessage } from 'node:http';
 import type { Context } from 'koa';
 import type Router from '@koa/router';
 import type { Event } from '../../../shared/schema.js';
@@ -11,7 +13,7 @@ import type { Enqueuer } from './enqueue.js';
 import { inflightBytes, readBody } from './read-body.js';
 import type { Registration, ResultWaiter } from './results.js';
 
-export type PublishDeps = {
+export type PublisherDeps = {
   maxBodyBytes: number;
   maxBatchEvents: number;
   maxInflightBytes: number;
@@ -19,6 +21,9 @@ export type PublishDeps = {
   backlog: Backlog;
   enqueuer: Enqueuer;
   results: ResultWaiter;
+};
+
+export type PublishDeps = {
   /** API_KEY's guard. */
   requireKey: Guard;
   /** Put first, so that every answer is counted and timed (the operator's metrics). */
@@ -28,12 +33,17 @@ export type PublishDeps = {
 /** `accepted`: the events of an answered publish, for its metrics. */
 export type PublishState = { accepted?: readonly Event[] };
 
+/** A successful publish: 202 accepted, or 200 with the results a `?wait` got in time. */
+export type PublishAnswer = { status: 200 | 202; body: Record<string, unknown>; accepted: readonly Event[] };
+
+/** The request (its body unread), its Content-Type ('' when absent) and its `wait` query value; throws an HttpError for any refusal. */
+export type Publisher = (req: IncomingMessage, contentType: string, waitQuery: string | string[] | undefined) => Promise<PublishAnswer>;
+
 /** The longest a producer may wait for its results, in seconds. */
 export const MAX_WAIT_SECONDS = 30;
 
 /** `?wait=s`: absent, or a number of seconds with 0 < s <= 30. */
-export function parseWait(ctx: Context): number | undefined {
-  const raw = ctx.query.wait;
+export function parseWait(raw: string | string[] | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const text = Array.isArray(raw) ? undefined : raw.trim();
   const seconds = text !== undefined && /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
@@ -43,13 +53,13 @@ export function parseWait(ctx: Context): number | undefined {
   return seconds;
 }
 
-export function registerPublishRoutes<S extends PublishState>(router: Router<S>, deps: PublishDeps): void {
+export function createPublisher(deps: PublisherDeps): Publisher {
   const inflight = inflightBytes(deps.maxInflightBytes);
 
   /** The request's events; the body's bytes live only in here, its parsed events after. */
-  const readEvents = async (ctx: Context) => {
-    const kind = bodyKind(ctx);
-    const body = await readBody(ctx.req, deps.maxBodyBytes, inflight);
+  const readEvents = async (req: IncomingMessage, contentType: string) => {
+    const kind = bodyKind(contentType);
+    const body = await readBody(req, deps.maxBodyBytes, inflight);
     try {
       return { events: validateBatch(itemsOf(kind, body.bytes), deps.maxBatchEvents), held: body.held };
     } catch (err) {
@@ -58,10 +68,10 @@ export function registerPublishRoutes<S extends PublishState>(router: Router<S>,
     }
   };
 
-  const publish = async (ctx: Context) => {
+  return async (req, contentType, waitQuery) => {
     const started = performance.now();
-    const wait = parseWait(ctx);
-    const { events, held } = await readEvents(ctx);
+    const wait = parseWait(waitQuery);
+    const { events, held } = await readEvents(req, contentType);
     // The body's bytes stay counted until the job is in Redis: the events they became are held till then.
     let holding = true;
     try {
@@ -75,26 +85,36 @@ export function registerPublishRoutes<S extends PublishState>(router: Router<S>,
           waiting?.cancel();
           throw err;
         });
-      (ctx.state as PublishState).accepted = events;
       // From here on the events are durably queued: whatever the wait gives, the answer is a success.
       inflight.give(held);
       holding = false;
-      const results = await waiting?.wait(Math.max(0, wait! * 1000 - (performance.now() - started)));
+      if (waiting === undefined) return { status: 202, body: { status: 'accepted', accepted: events.length, job: placement.job }, accepted: events };
+      const results = await waiting.wait(Math.max(0, wait! * 1000 - (performance.now() - started)));
       if (results !== undefined && results.length === events.length) {
-        ctx.status = 200;
-        ctx.body = {
-          status: 'processed',
-          accepted: events.length,
-          job: placement.job,
-          results: results.map((r, index) => ({ index, status: r.status, seq: r.seq })),
+        return {
+          status: 200,
+          body: {
+            status: 'processed',
+            accepted: events.length,
+            job: placement.job,
+            results: results.map((r, index) => ({ index, status: r.status, seq: r.seq })),
+          },
+          accepted: events,
         };
-        return;
       }
-      ctx.status = 202;
-      ctx.body = { status: 'accepted', accepted: events.length, job: placement.job };
+      return { status: 202, body: { status: 'accepted', accepted: events.length, job: placement.job }, accepted: events };
     } finally {
       if (holding) inflight.give(held);
     }
+  };
+}
+
+export function registerPublishRoutes<S extends PublishState>(router: Router<S>, publisher: Publisher, deps: PublishDeps): void {
+  const publish = async (ctx: Context) => {
+    const answer = await publisher(ctx.req, ctx.get('content-type'), ctx.query.wait);
+    (ctx.state as PublishState).accepted = answer.accepted;
+    ctx.status = answer.status;
+    ctx.body = answer.body;
   };
   for (const path of ['/publish', '/publish/batch']) router.post(path, deps.observe, deps.requireKey, publish);
 }

@@ -1,0 +1,99 @@
+// POST /publish and /publish/batch answered beside Koa, straight on node:http: for a
+// one-event publish, Koa's context, router, middleware chain and response helpers cost
+// more than the publish itself. Only requests this path is sure to answer exactly as the
+// Koa routes would are taken (POST, the exact path, a URL parseurl splits at its first
+// `?`); every other request, and every other route, goes to Koa. The checks are the Koa
+// routes' own (createPublisher, the API_KEY check, the metrics' recorder), in their order.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../../../shared/log.js';
+import type { Event } from '../../../shared/schema.js';
+import type { BearerCheck } from '../http/auth.js';
+import { errorAnswer } from '../http/errors.js';
+import type { RequestIds } from '../http/request-ids.js';
+import type { Publisher } from './route.js';
+
+export type Listener = (req: IncomingMessage, res: ServerResponse) => void;
+
+export type LeanDeps = {
+  publisher: Publisher;
+  checkKey: BearerCheck;
+  record: (status: number, seconds: number, accepted: readonly Event[] | undefined) => void;
+  statusOf: (err: unknown) => number;
+  ids: RequestIds;
+  log: Logger;
+};
+
+/** Characters for which parseurl (Koa's URL parser) leaves its fast path for url.parse. */
+const PARSEURL_SLOW = /[\t\n\f\r #\u00a0\ufeff]/;
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** The publish path a URL names exactly, with its query, or undefined when Koa should see it. */
+function publishTarget(url: string): { path: string; query: string | undefined } | undefined {
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  if (path !== '/publish' && path !== '/publish/batch') return undefined;
+  if (q === -1) return { path, query: undefined };
+  if (PARSEURL_SLOW.test(url)) return undefined;
+  return { path, query: url.slice(q + 1) };
+}
+
+/** `?wait` as Koa's ctx.query gives it: absent, one value, or every value when repeated. */
+function waitOf(query: string | undefined): string | string[] | undefined {
+  if (query === undefined || query === '') return undefined;
+  const values = new URLSearchParams(query).getAll('wait');
+  return values.length <= 1 ? values[0] : values;
+}
+
+/** Koa's JSON answer: its status, headers in Koa's order, the body as JSON.stringify writes it. */
+function answer(res: ServerResponse, status: number, reqId: string, headers: Record<string, string> | undefined, body: unknown): void {
+  // As Koa: nothing more is written to a socket that cannot take it.
+  if (res.writableEnded || (res.socket !== null && !res.socket.writable)) {
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader('X-Request-Id', reqId);
+  if (headers !== undefined) for (const k in headers) res.setHeader(k, headers[k]!);
+  res.setHeader('Content-Type', JSON_TYPE);
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
+}
+
+export function leanPublish(deps: LeanDeps, koa: Listener): Listener {
+  const { publisher, checkKey, record, ids, log } = deps;
+
+  async function serve(req: IncomingMessage, res: ServerResponse, path: string, query: string | undefined): Promise<void> {
+    const reqId = ids.of(req.headers['x-request-id'] as string | undefined);
+    let child: Logger | undefined;
+    const logOf = () => (child ??= log.child({ reqId }));
+    const started = performance.now();
+    let status: number;
+    let headers: Record<string, string> | undefined;
+    let body: unknown;
+    try {
+      checkKey(req.headers.authorization ?? '');
+      const done = await publisher(req, req.headers['content-type'] ?? '', waitOf(query));
+      record(done.status, (performance.now() - started) / 1000, done.accepted);
+      ({ status, body } = done);
+    } catch (err) {
+      record(deps.statusOf(err), (performance.now() - started) / 1000, undefined);
+      ({ status, headers, body } = errorAnswer(err, logOf()));
+    }
+    answer(res, status, reqId, headers, body);
+    if (log.isLevelEnabled('debug')) {
+      logOf().debug({ method: 'POST', path, status, ms: +(performance.now() - started).toFixed(2) }, 'request');
+    }
+  }
+
+  return (req, res) => {
+    const target = req.method === 'POST' ? publishTarget(req.url ?? '') : undefined;
+    if (target === undefined) return koa(req, res);
+    serve(req, res, target.path, target.query).catch((err: unknown) => {
+      // Only a fault of this file could land here: the answer may be half written.
+      log.error({ err }, 'publish failed while answering');
+      res.destroy();
+    });
+  };
+}
