@@ -81,6 +81,7 @@ const EnvSchema = v.object({
   WORKER_BATCH_JOBS: int('WORKER_BATCH_JOBS', 64, 1, 10_000),
   WORKER_BATCH_EVENTS: int('WORKER_BATCH_EVENTS', 20_000, 1, 1_000_000),
   WORKER_LINGER_MS: int('WORKER_LINGER_MS', 2, 0, 1000),
+  WORKER_CONTENDED_LINGER_MS: int('WORKER_CONTENDED_LINGER_MS', 8, 0, 1000),
   SQLITE_CACHE_MB: int('SQLITE_CACHE_MB', 16, 1, 65_536),
   SQLITE_BUSY_TIMEOUT_MS: int('SQLITE_BUSY_TIMEOUT_MS', 10_000, 0, 600_000),
   SQLITE_SYNCHRONOUS: v.optional(
@@ -123,6 +124,8 @@ export type Config = Readonly<{
   workerBatchJobs: number;
   workerBatchEvents: number;
   workerLingerMs: number;
+  /** The linger while other workers contend for SQLite's write lock; never below workerLingerMs. */
+  workerContendedLingerMs: number;
   sqliteCacheMb: number;
   sqliteBusyTimeoutMs: number;
   sqliteSynchronous: 'FULL' | 'NORMAL';
@@ -186,6 +189,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     workerBatchJobs: e.WORKER_BATCH_JOBS,
     workerBatchEvents: e.WORKER_BATCH_EVENTS,
     workerLingerMs: e.WORKER_LINGER_MS,
+    workerContendedLingerMs: e.WORKER_CONTENDED_LINGER_MS,
     sqliteCacheMb: e.SQLITE_CACHE_MB,
     sqliteBusyTimeoutMs: e.SQLITE_BUSY_TIMEOUT_MS,
     sqliteSynchronous: e.SQLITE_SYNCHRONOUS,

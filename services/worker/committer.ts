@@ -49,7 +49,20 @@ export type CommitterOptions = {
    * meanwhile more jobs gather for the next commit.
    */
   busyPatienceMs?: number;
+  /**
+   * How long a group gathers, instead of `lingerMs`, while other writers contend for the
+   * store (a commit found its write lock taken within the last second). A commit that
+   * follows another process' commit starts with an empty SQLite page cache and reads again
+   * every page it touches, then writes its own copy of the pages every commit changes (the
+   * tails of `events` and its index, the counters, the topics): fewer, larger commits pay
+   * that less often. A lone writer never finds the lock taken, and lingers `lingerMs`; so
+   * does a group holding a job whose producer waits for its results.
+   */
+  contendedLingerMs?: number;
 };
+
+/** How long after a commit found the write lock taken the store counts as contended. */
+const CONTENDED_FOR_MS = 1000;
 
 /**
  * A commit that lost a race and may simply be tried again: SQLite's write lock held by
@@ -84,8 +97,11 @@ export function createCommitter(opts: CommitterOptions): Committer {
   let queue: Pending[] = [];
   let queuedEvents = 0;
   let timer: NodeJS.Timeout | undefined;
+  /** When the timer fires (performance.now()). */
+  let timerAt = Infinity;
   let failures = 0;
   let busySince: number | undefined;
+  let lastBusyAt = -Infinity;
   let closed = false;
   /** The flush under way: one at a time, so commits keep the order jobs came in. */
   let flushing: Promise<boolean> | undefined;
@@ -98,12 +114,25 @@ export function createCommitter(opts: CommitterOptions): Committer {
     commitSeconds: emptyHistogram(COMMIT_SECONDS_BOUNDS),
   };
 
+  /** Flushes within delayMs: sooner if a flush is already due sooner. */
   function schedule(delayMs: number): void {
-    if (timer !== undefined || closed) return;
+    if (closed) return;
+    const at = performance.now() + delayMs;
+    if (timer !== undefined) {
+      if (at >= timerAt) return;
+      clearTimeout(timer);
+    }
+    timerAt = at;
     timer = setTimeout(() => {
       timer = undefined;
       void flush();
     }, delayMs);
+  }
+
+  /** A producer waiting for the job's results (`?wait`) is never kept waiting longer than lingerMs. */
+  function lingerMs(job: Submitted): number {
+    const contended = job.reply !== true && performance.now() - lastBusyAt < CONTENDED_FOR_MS;
+    return contended ? Math.max(opts.lingerMs, opts.contendedLingerMs ?? 0) : opts.lingerMs;
   }
 
   function takeBatch(): Pending[] {
@@ -139,6 +168,7 @@ export function createCommitter(opts: CommitterOptions): Committer {
         queue = batch.concat(queue);
         queuedEvents += batch.reduce((n, p) => n + p.job.events.length, 0);
         if (isBusy(err) && !closed) {
+          lastBusyAt = performance.now();
           busySince ??= Date.now();
           if (Date.now() - busySince < (opts.busyPatienceMs ?? 10_000)) {
             schedule(1 + Math.random() * 2);
@@ -193,7 +223,7 @@ export function createCommitter(opts: CommitterOptions): Committer {
           timer = undefined;
           schedule(0);
         } else {
-          schedule(opts.lingerMs);
+          schedule(lingerMs(job));
         }
       });
     },

@@ -136,6 +136,7 @@ const worker =
       maxJobs: config.workerBatchJobs,
       maxEvents: config.workerBatchEvents,
       lingerMs: config.workerLingerMs,
+      contendedLingerMs: config.workerContendedLingerMs,
       busyPatienceMs: config.sqliteBusyTimeoutMs,
       log,
       onCommitted: (jobs, outcomes) => notify(jobs, outcomes),

@@ -252,6 +252,28 @@ describe('committer', () => {
       expect(await storedIds()).to.deep.equal(['j1-0', 'j1-1']);
     });
 
+    it('lets groups gather for longer while another writer contends for the lock', async () => {
+      const committer = create({ commit: busyCommit, lingerMs: 1, contendedLingerMs: 80 });
+      const first = track(committer.submit(job('j1')));
+      await waitFor(() => attempts >= 2, { what: 'a busy retry', timeoutMs: 2000 });
+      holder.exec('ROLLBACK');
+      await first.promise;
+      const before = attempts;
+      const started = performance.now();
+      const j2 = committer.submit(job('j2'));
+      // Alone, j2 would be committed 1 ms after it came; contended, j3 joins its group.
+      await new Promise((r) => setTimeout(r, 20));
+      const j3 = committer.submit(job('j3'));
+      await Promise.all([j2, j3]);
+      expect(attempts - before, 'one commit for both').to.equal(1);
+      expect(performance.now() - started).to.be.at.least(70);
+      expect(await storedIds()).to.deep.equal(['j1-0', 'j2-0', 'j3-0']);
+      // A job whose producer waits for its results does not wait for company.
+      const waited = performance.now();
+      await committer.submit({ ...job('j4'), reply: true });
+      expect(performance.now() - waited).to.be.below(60);
+    });
+
     it('reports the store as failing once the lock stays taken past its patience', async () => {
       const health: (string | null)[] = [];
       const committer = create({ commit: busyCommit, busyPatienceMs: 50, onHealth: (p) => health.push(p) });
