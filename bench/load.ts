@@ -1,6 +1,8 @@
 // The load generator, run as its own process so that its CPU is not the API's: sends
 // events over keep-alive HTTP as producers would, retries 503s, records every latency.
-import http from 'node:http';
+// Every request is built before the clock starts (the event stream is deterministic), so
+// that what the load costs while it runs is little more than its sockets.
+import { Connection, prepareRequest } from './http-client.js';
 import { stream, type IdOrder } from './workload.js';
 
 export type LoadSpec = {
@@ -33,31 +35,34 @@ export type LoadResult = {
   latencyMs: { p50: number; p90: number; p99: number; max: number };
 };
 
-function post(agent: http.Agent, url: URL, body: string, type: string): Promise<{ status: number; retryAfter: number }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      { method: 'POST', agent, headers: { 'content-type': type, 'content-length': Buffer.byteLength(body) } },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: Number(res.headers['retry-after'] ?? 1) }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-export async function runLoad(spec: LoadSpec, onProgress: (p: LoadProgress) => void): Promise<LoadResult> {
-  const url = new URL(spec.wait === undefined ? '/publish' : `/publish?wait=${spec.wait}`, spec.url);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
+/** Every request of the run, in order, and how many events each carries. */
+function prepare(spec: LoadSpec, url: URL) {
   const s = stream({ ids: spec.ids, topics: spec.topics, dupRatio: spec.dupRatio, seed: spec.seed, prefix: spec.prefix });
-  const totalRequests = Math.ceil(spec.events / spec.batch);
+  const path = url.pathname + url.search;
+  const requests: Buffer[] = [];
+  const sizes: number[] = [];
+  for (let done = 0; done < spec.events; ) {
+    const n = Math.min(spec.batch, spec.events - done);
+    const events = Array.from({ length: n }, () => s.next());
+    const body = n === 1 && spec.batch === 1 ? JSON.stringify(events[0]) : JSON.stringify({ events });
+    requests.push(prepareRequest(url.host, path, 'application/json', body));
+    sizes.push(n);
+    done += n;
+  }
+  return { requests, sizes, originals: s.originals() };
+}
+
+/** Builds the run's requests, waits for `ready()` to resolve, then sends them. */
+export async function runLoad(spec: LoadSpec, onProgress: (p: LoadProgress) => void, ready: () => Promise<void> = () => Promise.resolve()): Promise<LoadResult> {
+  const url = new URL(spec.wait === undefined ? '/publish' : `/publish?wait=${spec.wait}`, spec.url);
+  const { requests, sizes, originals } = prepare(spec, url);
+  await ready();
+  const totalRequests = requests.length;
   const latencies = new Float64Array(totalRequests);
   let issued = 0;
   let accepted = 0;
@@ -70,14 +75,13 @@ export async function runLoad(spec: LoadSpec, onProgress: (p: LoadProgress) => v
   const ticker = setInterval(() => onProgress({ type: 'progress', accepted, requests: recorded, retries }), 250);
 
   async function lane(): Promise<void> {
+    const connection = new Connection(Number(url.port), url.hostname);
     while (issued < totalRequests) {
       const i = issued++;
-      const n = Math.min(spec.batch, spec.events - i * spec.batch);
-      const events = Array.from({ length: n }, () => s.next());
-      const body = n === 1 && spec.batch === 1 ? JSON.stringify(events[0]) : JSON.stringify({ events });
+      const n = sizes[i]!;
       for (;;) {
         const t0 = performance.now();
-        const res = await post(agent, url, body, 'application/json').catch(() => undefined);
+        const res = await connection.request(requests[i]!).catch(() => undefined);
         // 200: processed within the wait; 202: accepted (with a wait: not processed in time).
         if (res?.status === 202 || res?.status === 200) {
           if (res.status === 200) processed += n;
@@ -88,19 +92,19 @@ export async function runLoad(spec: LoadSpec, onProgress: (p: LoadProgress) => v
         if (res === undefined) errors++;
         else if (res.status !== 503) throw new Error(`publish answered ${res.status}`);
         retries++;
-        await new Promise((r) => setTimeout(r, Math.min(1000, (res?.retryAfter ?? 0.05) * 1000)));
+        await new Promise((r) => setTimeout(r, Math.min(1000, (res === undefined ? 0.05 : (res.retryAfter ?? 1)) * 1000)));
       }
     }
+    connection.close();
   }
   await Promise.all(Array.from({ length: spec.concurrency }, lane));
   clearInterval(ticker);
-  agent.destroy();
   const seconds = (performance.now() - started) / 1000;
   const sorted = latencies.slice(0, recorded).sort();
   return {
     type: 'done',
     accepted,
-    originals: s.originals(),
+    originals,
     requests: recorded,
     retries,
     errors,
@@ -114,10 +118,16 @@ export async function runLoad(spec: LoadSpec, onProgress: (p: LoadProgress) => v
   };
 }
 
-// As a child process: the spec comes as argv[2], results go back over IPC.
+// As a child process: the spec comes as argv[2]; once its requests are built it says
+// { type: 'ready' } and waits for the parent's 'go'; progress and results go back over IPC.
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!) && process.send) {
   const spec = JSON.parse(process.argv[2]!) as LoadSpec;
-  runLoad(spec, (p) => process.send!(p))
+  const go = () =>
+    new Promise<void>((resolve) => {
+      process.once('message', () => resolve());
+      process.send!({ type: 'ready' });
+    });
+  runLoad(spec, (p) => process.send!(p), go)
     .then((result) => {
       process.send!(result, () => process.exit(0));
     })

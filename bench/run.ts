@@ -114,7 +114,14 @@ type RunResult = {
   stages?: { bareHttp: StageRate; bullmq: StageRate; store: StageRate };
   recovery?: RecoveryResult;
 };
-type StageRate = { eventsPerSecond: number; requestsPerSecond?: number; note: string };
+type StageRate = {
+  eventsPerSecond: number;
+  requestsPerSecond?: number;
+  /** CPU of the stage's own processes (the bare server; BullMQ's client and Redis), load excluded. */
+  cpuMicrosPerEvent?: number;
+  eventsPerJob?: number;
+  note: string;
+};
 
 const tty = process.stderr.isTTY;
 let lastLine = 0;
@@ -158,7 +165,12 @@ function peakRssMb(pid: number | undefined): number {
   }
 }
 
-function child<T>(script: string, arg: unknown, onMessage?: (m: any) => void): Promise<T> {
+/**
+ * Runs a bench script as a child process. A child that first says { type: 'ready' } (the
+ * load generator, once its requests are built) is sent 'go' after `onReady` resolves: what
+ * it did before is not measured.
+ */
+function child<T>(script: string, arg: unknown, onMessage?: (m: any) => void, onReady: () => Promise<void> = () => Promise.resolve()): Promise<T> {
   return new Promise((resolve, reject) => {
     const c = fork(path.join(import.meta.dirname, script), [JSON.stringify(arg)], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -166,13 +178,18 @@ function child<T>(script: string, arg: unknown, onMessage?: (m: any) => void): P
     let result: T | undefined;
     c.on('message', (m: any) => {
       if (m?.type === 'progress') onMessage?.(m);
+      else if (m?.type === 'ready') void onReady().then(() => c.send('go'), (err: unknown) => (c.kill(), reject(err instanceof Error ? err : new Error(String(err)))));
       else result = m as T;
     });
     c.on('exit', (code) => (result !== undefined ? resolve(result) : reject(new Error(`${script} exited with ${code}`))));
   });
 }
 
-async function measureStages(s: Scenario, redis: RedisServer, dataDir: string, store: StoreKind): Promise<RunResult['stages']> {
+/**
+ * Each stage alone, on the scenario's shapes. `jobEvents`: events per job as the API made
+ * them in the run (a one-event request travels in a coalesced job, not a job of its own).
+ */
+async function measureStages(s: Scenario, redis: RedisServer, dataDir: string, store: StoreKind, jobEvents: number): Promise<RunResult['stages']> {
   const stageEvents = Math.min(s.events, s.batch === 1 ? 100_000 : 500_000);
   // A bare HTTP server parsing the same bodies.
   const port = await freePort();
@@ -180,6 +197,7 @@ async function measureStages(s: Scenario, redis: RedisServer, dataDir: string, s
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   await new Promise<void>((r) => server.once('message', () => r()));
+  let serverCpuAtStart = 0;
   const bare = await child<LoadResult>('load.js', {
     url: `http://127.0.0.1:${port}`,
     events: stageEvents,
@@ -190,17 +208,21 @@ async function measureStages(s: Scenario, redis: RedisServer, dataDir: string, s
     ids: s.ids,
     seed: 3,
     prefix: 'bare',
-  } satisfies LoadSpec);
+  } satisfies LoadSpec, undefined, () => Promise.resolve(void (serverCpuAtStart = cpuSeconds(server.pid))));
+  const bareCpu = cpuSeconds(server.pid) - serverCpuAtStart;
   server.kill();
   progress(`${s.name}: stage bare-http ${Math.round(bare.accepted / bare.seconds)} events/s`, true);
   // BullMQ add + no-op process, jobs shaped as the API makes them.
-  const bull = await child<{ eventsPerSecond: number; jobs: number }>('stages/bullmq.js', {
+  const jobBatch = Math.max(1, Math.round(jobEvents));
+  const redisCpuAtStart = cpuSeconds(redis.pid());
+  const bull = await child<{ events: number; eventsPerSecond: number; jobs: number; cpuSeconds: number }>('stages/bullmq.js', {
     redisUrl: redis.url,
     events: stageEvents,
-    batch: s.batch === 1 ? 1 : s.batch,
+    batch: jobBatch,
     concurrency: s.concurrency,
     workers: s.workers,
   });
+  const bullCpu = bull.cpuSeconds + cpuSeconds(redis.pid()) - redisCpuAtStart;
   progress(`${s.name}: stage bullmq ${Math.round(bull.eventsPerSecond)} events/s`, true);
   // The store alone, one writer, on a copy of the same prefilled store.
   const storeStage = async (): Promise<{ eventsPerSecond: number }> => {
@@ -230,9 +252,15 @@ async function measureStages(s: Scenario, redis: RedisServer, dataDir: string, s
     bareHttp: {
       eventsPerSecond: bare.accepted / bare.seconds,
       requestsPerSecond: bare.requests / bare.seconds,
+      cpuMicrosPerEvent: (bareCpu * 1e6) / bare.accepted,
       note: 'node:http + JSON.parse, same bodies and concurrency',
     },
-    bullmq: { eventsPerSecond: bull.eventsPerSecond, note: `add + no-op process, ${s.batch === 1 ? 1 : s.batch} events/job, ${s.workers} workers` },
+    bullmq: {
+      eventsPerSecond: bull.eventsPerSecond,
+      cpuMicrosPerEvent: (bullCpu * 1e6) / bull.events,
+      eventsPerJob: jobBatch,
+      note: `add + no-op process, ${jobBatch} events/job, ${s.workers} workers`,
+    },
     store: { eventsPerSecond: storeRate.eventsPerSecond, note: `${store} commitJobs alone at ${s.prefill.toLocaleString()} stored, ${s.ids} ids` },
   };
 }
@@ -334,40 +362,51 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
       ...Object.fromEntries(cluster.workers.map((w, i) => [`worker-${i + 1}`, w.child.pid])),
       redis: redis.pid(),
     });
-    const cpuBefore = Object.fromEntries(Object.entries(pids()).map(([k, pid]) => [k, cpuSeconds(pid)]));
-    const base = await stats(cluster.baseUrl);
-    const baseProcessed = base.unique_processed + base.duplicate_dropped;
+    let cpuBefore: Record<string, number> = {};
+    let baseProcessed = 0;
+    let base!: Stats;
     const samples: Sample[] = [];
     let accepted = 0;
     let loadDone = false;
-    const t0 = performance.now();
-    const recovering = s.killWorker ? measureRecovery(s, cluster, redis.url, database?.url, dataDir, () => accepted) : undefined;
-    const poller = (async () => {
-      while (!loadDone || samples.at(-1)?.processed !== s.events) {
-        const st = await stats(cluster.baseUrl).catch(() => undefined);
-        if (st) {
-          const processed = st.unique_processed + st.duplicate_dropped - baseProcessed;
-          samples.push({ t: (performance.now() - t0) / 1000, processed, pending: st.pending ?? 0 });
-          const secs = (performance.now() - t0) / 1000;
-          const rate = processed / secs;
-          const eta = rate > 0 ? Math.max(0, (s.events - processed) / rate) : 0;
-          progress(
-            `${s.name}: accepted ${accepted.toLocaleString()} / ${s.events.toLocaleString()}, stored+dropped ${processed.toLocaleString()}, ${Math.round(rate).toLocaleString()} events/s, lag ${(st.pending ?? 0).toLocaleString()}, ETA ${eta.toFixed(0)} s`,
-          );
-          if (loadDone && processed >= s.events) break;
+    let t0 = 0;
+    let recovering: ReturnType<typeof measureRecovery> | undefined;
+    let poller: Promise<void> | undefined;
+    // The clock starts once the load generator has built its requests.
+    const start = async () => {
+      cpuBefore = Object.fromEntries(Object.entries(pids()).map(([k, pid]) => [k, cpuSeconds(pid)]));
+      base = await stats(cluster.baseUrl);
+      baseProcessed = base.unique_processed + base.duplicate_dropped;
+      t0 = performance.now();
+      recovering = s.killWorker ? measureRecovery(s, cluster, redis.url, database?.url, dataDir, () => accepted) : undefined;
+      poller = (async () => {
+        while (!loadDone || samples.at(-1)?.processed !== s.events) {
+          const st = await stats(cluster.baseUrl).catch(() => undefined);
+          if (st) {
+            const processed = st.unique_processed + st.duplicate_dropped - baseProcessed;
+            samples.push({ t: (performance.now() - t0) / 1000, processed, pending: st.pending ?? 0 });
+            const secs = (performance.now() - t0) / 1000;
+            const rate = processed / secs;
+            const eta = rate > 0 ? Math.max(0, (s.events - processed) / rate) : 0;
+            progress(
+              `${s.name}: accepted ${accepted.toLocaleString()} / ${s.events.toLocaleString()}, stored+dropped ${processed.toLocaleString()}, ${Math.round(rate).toLocaleString()} events/s, lag ${(st.pending ?? 0).toLocaleString()}, ETA ${eta.toFixed(0)} s`,
+            );
+            if (loadDone && processed >= s.events) break;
+          }
+          await new Promise((r) => setTimeout(r, 200));
         }
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    })();
+      })();
+    };
+    progress(`${s.name}: building the load's requests`, true);
     const load = await child<LoadResult>(
       'load.js',
       { url: cluster.baseUrl, events: s.events, batch: s.batch, concurrency: s.concurrency, dupRatio: s.dupRatio, topics: s.topics, ids: s.ids, seed: 11, prefix: 'run', ...(s.wait !== undefined && { wait: s.wait }) } satisfies LoadSpec,
       (p: LoadProgress) => (accepted = p.accepted),
+      start,
     );
     accepted = load.accepted;
     loadDone = true;
     const recovery = await recovering;
-    await waitFor(() => poller.then(() => true), { timeoutMs: 600_000, what: 'the queue to drain' });
+    await waitFor(() => poller!.then(() => true), { timeoutMs: 600_000, what: 'the queue to drain' });
     const endToEndSeconds = samples.at(-1)!.t;
     const final = await stats(cluster.baseUrl);
     const cpu: Record<string, number> = Object.fromEntries(
@@ -427,7 +466,7 @@ async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
       `${s.name}: ${Math.round(result.endToEndEventsPerSecond).toLocaleString()} events/s end to end, publish ${Math.round(result.publishEventsPerSecond).toLocaleString()} events/s, p99 ${load.latencyMs.p99.toFixed(1)} ms, service CPU ${((serviceCpuSeconds(cpu) * 1e6) / s.events).toFixed(1)} µs/event, ${(s.events / result.jobs).toFixed(2)} events/job, exact: ${result.exact}${stream ? `; ${stream.subscribers} subscribers: delivery p99 ${stream.latencyMs.p99} ms, exact: ${stream.exact}` : ''}`,
     );
     await cluster.stop();
-    if (opts.stages) result.stages = await measureStages(s, redis, dir, opts.store);
+    if (opts.stages) result.stages = await measureStages(s, redis, dir, opts.store, s.events / result.jobs);
     return result;
   } finally {
     subscribers?.kill();
@@ -475,10 +514,16 @@ function markdown(results: RunResult[], meta: Record<string, string>): string {
   const staged = results.filter((r) => r.stages);
   if (staged.length > 0) {
     lines.push('', 'Stage limits measured in the same run (each stage alone, same shapes):', '');
-    lines.push('| scenario | bare node:http events/s (req/s) | BullMQ add+process events/s | store commit events/s |', '| --- | ---: | ---: | ---: |');
+    lines.push(
+      '| scenario | bare node:http events/s (req/s) | its CPU µs per event | BullMQ add+process events/s (events per job, as the API made them) | its CPU µs per event, Redis included | store commit events/s |',
+      '| --- | ---: | ---: | ---: | ---: | ---: |',
+    );
+    const micros = (n: number | undefined) => (n === undefined ? '–' : n.toFixed(1));
     for (const r of staged) {
       const st = r.stages!;
-      lines.push(`| ${r.scenario.name} | ${fmt(st.bareHttp.eventsPerSecond)} (${fmt(st.bareHttp.requestsPerSecond ?? 0)}) | ${fmt(st.bullmq.eventsPerSecond)} | ${fmt(st.store.eventsPerSecond)} |`);
+      lines.push(
+        `| ${r.scenario.name} | ${fmt(st.bareHttp.eventsPerSecond)} (${fmt(st.bareHttp.requestsPerSecond ?? 0)}) | ${micros(st.bareHttp.cpuMicrosPerEvent)} | ${fmt(st.bullmq.eventsPerSecond)} (${st.bullmq.eventsPerJob ?? '–'}) | ${micros(st.bullmq.cpuMicrosPerEvent)} | ${fmt(st.store.eventsPerSecond)} |`,
+      );
     }
   }
   const growth = results.find((r) => r.scenario.name === 'batched-random');

@@ -30,6 +30,7 @@ export async function runBullStage(spec: BullStageSpec) {
     return w;
   });
   const started = performance.now();
+  const cpuAtStart = process.cpuUsage();
   let next = 0;
   await Promise.all(
     Array.from({ length: spec.concurrency }, async () => {
@@ -41,11 +42,12 @@ export async function runBullStage(spec: BullStageSpec) {
   );
   await done;
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuAtStart);
   await Promise.all(workers.map((w) => w.close()));
   await queue.obliterate({ force: true });
   await queue.close();
   producer.disconnect();
-  return { events: jobs * spec.batch, jobs, seconds, eventsPerSecond: (jobs * spec.batch) / seconds };
+  return { events: jobs * spec.batch, jobs, seconds, eventsPerSecond: (jobs * spec.batch) / seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }
 
 if (/bullmq\.[jt]s$/.test(process.argv[1] ?? '') && process.send) {
