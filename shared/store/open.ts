@@ -16,12 +16,14 @@ export function openStore(config: Config, role: StoreRole, log?: Logger): Promis
   if (config.databaseUrl !== undefined) {
     return openPostgresStore({ url: config.databaseUrl, poolSize: config.databasePoolSize, ...(log && { log }) });
   }
-  return Promise.resolve(
-    openSqliteStore({
-      dataDir: config.dataDir,
-      cacheMb: config.sqliteCacheMb,
-      synchronous: config.sqliteSynchronous,
-      busyTimeoutMs: role === 'worker' ? 0 : config.sqliteBusyTimeoutMs,
-    }),
-  );
+  const store = openSqliteStore({
+    dataDir: config.dataDir,
+    cacheMb: config.sqliteCacheMb,
+    synchronous: config.sqliteSynchronous,
+    busyTimeoutMs: role === 'worker' ? 0 : config.sqliteBusyTimeoutMs,
+  });
+  // Before the first job, not during it: reading every stored key takes about a second per
+  // three million events, and a worker holding a job meanwhile would only delay it.
+  if (role === 'worker') store.prepareWrites();
+  return Promise.resolve(store);
 }

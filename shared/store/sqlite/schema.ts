@@ -9,7 +9,8 @@
 //   identity, so the answer is exact;
 // - that index has two tiers, as an LSM tree does: new keys go to the small
 //   `dedup_recent`, and are merged into the large `dedup` in key order once `dedup_recent`
-//   holds a sixteenth as many (see write.ts);
+//   holds a sixteenth as many (see write.ts); a writer keeps a Bloom filter of every key
+//   (key-filter.ts), so most new keys are never looked up in either tier;
 // - `jobs` holds every committed job id with the seq range it stored, written in the same
 //   transaction as its events: a job redelivered after its commit (the worker died before
 //   acknowledging it) is recognised, changes nothing, and gets the same answer again;

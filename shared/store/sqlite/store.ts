@@ -20,8 +20,11 @@ export type SqliteOptions = {
   busyTimeoutMs?: number;
 };
 
-/** The adapter plus what only SQLite has: its file. */
-export type SqliteStore = Store & { readonly file: string };
+/**
+ * The adapter plus what only SQLite has: its file, and the in-memory filter of stored keys
+ * a writer builds once (built at the first commit unless prepared).
+ */
+export type SqliteStore = Store & { readonly file: string; prepareWrites(): void };
 
 export function openSqliteStore(opts: SqliteOptions): SqliteStore {
   fs.mkdirSync(opts.dataDir, { recursive: true });
@@ -47,7 +50,7 @@ export function openSqliteStore(opts: SqliteOptions): SqliteStore {
   db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 10_000}`);
 
   const lookup = createLookup(db);
-  const commit = createWriter(db, lookup);
+  const writer = createWriter(db, lookup);
   const read = createReader(db, lookup);
   const ping = db.prepare('SELECT 1');
 
@@ -65,7 +68,8 @@ export function openSqliteStore(opts: SqliteOptions): SqliteStore {
     kind: 'sqlite',
     location: file,
     file,
-    commitJobs: (jobs) => later(() => commit(jobs)),
+    commitJobs: (jobs) => later(() => writer.commit(jobs)),
+    prepareWrites: () => writer.prepare(),
     listEvents: (q) => later(() => read.listEvents(q)),
     listEventsJson: (q) => later(() => read.listEventsJson(q)),
     lastSeq: () => later(() => read.lastSeq()),

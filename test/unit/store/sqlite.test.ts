@@ -99,11 +99,11 @@ describe('sqlite store', () => {
 
   for (const tier of ['dedup', 'dedup_recent']) {
     it(`stays exact on a shared dedup key in the ${tier} tier`, async () => {
-      const store = await open();
+      const before = await open();
       const eventA = ev('t', 'A', { who: 'A' });
       const eventB = ev('t', 'B', { who: 'B' });
-      await store.commitJobs([{ id: 'j1', events: [eventA] }]);
-      const seqA = (await all(store))[0]!.seq;
+      await before.commitJobs([{ id: 'j1', events: [eventA] }]);
+      const seqA = (await all(before))[0]!.seq;
 
       // Make B's key point at A, as if both had the same 53-bit key.
       const raw = new Database(path.join(dir, STORE_FILE));
@@ -112,6 +112,9 @@ describe('sqlite store', () => {
       } finally {
         raw.close();
       }
+      // A handle opened after the fake: a writer's filter of stored keys holds every key
+      // whose event it has seen, and a real shared key is A's own, so it holds that one.
+      const store = await open();
 
       const [first] = await store.commitJobs([{ id: 'j2', events: [eventB] }]);
       expect(first).to.include({ stored: 1, dropped: 0 });
@@ -161,6 +164,62 @@ describe('sqlite store', () => {
     } finally {
       raw.close();
     }
+  });
+
+  describe('the filter of stored keys a writer keeps in memory', () => {
+    const batch = (from: number, n: number, topic = (i: number) => `t${i % 3}`) =>
+      Array.from({ length: n }, (_, i) => ev(topic(from + i), `id-${from + i}`));
+
+    it('learns what other writers stored after it was built, across a merge of the dedup tiers', async function () {
+      this.timeout(60_000);
+      const a = await open();
+      const b = await open();
+      await a.commitJobs([{ id: 'a0', events: batch(0, 10) }]);
+      a.prepareWrites();
+      // b stores 120,000 identities (crossing the merge threshold once) while a is idle.
+      for (let j = 0; j < 12; j++) await b.commitJobs([{ id: `b-${j}`, events: batch(10 + j * 10_000, 10_000) }]);
+      const copies = [...batch(0, 10), ...batch(10, 300), ...batch(60_000, 300), ...batch(119_700, 310)];
+      const [outcome] = await a.commitJobs([{ id: 'a1', events: [...copies, ev('t0', 'new-from-a')] }]);
+      expect(outcome).to.include({ stored: 1, dropped: copies.length });
+      // And b learns a's event in turn.
+      const [fromB] = await b.commitJobs([{ id: 'b-last', events: [ev('t0', 'new-from-a'), ev('t0', 'new-from-b')] }]);
+      expect(fromB).to.include({ stored: 1, dropped: 1 });
+      expect(await a.counts({ jobIds: [], topicsLimit: 100 })).to.deep.include({ uniqueProcessed: 120_012 });
+
+      // A writer started now reads 120,012 keys from both tiers, in several pages.
+      const c = await open();
+      c.prepareWrites();
+      const everything = batch(0, 120_010);
+      const [fromC] = await c.commitJobs([{ id: 'c1', events: [...everything, ev('t0', 'new-from-a'), ev('t0', 'new-from-c')] }]);
+      expect(fromC).to.include({ stored: 1, dropped: 120_011 });
+    });
+
+    it('stays exact when writers alternate commit by commit, each copying what the other just stored', async () => {
+      const a = await open();
+      const b = await open();
+      for (let i = 0; i < 40; i++) {
+        const writer = i % 2 === 0 ? a : b;
+        // Copies of the previous commit (by the other writer) and 50 new events.
+        const [outcome] = await writer.commitJobs([{ id: `j${i}`, events: [...batch(Math.max(0, (i - 1) * 50), i === 0 ? 0 : 50), ...batch(i * 50, 50)] }]);
+        expect(outcome, `commit ${i}`).to.include({ stored: 50, dropped: i === 0 ? 0 : 50 });
+      }
+      expect(await identities(a)).to.have.length(40 * 50);
+    });
+
+    it('loses nothing to a commit that failed: what another writer stores instead is a copy next time', async () => {
+      const a = await open();
+      const b = await open();
+      await a.commitJobs([{ id: 'a0', events: [ev('t', 'first')] }]);
+      const broken = { ...ev('t', 'x2'), payload: { n: 1n } as Record<string, unknown> };
+      let failed: unknown;
+      await a.commitJobs([{ id: 'a1', events: [ev('t', 'x1'), broken, ev('t', 'x3')] }]).catch((err: unknown) => (failed = err));
+      expect(failed).to.be.instanceOf(Error);
+      // b takes the seqs a's failed commit would have used, with events a never saw.
+      await b.commitJobs([{ id: 'b1', events: [ev('t', 'y1'), ev('t', 'y2'), ev('t', 'y3'), ev('t', 'x1'), ev('t', 'x2')] }]);
+      const [outcome] = await a.commitJobs([{ id: 'a2', events: [ev('t', 'x1'), ev('t', 'x2'), ev('t', 'x3'), ev('t', 'y1'), ev('t', 'y2'), ev('t', 'y3')] }]);
+      expect(outcome).to.include({ stored: 1, dropped: 5 });
+      expect(await identities(a)).to.deep.equal(['t/first', 't/y1', 't/y2', 't/y3', 't/x1', 't/x2', 't/x3']);
+    });
   });
 
   it('passes its integrity check', async () => {
