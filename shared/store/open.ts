@@ -24,6 +24,13 @@ export function openStore(config: Config, role: StoreRole, log?: Logger): Promis
   });
   // Before the first job, not during it: reading every stored key takes about a second per
   // three million events, and a worker holding a job meanwhile would only delay it.
-  if (role === 'worker') store.prepareWrites();
+  if (role === 'worker') {
+    try {
+      store.prepareWrites();
+    } catch (err) {
+      void store.close();
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
   return Promise.resolve(store);
 }
