@@ -54,12 +54,10 @@ export function createWriter(db: Database.Database, lookup: Lookup): Writer {
 
   // Every key of every event up to `filterThrough` is in `filter`: the keys of both tiers at
   // the build, then each commit's own, and the events other processes committed since this
-  // one's last commit, read at the start of the next (recent rows, still in the OS cache).
+  // one's last commit, read at the start of the next.
   // Keys it holds that were never committed (a commit rolled back) only cost a lookup.
   let filter: KeyFilter | undefined;
   let filterThrough = 0;
-  /** The last seq of the commit under way, for `filterThrough` once it is committed. */
-  let committedThrough = 0;
 
   /** From one read snapshot, so that the keys and `filterThrough` agree; writers go on meanwhile. */
   const buildFilter = db.transaction((): KeyFilter => {
@@ -91,10 +89,10 @@ export function createWriter(db: Database.Database, lookup: Lookup): Writer {
     const k = dedupKey(topic, eventId);
     // The small tier first: copies are mostly of recent events, and its pages are cached,
     // while a probe of the large tier reads a page of its own for each random key.
-    const seq = f.mayHave(k) ? ((seqInRecent.get(k) ?? seqInMain.get(k)) as number | undefined) : undefined;
+    // One hash for the question and the answer: a key the filter has never seen is added now.
+    const seq = f.add(k) === 'maybe-held' ? ((seqInRecent.get(k) ?? seqInMain.get(k)) as number | undefined) : undefined;
     if (seq === undefined) {
       claimRecent.run(k, nextSeq);
-      f.add(k);
       return { row: undefined, newKey: true };
     }
     const row = lookup.at(seq);
@@ -123,7 +121,8 @@ export function createWriter(db: Database.Database, lookup: Lookup): Writer {
     });
   }
 
-  const commit = db.transaction((f: KeyFilter, jobs: readonly JobToCommit[]): JobOutcome[] => {
+  /** The outcomes, and the last seq the commit used. */
+  const commit = db.transaction((f: KeyFilter, jobs: readonly JobToCommit[]): { outcomes: JobOutcome[]; through: number } => {
     const now = Date.now();
     let nextSeq = (maxSeq.get() as number) + 1;
     catchUp(f, nextSeq - 1);
@@ -203,16 +202,15 @@ export function createWriter(db: Database.Database, lookup: Lookup): Writer {
         setCounter.run(recent, 'dedup_recent');
       }
     }
-    committedThrough = nextSeq - 1;
-    return outcomes;
+    return { outcomes, through: nextSeq - 1 };
   });
   return {
     commit(jobs) {
       const f = (filter ??= buildFilter());
       // Immediate: take the write lock at BEGIN, so two writers never deadlock upgrading a read.
-      const outcomes = commit.immediate(f, jobs);
+      const { outcomes, through } = commit.immediate(f, jobs);
       // Only once committed: a rolled-back commit's events may be stored by another later.
-      filterThrough = committedThrough;
+      filterThrough = through;
       return outcomes;
     },
     prepare() {

