@@ -560,6 +560,8 @@ function markdown(results: RunResult[], meta: Record<string, string>): string {
           publish: r.publishEventsPerSecond,
           stream: r.stream,
           commits: r.commits,
+          cpu: r.cpuSeconds,
+          seconds: r.endToEndSeconds,
         })),
       ),
     );
