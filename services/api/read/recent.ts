@@ -29,31 +29,8 @@ export type EncodedPage = {
 export function encodePage(page: EventJsonPage, after: number, covered: Covers): EncodedPage {
   const { events } = page;
   const messages = events.map(sseMessage);
-  // Each message written straight into one buffer, which counts its bytes as it goes: no
-  // joined copy of the text and no second pass to measure it (together, most of the cost).
-  // Room for every character as one byte plus two of the longest message: ASCII pages never
-  // grow it, and any message fits whole before it is written (a UTF-16 unit is at most 3 bytes).
-  let chars = 0;
-  let longest = 0;
-  for (const m of messages) {
-    chars += m.length;
-    if (m.length > longest) longest = m.length;
-  }
-  let buf = Buffer.allocUnsafeSlow(chars + 2 * longest);
-  const offsets = new Array<number>(messages.length + 1);
-  let at = (offsets[0] = 0);
-  for (let i = 0; i < messages.length; i++) {
-    const m = messages[i]!;
-    if (buf.length - at < 3 * m.length) {
-      const bigger = Buffer.allocUnsafeSlow(Math.max(2 * buf.length, at + 3 * m.length));
-      buf.copy(bigger, 0, 0, at);
-      buf = bigger;
-    }
-    at += buf.write(m, at);
-    offsets[i + 1] = at;
-  }
-  // Pages are kept (Recent) and counted by their length: no large unused tail behind one.
-  const used = buf.length - at > 64 * 1024 ? Buffer.from(buf.subarray(0, at)) : buf.subarray(0, at);
+  const offsets = [0];
+  for (const m of messages) offsets.push(offsets[offsets.length - 1]! + Buffer.byteLength(m));
   return {
     after,
     through: page.through,
@@ -61,7 +38,7 @@ export function encodePage(page: EventJsonPage, after: number, covered: Covers):
     seqs: events.map((e) => e.seq),
     topics: events.map((e) => e.topic),
     offsets,
-    buf: used,
+    buf: Buffer.from(messages.join('')),
   };
 }
 
