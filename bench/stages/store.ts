@@ -18,7 +18,7 @@ export type StoreStageSpec = {
 export async function runStoreStage(spec: StoreStageSpec) {
   const store = openSqliteStore({ dataDir: spec.dataDir, cacheMb: spec.cacheMb, synchronous: spec.synchronous });
   // As a worker does before its first job: the filter of stored keys is built outside the timing.
-  store.prepareWrites();
+  await store.prepareWrites();
   const s = stream({ ids: spec.ids, topics: 8, dupRatio: spec.dupRatio, seed: 99, prefix: 'stage' });
   // Jobs are built between commits and only the commits are timed: the rate is the
   // store's alone, and memory holds one commit's jobs at a time, as in a worker.

@@ -59,7 +59,11 @@ async function beat(): Promise<void> {
   };
   await writeHeartbeat(connection, config.queueName, state);
 }
+// Not 'ok' before the store is open and the worker takes jobs: until then it beats only to
+// report a store it cannot open.
+let started = false;
 const heartbeat = setInterval(() => {
+  if (!started && state.status === 'ok') return;
   beat().catch((err: unknown) => log.debug({ err }, 'heartbeat not written'));
 }, HEARTBEAT_MS);
 
@@ -104,8 +108,9 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => 
 async function openStoreWhenPossible(): Promise<Store | undefined> {
   for (let attempt = 1; !stopping; attempt++) {
     try {
-      return await openStore(config, 'worker', log);
+      return await openStore(config, 'worker', log, () => stopping);
     } catch (err) {
+      if (stopping) return undefined;
       state.status = 'store_error';
       state.error = `cannot open the store: ${errorMessage(err)}`;
       if (attempt === 1 || attempt % 20 === 0) log.error({ err, attempt }, 'cannot open the store; taking no jobs until it opens');
@@ -117,6 +122,16 @@ async function openStoreWhenPossible(): Promise<Store | undefined> {
 }
 
 const store = await openStoreWhenPossible();
+// Stopped while the store was opening (its filter of stored keys can take seconds to build):
+// no job was taken, so there is nothing to hand back.
+if (stopping) {
+  clearInterval(heartbeat);
+  await store?.close();
+  await removeHeartbeat(connection, config.queueName, state.id).catch(() => undefined);
+  await connection.quit().catch(() => connection.disconnect());
+  log.info('stopped before taking any job');
+  process.exit(0);
+}
 const worker =
   store &&
   createConsumer({
@@ -175,6 +190,7 @@ const shutdown = createShutdown(
 stopOnSignals(log, shutdown);
 
 if (worker !== undefined) {
+  started = true;
   state.status = 'ok';
   state.error = null;
   void worker.run().catch((err: unknown) => {

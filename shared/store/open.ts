@@ -12,7 +12,16 @@ import { openSqliteStore } from './sqlite/store.js';
  */
 export type StoreRole = 'api' | 'worker';
 
-export async function openStore(config: Config, role: StoreRole, log?: Logger): Promise<Store> {
+/** Thrown when `stopped` turned true while a worker built its filter: the store is closed. */
+export class StoppedWhileOpening extends Error {
+  constructor() {
+    super('stopped while building the filter of stored keys');
+    this.name = 'StoppedWhileOpening';
+  }
+}
+
+/** `stopped`: asked between pages of a worker's filter build, which then gives up. */
+export async function openStore(config: Config, role: StoreRole, log?: Logger, stopped?: () => boolean): Promise<Store> {
   if (config.databaseUrl !== undefined) {
     return openPostgresStore({ url: config.databaseUrl, poolSize: config.databasePoolSize, ...(log && { log }) });
   }
@@ -26,11 +35,31 @@ export async function openStore(config: Config, role: StoreRole, log?: Logger): 
   // events, and a worker holding a job meanwhile would only delay it.
   if (role === 'worker') {
     try {
-      store.prepareWrites();
+      const started = performance.now();
+      const say = log && filterProgress(log);
+      await store.prepareWrites((read, total) => {
+        if (stopped?.()) throw new StoppedWhileOpening();
+        say?.(read, total);
+      });
+      const seconds = (performance.now() - started) / 1000;
+      if (seconds >= 1) log?.info({ seconds: +seconds.toFixed(1) }, 'filter of stored keys built');
     } catch (err) {
       await store.close();
       throw err;
     }
   }
   return store;
+}
+
+const PROGRESS_EVERY_MS = 5000;
+
+/** Says how far a long build of the filter is, every few seconds. */
+function filterProgress(log: Logger): (read: number, total: number) => void {
+  let said = performance.now();
+  return (read, total) => {
+    const now = performance.now();
+    if (now - said < PROGRESS_EVERY_MS) return;
+    said = now;
+    log.info({ keys: read, of: total }, 'building the filter of stored keys before taking jobs');
+  };
 }

@@ -17,8 +17,10 @@ describe('worker with an unusable data directory', () => {
   before(async () => {
     redis = await startTestRedis();
   });
-  after(async () => {
+  afterEach(async () => {
     await cluster?.destroy();
+  });
+  after(async () => {
     await redis?.stop();
   });
 
@@ -73,5 +75,29 @@ describe('worker with an unusable data directory', () => {
     expect(worker.alive()).to.equal(true);
     const exit = await worker.term();
     expect(exit.code).to.equal(0);
+  });
+
+  it('stops on SIGTERM while it waits for its store: exits 0 within seconds, its heartbeat removed', async () => {
+    cluster = await startCluster({ redisUrl: redis.url, workers: 0 });
+    const blocked = path.join(cluster.dataDir, 'blocked');
+    fs.writeFileSync(blocked, 'not a directory');
+    const worker = await cluster.startWorker({ DATA_DIR: blocked });
+    await waitFor(async () => (await get(cluster.baseUrl, '/ready')).body.workers?.some((w: any) => w.status === 'store_error'), {
+      what: 'the worker to report its store problem',
+      timeoutMs: 20_000,
+    });
+    const asked = Date.now();
+    const exit = await worker.term();
+    const seconds = (Date.now() - asked) / 1000;
+    console.log(`      SIGTERM while waiting for the store: exit ${exit.code} after ${seconds.toFixed(1)} s`);
+    expect(exit.code).to.equal(0);
+    // The contract's deadline; its retries sleep at most 3 s between attempts.
+    expect(seconds).to.be.below(10);
+    const client = new Redis(redis.url);
+    try {
+      expect(await client.hlen(workersKey(cluster.queueName))).to.equal(0);
+    } finally {
+      client.disconnect();
+    }
   });
 });

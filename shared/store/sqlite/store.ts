@@ -8,7 +8,7 @@ import type { Store } from '../port.js';
 import { createLookup } from './lookup.js';
 import { createReader } from './read.js';
 import { STORE_FILE, migrate } from './schema.js';
-import { createWriter } from './write.js';
+import { createWriter, type FilterProgress } from './write.js';
 
 const OPEN_TIMEOUT_MS = 30 * 60_000;
 
@@ -18,13 +18,15 @@ export type SqliteOptions = {
   synchronous?: 'FULL' | 'NORMAL';
   /** How long SQLite itself waits for another writer's lock; workers pass 0 and retry themselves. */
   busyTimeoutMs?: number;
+  /** Keys per read while a writer builds its filter of stored keys (tests make it small). */
+  filterKeyPage?: number;
 };
 
 /**
  * The adapter plus what only SQLite has: its file, and the in-memory filter of stored keys
  * a writer builds once (built at the first commit unless prepared).
  */
-export type SqliteStore = Store & { readonly file: string; prepareWrites(): void };
+export type SqliteStore = Store & { readonly file: string; prepareWrites(onProgress?: FilterProgress): Promise<void> };
 
 export function openSqliteStore(opts: SqliteOptions): SqliteStore {
   fs.mkdirSync(opts.dataDir, { recursive: true });
@@ -50,7 +52,7 @@ export function openSqliteStore(opts: SqliteOptions): SqliteStore {
   db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 10_000}`);
 
   const lookup = createLookup(db);
-  const writer = createWriter(db, lookup);
+  const writer = createWriter(db, lookup, { ...(opts.filterKeyPage !== undefined && { keyPage: opts.filterKeyPage }) });
   const read = createReader(db, lookup);
   const ping = db.prepare('SELECT 1');
 
@@ -69,7 +71,7 @@ export function openSqliteStore(opts: SqliteOptions): SqliteStore {
     location: file,
     file,
     commitJobs: (jobs) => later(() => writer.commit(jobs)),
-    prepareWrites: () => writer.prepare(),
+    prepareWrites: (onProgress) => writer.prepare(onProgress),
     listEvents: (q) => later(() => read.listEvents(q)),
     listEventsJson: (q) => later(() => read.listEventsJson(q)),
     lastSeq: () => later(() => read.lastSeq()),

@@ -18,13 +18,26 @@ const KEY_PAGE = 50_000;
 /** topic -> stored, dropped, conflicts */
 type TopicTally = Map<string, [number, number, number]>;
 
+/** Stored keys read so far into the filter, of about `total`. */
+export type FilterProgress = (read: number, total: number) => void;
+
 export type Writer = {
   commit(jobs: readonly JobToCommit[]): JobOutcome[];
-  /** Builds the filter of stored keys now rather than at the first commit (a worker's start). */
-  prepare(): void;
+  /**
+   * Builds the filter of stored keys now rather than at the first commit (a worker's start),
+   * a page of keys per turn of the event loop: a process reading ten million keys still
+   * answers signals and timers meanwhile.
+   */
+  prepare(onProgress?: FilterProgress): Promise<void>;
 };
 
-export function createWriter(db: Database.Database, lookup: Lookup): Writer {
+export type WriterOptions = {
+  /** Keys per read while the filter is built (default 50,000). */
+  keyPage?: number;
+};
+
+export function createWriter(db: Database.Database, lookup: Lookup, opts: WriterOptions = {}): Writer {
+  const keyPage = opts.keyPage ?? KEY_PAGE;
   const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
   const jobRow = db.prepare('SELECT first_seq, stored FROM jobs WHERE id = ?');
   const insertJob = db.prepare(
@@ -49,7 +62,7 @@ export function createWriter(db: Database.Database, lookup: Lookup): Writer {
   const mergeRecent = db.prepare('INSERT OR IGNORE INTO dedup (k, seq) SELECT k, seq FROM dedup_recent ORDER BY k');
   const clearRecent = db.prepare('DELETE FROM dedup_recent');
   // In pages rather than row by row: a call per row into the driver cost a third more.
-  const keyPages = ['dedup', 'dedup_recent'].map((table) => db.prepare(`SELECT k FROM ${table} WHERE k > ? ORDER BY k LIMIT ${KEY_PAGE}`).pluck());
+  const keyPages = ['dedup', 'dedup_recent'].map((table) => db.prepare(`SELECT k FROM ${table} WHERE k > ? ORDER BY k LIMIT ${keyPage}`).pluck());
   const eventsAfter = db.prepare('SELECT topic, event_id FROM events WHERE seq > ?').raw();
 
   // Every key of every event up to `filterThrough` is in `filter`: the keys of both tiers at
@@ -59,21 +72,50 @@ export function createWriter(db: Database.Database, lookup: Lookup): Writer {
   let filter: KeyFilter | undefined;
   let filterThrough = 0;
 
-  /** From one read snapshot, so that the keys and `filterThrough` agree; writers go on meanwhile. */
-  const buildFilter = db.transaction((): KeyFilter => {
-    filterThrough = maxSeq.get() as number;
-    const f = new KeyFilter(counter.get('unique_processed') as number);
+  /** Adds the keys of both tiers to `f`, a page at a time; yields the keys of each page. */
+  function* readKeys(f: KeyFilter): Generator<number> {
     for (const page of keyPages) {
       // Keys are never negative.
       for (let after = -1; ; ) {
         const keys = page.all(after) as number[];
         for (const k of keys) f.add(k);
-        if (keys.length < KEY_PAGE) break;
-        after = keys[KEY_PAGE - 1]!;
+        yield keys.length;
+        if (keys.length < keyPage) break;
+        after = keys[keyPage - 1]!;
       }
     }
+  }
+
+  // Both builds read from one snapshot, so that the keys and `filterThrough` agree; writers
+  // go on meanwhile, and the first commit catches up on what they stored.
+  const buildFilter = db.transaction((): KeyFilter => {
+    filterThrough = maxSeq.get() as number;
+    const f = new KeyFilter(counter.get('unique_processed') as number);
+    for (const n of readKeys(f)) void n;
     return f;
   });
+
+  let building: Promise<void> | undefined;
+  async function buildFilterInTurns(onProgress: FilterProgress | undefined): Promise<void> {
+    // A deferred transaction: its snapshot starts at the first read and lasts until COMMIT,
+    // across the turns of the event loop (nothing else uses this connection meanwhile).
+    db.exec('BEGIN');
+    try {
+      const through = maxSeq.get() as number;
+      const total = counter.get('unique_processed') as number;
+      const f = new KeyFilter(total);
+      let read = 0;
+      for (const n of readKeys(f)) {
+        onProgress?.((read += n), total);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      filter = f;
+      filterThrough = through;
+    } finally {
+      // Closed meanwhile (a worker stopping during its start): nothing left to end.
+      if (db.open && db.inTransaction) db.exec('COMMIT');
+    }
+  }
 
   function catchUp(f: KeyFilter, through: number): void {
     if (through <= filterThrough) return;
@@ -206,6 +248,7 @@ export function createWriter(db: Database.Database, lookup: Lookup): Writer {
   });
   return {
     commit(jobs) {
+      if (building !== undefined && filter === undefined) throw new Error('the filter of stored keys is still being built: await prepare() before committing');
       const f = (filter ??= buildFilter());
       // Immediate: take the write lock at BEGIN, so two writers never deadlock upgrading a read.
       const { outcomes, through } = commit.immediate(f, jobs);
@@ -213,8 +256,9 @@ export function createWriter(db: Database.Database, lookup: Lookup): Writer {
       filterThrough = through;
       return outcomes;
     },
-    prepare() {
-      filter ??= buildFilter();
+    prepare(onProgress) {
+      if (filter !== undefined) return Promise.resolve();
+      return (building ??= buildFilterInTurns(onProgress).finally(() => (building = undefined)));
     },
   };
 }

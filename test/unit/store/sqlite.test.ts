@@ -16,8 +16,8 @@ describe('sqlite store', () => {
   let dir: string;
   let opened: SqliteStore[];
 
-  const open = (): Promise<SqliteStore> => {
-    const store = openSqliteStore({ dataDir: dir });
+  const open = (opts: { filterKeyPage?: number } = {}): Promise<SqliteStore> => {
+    const store = openSqliteStore({ dataDir: dir, ...opts });
     opened.push(store);
     return Promise.resolve(store);
   };
@@ -175,7 +175,7 @@ describe('sqlite store', () => {
       const a = await open();
       const b = await open();
       await a.commitJobs([{ id: 'a0', events: batch(0, 10) }]);
-      a.prepareWrites();
+      await a.prepareWrites();
       // b stores 120,000 identities (crossing the merge threshold once) while a is idle.
       for (let j = 0; j < 12; j++) await b.commitJobs([{ id: `b-${j}`, events: batch(10 + j * 10_000, 10_000) }]);
       const copies = [...batch(0, 10), ...batch(10, 300), ...batch(60_000, 300), ...batch(119_700, 310)];
@@ -188,10 +188,55 @@ describe('sqlite store', () => {
 
       // A writer started now reads 120,012 keys from both tiers, in several pages.
       const c = await open();
-      c.prepareWrites();
+      await c.prepareWrites();
       const everything = batch(0, 120_010);
       const [fromC] = await c.commitJobs([{ id: 'c1', events: [...everything, ev('t0', 'new-from-a'), ev('t0', 'new-from-c')] }]);
       expect(fromC).to.include({ stored: 1, dropped: 120_011 });
+    });
+
+    it('is built a page at a time, timers running between pages, from the snapshot it started in', async () => {
+      const a = await open();
+      for (let j = 0; j < 5; j++) await a.commitJobs([{ id: `a-${j}`, events: batch(j * 1000, 1000) }]);
+      const b = await open({ filterKeyPage: 10 });
+      const progress: [number, number][] = [];
+      // Timer ticks seen at each page: a build in one go would let none run until it ended.
+      const ticksAt: number[] = [];
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 1);
+      // Meanwhile a stores more: b's snapshot is the one its build began with, and its first
+      // commit catches up on the rest.
+      let stored = false;
+      const building = b.prepareWrites((read, total) => {
+        progress.push([read, total]);
+        ticksAt.push(ticks);
+        if (!stored) {
+          stored = true;
+          void a.commitJobs([{ id: 'a-late', events: batch(5000, 10) }]);
+        }
+      });
+      await building;
+      clearInterval(timer);
+      expect(progress.length).to.be.at.least(500);
+      expect(progress.at(-1)).to.deep.equal([5000, 5000]);
+      expect(progress.map(([read]) => read)).to.deep.equal([...progress.map(([read]) => read)].sort((x, y) => x - y));
+      expect(ticksAt.at(-1)).to.be.above(ticksAt[0]!);
+      // Built once: asking again reads nothing more.
+      await b.prepareWrites(() => expect.fail('prepared twice'));
+      const [outcome] = await b.commitJobs([{ id: 'b1', events: [...batch(0, 5010), ev('t0', 'new-from-b')] }]);
+      expect(outcome).to.include({ stored: 1, dropped: 5010 });
+    });
+
+    it('refuses a commit while its filter is being built, and commits once it is', async () => {
+      const a = await open();
+      await a.commitJobs([{ id: 'a0', events: batch(0, 1000) }]);
+      const b = await open({ filterKeyPage: 10 });
+      const building = b.prepareWrites();
+      let refused: unknown;
+      await b.commitJobs([{ id: 'b0', events: batch(0, 1) }]).catch((err: unknown) => (refused = err));
+      expect(String(refused)).to.match(/still being built/);
+      await building;
+      const [outcome] = await b.commitJobs([{ id: 'b0', events: [...batch(0, 1), ev('t0', 'new')] }]);
+      expect(outcome).to.include({ stored: 1, dropped: 1 });
     });
 
     it('stays exact when writers alternate commit by commit, each copying what the other just stored', async () => {
