@@ -59,11 +59,10 @@ async function beat(): Promise<void> {
   };
   await writeHeartbeat(connection, config.queueName, state);
 }
-// Not 'ok' before the store is open and the worker takes jobs: until then it beats only to
-// report a store it cannot open.
-let started = false;
 const heartbeat = setInterval(() => {
-  if (!started && state.status === 'ok') return;
+  // Not 'ok' before the store is open (the committer exists from then on): until then it
+  // beats only to report a store it cannot open.
+  if (committer === undefined && state.status === 'ok') return;
   beat().catch((err: unknown) => log.debug({ err }, 'heartbeat not written'));
 }, HEARTBEAT_MS);
 
@@ -190,7 +189,6 @@ const shutdown = createShutdown(
 stopOnSignals(log, shutdown);
 
 if (worker !== undefined) {
-  started = true;
   state.status = 'ok';
   state.error = null;
   void worker.run().catch((err: unknown) => {

@@ -12,14 +12,6 @@ import { openSqliteStore } from './sqlite/store.js';
  */
 export type StoreRole = 'api' | 'worker';
 
-/** Thrown when `stopped` turned true while a worker built its filter: the store is closed. */
-export class StoppedWhileOpening extends Error {
-  constructor() {
-    super('stopped while building the filter of stored keys');
-    this.name = 'StoppedWhileOpening';
-  }
-}
-
 /** `stopped`: asked between pages of a worker's filter build, which then gives up. */
 export async function openStore(config: Config, role: StoreRole, log?: Logger, stopped?: () => boolean): Promise<Store> {
   if (config.databaseUrl !== undefined) {
@@ -38,7 +30,7 @@ export async function openStore(config: Config, role: StoreRole, log?: Logger, s
       const started = performance.now();
       const say = log && filterProgress(log);
       await store.prepareWrites((read, total) => {
-        if (stopped?.()) throw new StoppedWhileOpening();
+        if (stopped?.()) throw new Error('stopped while building the filter of stored keys');
         say?.(read, total);
       });
       const seconds = (performance.now() - started) / 1000;

@@ -52,7 +52,7 @@ export function openSqliteStore(opts: SqliteOptions): SqliteStore {
   db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 10_000}`);
 
   const lookup = createLookup(db);
-  const writer = createWriter(db, lookup, { ...(opts.filterKeyPage !== undefined && { keyPage: opts.filterKeyPage }) });
+  const writer = createWriter(db, lookup, opts.filterKeyPage);
   const read = createReader(db, lookup);
   const ping = db.prepare('SELECT 1');
 

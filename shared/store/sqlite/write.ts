@@ -31,13 +31,8 @@ export type Writer = {
   prepare(onProgress?: FilterProgress): Promise<void>;
 };
 
-export type WriterOptions = {
-  /** Keys per read while the filter is built (default 50,000). */
-  keyPage?: number;
-};
-
-export function createWriter(db: Database.Database, lookup: Lookup, opts: WriterOptions = {}): Writer {
-  const keyPage = opts.keyPage ?? KEY_PAGE;
+/** `keyPage`: keys per read while the filter is built. */
+export function createWriter(db: Database.Database, lookup: Lookup, keyPage = KEY_PAGE): Writer {
   const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
   const jobRow = db.prepare('SELECT first_seq, stored FROM jobs WHERE id = ?');
   const insertJob = db.prepare(
@@ -72,48 +67,43 @@ export function createWriter(db: Database.Database, lookup: Lookup, opts: Writer
   let filter: KeyFilter | undefined;
   let filterThrough = 0;
 
-  /** Adds the keys of both tiers to `f`, a page at a time; yields the keys of each page. */
-  function* readKeys(f: KeyFilter): Generator<number> {
-    for (const page of keyPages) {
-      // Keys are never negative.
-      for (let after = -1; ; ) {
-        const keys = page.all(after) as number[];
-        for (const k of keys) f.add(k);
-        yield keys.length;
-        if (keys.length < keyPage) break;
-        after = keys[keyPage - 1]!;
-      }
-    }
-  }
-
-  // Both builds read from one snapshot, so that the keys and `filterThrough` agree; writers
-  // go on meanwhile, and the first commit catches up on what they stored.
-  const buildFilter = db.transaction((): KeyFilter => {
-    filterThrough = maxSeq.get() as number;
-    const f = new KeyFilter(counter.get('unique_processed') as number);
-    for (const n of readKeys(f)) void n;
-    return f;
-  });
-
-  let building: Promise<void> | undefined;
-  async function buildFilterInTurns(onProgress: FilterProgress | undefined): Promise<void> {
-    // A deferred transaction: its snapshot starts at the first read and lasts until COMMIT,
-    // across the turns of the event loop (nothing else uses this connection meanwhile).
+  /**
+   * Reads every key of both tiers into a new filter, a page at a time, and yields how many it
+   * has read of about how many. One read snapshot (a deferred transaction, held until the
+   * last page) makes the keys and `filterThrough` agree; writers go on meanwhile, and the
+   * first commit catches up on what they stored. Driven in one go by a commit that finds no
+   * filter, or a page per turn of the event loop by prepare().
+   */
+  function* buildFilter(): Generator<[read: number, total: number], void> {
     db.exec('BEGIN');
     try {
       const through = maxSeq.get() as number;
       const total = counter.get('unique_processed') as number;
       const f = new KeyFilter(total);
       let read = 0;
-      for (const n of readKeys(f)) {
-        onProgress?.((read += n), total);
-        await new Promise((resolve) => setImmediate(resolve));
+      for (const page of keyPages) {
+        // Keys are never negative.
+        for (let after = -1; ; ) {
+          const keys = page.all(after) as number[];
+          for (const k of keys) f.add(k);
+          yield [(read += keys.length), total];
+          if (keys.length < keyPage) break;
+          after = keys[keyPage - 1]!;
+        }
       }
       filter = f;
       filterThrough = through;
     } finally {
       // Closed meanwhile (a worker stopping during its start): nothing left to end.
       if (db.open && db.inTransaction) db.exec('COMMIT');
+    }
+  }
+
+  let building: Promise<void> | undefined;
+  async function buildFilterInTurns(onProgress: FilterProgress | undefined): Promise<void> {
+    for (const [read, total] of buildFilter()) {
+      onProgress?.(read, total);
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
@@ -248,8 +238,9 @@ export function createWriter(db: Database.Database, lookup: Lookup, opts: Writer
   });
   return {
     commit(jobs) {
-      if (building !== undefined && filter === undefined) throw new Error('the filter of stored keys is still being built: await prepare() before committing');
-      const f = (filter ??= buildFilter());
+      if (building !== undefined) throw new Error('the filter of stored keys is still being built: await prepare() before committing');
+      if (filter === undefined) for (const step of buildFilter()) void step;
+      const f = filter!;
       // Immediate: take the write lock at BEGIN, so two writers never deadlock upgrading a read.
       const { outcomes, through } = commit.immediate(f, jobs);
       // Only once committed: a rolled-back commit's events may be stored by another later.
