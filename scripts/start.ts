@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../shared/config.js';
+import { listenNotice } from './listen-notice.js';
 import { findOnPath, startRedisServer, type RedisServer } from './redis-server.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -118,4 +119,4 @@ function watchRedis(server: RedisServer, logFile: string): void {
 run('api', '../services/api/main.js');
 run('worker', '../services/worker/main.js');
 if (redis !== undefined) watchRedis(redis, path.join(config.dataDir, 'redis', 'redis.log'));
-say(`API on http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port} (Ctrl-C stops everything)`);
+for (const line of listenNotice(config)) say(line);

@@ -144,7 +144,11 @@ async function main(): Promise<number> {
         },
         (comment) => {
           const start = /^after (\d+)$/.exec(comment);
-          if (start && cursor === undefined) cursor = Number(start[1]);
+          if (start && cursor === undefined) {
+            cursor = Number(start[1]);
+            // Without --after the stream starts at "now": say so, or a quiet terminal looks broken.
+            status(`waiting for new events (stored after seq ${cursor}); to print the events already stored first, add --after 0`);
+          }
         },
       );
       for await (const chunk of res.body as AsyncIterable<Uint8Array>) {

@@ -69,6 +69,9 @@ describe('npm start', function () {
     const redisUrl = await waitFor(() => /private redis-server at (redis:\/\/\S+)/.exec(output)?.[1], { what: 'the private Redis to start' });
     const firstPid = await redisPid(redisUrl);
     await waitFor(async () => (await fetch(`${baseUrl}/ready`).catch(() => undefined))?.status === 200, { timeoutMs: 30_000, what: 'the API and worker to be ready' });
+    // The address it names is the one it binds, and a local bind needs no warning.
+    expect(output).to.include(`API listening on http://127.0.0.1:${port} `);
+    expect(output).not.to.match(/warning/);
     const before = event({ topic: 'start-test' });
     expect((await publish(baseUrl, before)).status).to.equal(202);
 
@@ -89,5 +92,27 @@ describe('npm start', function () {
     expect(await exited).to.equal(0);
     expect(alive(secondPid)).to.equal(false);
     expect(output).not.to.match(/stopping everything/);
+  });
+
+  it('says it listens on every interface when HOST is unset, and warns that nothing is guarded', async () => {
+    const port = await freePort();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-start-any-'));
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), DATA_DIR: dir, PORT: String(port), LOG_LEVEL: 'warn' };
+    const started = spawn(process.execPath, [path.join(ROOT, 'dist/scripts/start.js')], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let said = '';
+    started.stdout.on('data', (c: Buffer) => (said += c.toString()));
+    started.stderr.on('data', (c: Buffer) => (said += c.toString()));
+    const exited = new Promise<number | null>((resolve) => started.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(() => /warning: /.test(said), { timeoutMs: 30_000, what: 'start to name its address' });
+      expect(said).to.include(`API listening on every interface (HOST=0.0.0.0), port ${port}: open http://127.0.0.1:${port}`);
+      expect(said).to.match(/warning: anyone who can reach this machine on port \d+ can make publishes \(API_KEY unset\) and reads \(READ_API_KEY unset\)/);
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.status === 200, { timeoutMs: 30_000, what: 'the API to answer' });
+    } finally {
+      started.kill('SIGTERM');
+      const code = await Promise.race([exited, new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 15_000))]);
+      if (code === 'late') started.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

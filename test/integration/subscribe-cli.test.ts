@@ -89,6 +89,19 @@ describe('subscriber CLI', function () {
     }
   });
 
+  it('without --after, says it waits for new events and how to print the stored ones', async () => {
+    const topic = `cli-now-${randomUUID().slice(0, 8)}`;
+    await send(topic, 3);
+    const cli = startCli(['--url', base(), '--topic', topic, '--count', '1']);
+    await waitFor(() => /waiting for new events/.test(cli.stderr()), { what: 'the CLI to say it waits' });
+    expect(cli.stderr()).to.match(/waiting for new events \(stored after seq \d+\); to print the events already stored first, add --after 0/);
+    await send(topic, 1);
+    const run = await cli.done;
+    expect(run.code, run.stderr).to.equal(0);
+    // Only the new event: the three stored before it started are not printed.
+    expect(lines(run.stdout)).to.deep.equal((await allEvents(base(), topic)).slice(3));
+  });
+
   it('reconnects with the last id after the API restarts: no gap, no repeat', async () => {
     const topic = `cli-restart-${randomUUID().slice(0, 8)}`;
     const cli = startCli(['--url', base(), '--topic', topic, '--count', '2000']);
