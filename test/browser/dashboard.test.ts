@@ -1,7 +1,10 @@
 // The dashboard in a real browser (Debian's chromium driven by playwright-core) against real
 // processes: it asks for the key when reads need one, the numbers move as events arrive
 // and are processed, topics lead to their latest events, an event opens with its payload,
-// and the health of Redis and the workers shows. Screenshots go to test-artifacts/.
+// and the health of Redis and the workers shows. The chart is drawn from the API's own
+// last minutes as soon as a page opens; topics show their copies and conflicts, an event its
+// copies and first and last sighting; at 1400x1000 the workers' table is in view without
+// scrolling. Screenshots go to test-artifacts/.
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -39,7 +42,7 @@ describe('dashboard in a browser', function () {
       headless: true,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
     });
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     page.on('console', (m) => {
       // The browser reports each non-2xx fetch (the 401 that makes the page ask for the key,
       // the 503 of /ready while Redis is away); anything else, a CSP refusal say, is a fault.
@@ -127,6 +130,19 @@ describe('dashboard in a browser', function () {
   it('lists topics by size and shows the latest events of the one chosen, payload included', async () => {
     await shows('#topicrows tr:first-child td:first-child', 'dash-orders');
     await shows('#topicrows tr[data-topic="dash-clicks"] td:nth-child(2)', '30');
+    // The ten copies were of dash-orders, four of them conflicting.
+    await shows('#topicrows tr[data-topic="dash-orders"] td:nth-child(3)', '10');
+    await shows('#topicrows tr[data-topic="dash-orders"] td:nth-child(4)', '4');
+    await shows('#topicrows tr[data-topic="dash-clicks"] td:nth-child(3)', '0');
+    // The workers' table in view, without scrolling, and what its count includes said.
+    const workers = await page.locator('section.workers').boundingBox();
+    expect(workers, 'the workers section').not.to.equal(null);
+    expect(workers!.y + workers!.height).to.be.at.most(1000);
+    expect(await page.evaluate('window.scrollY')).to.equal(0);
+    expect(await text('section.workers thead')).to.match(/events committed\s*copies included/);
+    await shows('#workerrows tr:first-child td:nth-child(3)', '20');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-viewport.png') });
+
     await page.click('#topicrows tr[data-topic="dash-clicks"]');
     await shows('#eventstitle', 'Latest events in dash-clicks');
     // Reads need the key, which an EventSource cannot send: the list is polled.
@@ -144,7 +160,24 @@ describe('dashboard in a browser', function () {
     // Shown as text: the markup in the payload is not markup on the page.
     expect(await text('#payload')).to.equal(JSON.stringify(newest.payload, null, 2));
     expect(await page.locator('#payload img').count()).to.equal(0);
+    // What became of its copies, from the lookup: one copy, no conflict.
+    await shows('#ev-copies', '1');
+    await shows('#ev-conflicts', '0');
+    const lookup = await lookupOf(cluster.baseUrl, 'dash-clicks', newest.event_id);
+    expect(await text('#ev-first')).to.equal(lookup.first_seen_at);
+    expect(await text('#ev-last')).to.equal(lookup.last_seen_at);
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-event.png') });
+    await page.click('#closedialog');
+    // Two more copies of it, one with content of its own: the dialog counts them.
+    const again = { topic: 'dash-clicks', event_id: newest.event_id, timestamp: lookup.event.timestamp, source: lookup.event.source, payload: newest.payload };
+    expect((await publish(cluster.baseUrl, [again, { ...again, payload: { other: true } }], auth)).status).to.equal(202);
+    await waitFor(async () => (await lookupOf(cluster.baseUrl, 'dash-clicks', newest.event_id)).copies === 3 || undefined, { what: 'the copies to be processed' });
+    await page.click('#eventrows tr:first-child');
+    await shows('#ev-copies', '3');
+    await shows('#ev-conflicts', '1');
+    const later = await lookupOf(cluster.baseUrl, 'dash-clicks', newest.event_id);
+    expect(await text('#ev-last')).to.equal(later.last_seen_at);
+    expect(later.last_seen_at).not.to.equal(later.first_seen_at);
     await page.click('#closedialog');
     expect(await page.locator('#eventdialog[open]').count()).to.equal(0);
     // The page finds a topic's newest events by looking back from the newest seq; a small
@@ -214,9 +247,32 @@ describe('dashboard in a browser, reads open', function () {
       },
     );
 
-  it('shows a new event of the chosen topic as it is stored, without reloading, over the stream', async () => {
+  it('draws the throughput chart the moment the page opens, from the API\'s last minutes', async () => {
     const first = Array.from({ length: 3 }, () => event({ topic: 'live-orders' }));
     expect((await publish(cluster.baseUrl, { events: first })).status).to.equal(202);
+    // The API samples its totals every second: wait until its memory holds the rise.
+    await waitFor(
+      async () => {
+        const html = await (await fetch(`${cluster.baseUrl}/`)).text();
+        const seed = JSON.parse(/<script type="application\/json" id="rates-seed">(.*?)<\/script>/.exec(html)?.[1] ?? '{}') as { samples?: { processed: number }[] };
+        const s = seed.samples ?? [];
+        return (s.length >= 2 && s[0]!.processed === 0 && s.at(-1)!.processed === 3) || undefined;
+      },
+      { what: 'the API to have sampled before and after the events', timeoutMs: 20_000 },
+    );
+    await page.goto(`${cluster.baseUrl}/`);
+    // At once, before the page has polled twice: only the server's samples can draw it.
+    const points = ((await page.getAttribute('#l-proc', 'points')) ?? '').split(' ').filter((p) => p !== '');
+    expect(points.length, 'points drawn at load').to.be.at.least(2);
+    expect(points.some((p) => Number(p.split(',')[1]) < 146)).to.equal(true);
+    expect(((await page.getAttribute('#l-recv', 'points')) ?? '').split(' ').filter((p) => p !== '').length).to.equal(points.length);
+    expect(pageErrors).to.deep.equal([]);
+  });
+
+  it('shows a new event of the chosen topic as it is stored, without reloading, over the stream', async () => {
+    // Only this page load's requests count.
+    await page.goto('about:blank');
+    requests.length = 0;
     await page.goto(`${cluster.baseUrl}/`);
     await shows('#eventstitle', 'Latest events in live-orders');
     await shows('#eventsmode', 'live');
@@ -236,6 +292,14 @@ describe('dashboard in a browser, reads open', function () {
     console.log(`      the new event showed ${ms} ms after its publish was answered`);
   });
 });
+
+/** One identity's lookup, read with the key. */
+type Lookup = { event: { timestamp: string; source: string }; copies: number; conflicts: number; first_seen_at: string; last_seen_at: string };
+async function lookupOf(baseUrl: string, topic: string, id: string): Promise<Lookup> {
+  const res = await fetch(`${baseUrl}/events/${encodeURIComponent(topic)}/${encodeURIComponent(id)}`, auth);
+  expect(res.status).to.equal(200);
+  return (await res.json()) as Lookup;
+}
 
 /** A topic's events as the API has them, read with the key. */
 async function eventsOf(baseUrl: string, topic: string): Promise<{ seq: number; event_id: string; payload: unknown }[]> {

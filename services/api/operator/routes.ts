@@ -6,7 +6,8 @@ import type { Event } from '../../../shared/schema.js';
 import { renderDocs } from './docs.js';
 import { createMetrics, type Metrics, type MetricsDeps } from './metrics.js';
 import { buildOpenApi, type OpenApiOptions } from './openapi/document.js';
-import { loadDashboard } from './dashboard/page.js';
+import { loadDashboard, withRates } from './dashboard/page.js';
+import { RateRing, readTotals } from './rates.js';
 
 export type OperatorDeps = MetricsDeps & { openapi: OpenApiOptions };
 
@@ -15,6 +16,8 @@ export type OperatorRoutes = {
   observePublish: Middleware<{ accepted?: readonly Event[] }>;
   /** The same count and time, for the lean path that answers publishes beside Koa. */
   recordPublish: Metrics['recordPublish'];
+  /** Stops the dashboard's per-second sampling (its timer never holds the process). */
+  close(): Promise<void>;
 };
 
 export function registerOperatorRoutes<S>(router: Router<S>, deps: OperatorDeps): OperatorRoutes {
@@ -22,6 +25,8 @@ export function registerOperatorRoutes<S>(router: Router<S>, deps: OperatorDeps)
   const doc = buildOpenApi(deps.openapi);
   const docsPage = renderDocs(doc);
   const dashboard = loadDashboard();
+  // The last five minutes of totals, handed to each page load so its chart starts drawn.
+  const rates = new RateRing(() => readTotals(deps));
 
   const html = (page: { html: string; csp: string }) => (ctx: Context) => {
     ctx.type = 'text/html; charset=utf-8';
@@ -43,7 +48,7 @@ export function registerOperatorRoutes<S>(router: Router<S>, deps: OperatorDeps)
     ctx.body = doc;
   });
   router.get('/docs', html(docsPage));
-  router.get('/', html(dashboard));
+  router.get('/', (ctx: Context) => html(withRates(dashboard, rates.samples()))(ctx));
 
-  return { observePublish: metrics.observePublish, recordPublish: metrics.recordPublish };
+  return { observePublish: metrics.observePublish, recordPublish: metrics.recordPublish, close: () => rates.close() };
 }

@@ -77,6 +77,28 @@ function openStream(t: string): void {
   };
 }
 
+/** The event's dialog, then what became of its copies, once the lookup answers. */
+function openEvent(e: StoredEvent): void {
+  showEvent(e);
+  api<Lookup>(`/events/${encodeURIComponent(e.topic)}/${encodeURIComponent(e.event_id)}`)
+    .then((l) => {
+      // The operator may have opened another event meanwhile.
+      if ($('eventhead').textContent === `${e.topic} / ${e.event_id} (seq ${e.seq})`) renderLookup(l);
+    })
+    .catch(handle);
+}
+
+/**
+ * The API's last minutes of totals, one a second (rates.ts), came inside the page: put on
+ * this page's clock (the server sent its own), they draw the chart before the first poll.
+ */
+function seedChart(): void {
+  const seed = JSON.parse($('rates-seed').textContent ?? '{}') as { now?: number; samples?: Sample[] };
+  const shift = seed.now ? Date.now() - seed.now : 0;
+  for (const s of seed.samples ?? []) samples.push({ t: s.t + shift, received: s.received, processed: s.processed });
+  renderChart();
+}
+
 function chooseTopic(t: string): void {
   topic = t;
   events = [];
@@ -163,4 +185,5 @@ document.addEventListener('visibilitychange', () => {
   if (document.hidden) closeStream();
   else if (topic !== null) chooseTopic(topic);
 });
+seedChart();
 void loop();

@@ -10,9 +10,9 @@ function renderCounts(s: Stats): void {
   $('failed').textContent = fmt(s.queue?.failed);
   $('conflicts').textContent = fmt(s.conflicts);
   $('redeliveries').textContent = `${fmt(s.redeliveries)} redelivered jobs`;
-  $('topiccount').textContent = `${fmt(s.topics_count)} topics`;
-  const processed = Math.max(1, s.unique_processed + s.duplicate_dropped);
-  $('dupshare').textContent = s.received > 0 ? `${((100 * s.duplicate_dropped) / processed).toFixed(1)}% of processed` : '';
+  $('topiccount').textContent = `${fmt(s.topics_count)} topic${s.topics_count === 1 ? '' : 's'}`;
+  const processed = s.unique_processed + s.duplicate_dropped;
+  $('dupshare').textContent = processed > 0 ? `${((100 * s.duplicate_dropped) / processed).toFixed(1)}% of processed` : 'none yet';
 }
 
 function renderQueue(s: Stats): void {
@@ -72,11 +72,14 @@ function renderTopics(s: Stats): void {
     tr.dataset.topic = name;
     tr.appendChild(el('td', name));
     tr.appendChild(el('td', fmt(count), 'num'));
+    tr.appendChild(el('td', fmt(s.duplicates_per_topic?.[name]), 'num'));
+    const conflicts = s.conflicts_per_topic?.[name];
+    tr.appendChild(el('td', fmt(conflicts), conflicts ? 'num warn-text' : 'num'));
     const td = el('td');
     const bar = el('div', null, 'bar');
     bar.style.width = `${Math.max(2, (100 * count) / max)}%`;
     td.appendChild(bar);
-    td.style.width = '30%';
+    td.style.width = '22%';
     tr.appendChild(td);
     tr.addEventListener('click', () => chooseTopic(name));
     body.appendChild(tr);
@@ -87,14 +90,14 @@ function renderTopics(s: Stats): void {
     const tr = el('tr');
     const td = el('td', `${fmt(s.topics_count - entries.length)} more topics not listed: these are the first ${fmt(entries.length)} by name (GET /topics pages through all)`, 'muted');
     td.id = 'topicsmore';
-    td.colSpan = 3;
+    td.colSpan = 5;
     tr.appendChild(td);
     body.appendChild(tr);
   }
   if (entries.length === 0) {
     const tr = el('tr');
     const td = el('td', 'no events stored yet', 'muted');
-    td.colSpan = 3;
+    td.colSpan = 5;
     tr.appendChild(td);
     body.appendChild(tr);
   }
@@ -148,7 +151,7 @@ function renderEvents(): void {
     tr.appendChild(el('td', e.timestamp));
     tr.appendChild(el('td', e.source));
     tr.appendChild(el('td', JSON.stringify(e.payload), 'muted'));
-    tr.addEventListener('click', () => showEvent(e));
+    tr.addEventListener('click', () => openEvent(e));
     body.appendChild(tr);
   }
 }
@@ -157,5 +160,15 @@ function showEvent(e: StoredEvent): void {
   $('eventhead').textContent = `${e.topic} / ${e.event_id} (seq ${e.seq})`;
   $('eventmeta').textContent = `source ${e.source} · timestamp ${e.timestamp} · processed ${e.processed_at}`;
   $('payload').textContent = JSON.stringify(e.payload, null, 2);
+  for (const id of ['ev-copies', 'ev-conflicts', 'ev-first', 'ev-last']) $(id).textContent = '…';
   $('eventdialog', HTMLDialogElement).showModal();
+}
+
+/** What became of the copies of the event the dialog shows (GET /events/{topic}/{event_id}). */
+function renderLookup(l: Lookup): void {
+  $('ev-copies').textContent = fmt(l.copies);
+  $('ev-conflicts').textContent = fmt(l.conflicts);
+  $('ev-conflicts').className = l.conflicts > 0 ? 'warn-text' : '';
+  $('ev-first').textContent = l.first_seen_at;
+  $('ev-last').textContent = l.last_seen_at;
 }

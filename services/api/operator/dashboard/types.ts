@@ -17,6 +17,10 @@ type Stats = {
   topics: string[];
   uptime_seconds: number;
   per_topic: Record<string, number>;
+  /** Copies dropped per topic (conflicts included), for the topics /stats lists. */
+  duplicates_per_topic?: Record<string, number>;
+  /** Of those, the copies whose content differed. */
+  conflicts_per_topic?: Record<string, number>;
   queue: { waiting: number; active: number; delayed: number; failed: number } | null;
   workers: { live: number; list: WorkerRow[] } | null;
   store: { committed_jobs: number; bytes: number };
@@ -36,6 +40,9 @@ type StoredEvent = {
   payload: unknown;
   processed_at: string;
 };
+
+/** GET /events/{topic}/{event_id}: one identity, with what became of its copies. */
+type Lookup = { event: StoredEvent; copies: number; conflicts: number; first_seen_at: string; last_seen_at: string };
 
 type EventsPage = { events: StoredEvent[]; next_after: number | null };
 
