@@ -23,6 +23,7 @@ import { openSqliteStore } from '../shared/store/sqlite/store.js';
 import { openPostgresStore } from '../shared/store/postgres/store.js';
 import type { Cluster } from '../tools/harness/cluster.js';
 import { commitTimes, streamSection, type CommitTimes, type SubscribersExpect, type SubscribersResult, type SubscribersSpec } from './subscribers.js';
+import { writeBenchmarks } from './summary.js';
 
 
 const RESULTS = path.join(ROOT, 'bench-results');
@@ -57,7 +58,7 @@ four target scenarios (batched-random, batched-ordered, single, growth) and the 
   --subscribe-to all|one-topic   what each subscriber follows: every event (default),
                       or one of the scenario's topics, round robin
   --no-stages         skip the stage limits
-  --no-write          do not append to BENCHMARKS.md
+  --no-write          do not write BENCHMARKS.md
   --help
 `;
 
@@ -718,12 +719,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${md}`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   fs.writeFileSync(path.join(RESULTS, `bench-${stamp}.json`), JSON.stringify({ meta, results, writers }, null, 2));
-  if (!values['no-write']) {
-    const file = path.join(ROOT, 'BENCHMARKS.md');
-    const head = '# Benchmarks\n\nEvery table here was written by `npm run bench` (bench/run.ts); newest first.\n\n';
-    const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').replace(head, '') : '';
-    fs.writeFileSync(file, head + md + '\n' + old);
-  }
+  if (!values['no-write']) writeBenchmarks(path.join(ROOT, 'BENCHMARKS.md'), { results, meta, tables: md, full: all });
 }
 
 main().catch((err: unknown) => {
