@@ -142,6 +142,7 @@ describe('dashboard in a browser', function () {
     expect(await text('section.workers thead')).to.match(/events committed\s*copies included/);
     await shows('#workerrows tr:first-child td:nth-child(3)', '20');
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-viewport.png') });
+    console.log(`      screenshot: ${path.join(ARTIFACTS, 'dashboard-viewport.png')}`);
 
     await page.click('#topicrows tr[data-topic="dash-clicks"]');
     await shows('#eventstitle', 'Latest events in dash-clicks');
