@@ -11,6 +11,12 @@ import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
 import { allEvents, drained, get, publish, stats } from '../../tools/harness/http.js';
 import { waitFor } from '../../tools/harness/wait.js';
 import { anEvent } from '../support/events.js';
+import { createLogger } from '../../shared/log.js';
+import type { Event } from '../../shared/schema.js';
+import type { JobToCommit } from '../../shared/store/port.js';
+import { STORE_FILE } from '../../shared/store/sqlite/schema.js';
+import { openSqliteStore } from '../../shared/store/sqlite/store.js';
+import { createCommitter } from '../../services/worker/committer.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 
 const DISK_BYTES = 8 * 1024 * 1024;
@@ -29,8 +35,13 @@ function mountSmallDisk(bytes: number): string | undefined {
   }
 }
 
-/** Writes a file until the disk refuses: what is left free afterwards is nothing. */
-function fill(file: string): number {
+function unmount(dir: string): void {
+  execFileSync('umount', [dir]);
+  fs.rmdirSync(dir);
+}
+
+/** Writes a file until the disk refuses, then gives back `leavePages` of 4 KiB; returns its size. */
+function fill(file: string, leavePages = 0): number {
   const chunk = Buffer.alloc(64 * 1024, 1);
   const fd = fs.openSync(file, 'w');
   let written = 0;
@@ -46,6 +57,7 @@ function fill(file: string): number {
   } finally {
     fs.closeSync(fd);
   }
+  if (leavePages > 0) fs.truncateSync(file, (written = Math.max(0, written - leavePages * 4096)));
   return written;
 }
 
@@ -63,10 +75,7 @@ describe('a full disk under the SQLite store', function () {
   after(async () => {
     await cluster?.destroy();
     await redis?.stop();
-    if (disk !== undefined) {
-      execFileSync('umount', [disk]);
-      fs.rmdirSync(disk);
-    }
+    if (disk !== undefined) unmount(disk);
     if (logs !== undefined) fs.rmSync(logs, { recursive: true, force: true });
   });
   afterEach(function () {
@@ -153,5 +162,92 @@ describe('a full disk under the SQLite store', function () {
     });
     expect((await publish(cluster.baseUrl, [ev('after')])).status).to.equal(202);
     await drained(cluster.baseUrl, received + 1);
+  });
+
+  // The WAL's index (-shm) grows by 32 KiB each 4,096 WAL frames; a commit whose frames fit
+  // on the disk but whose index region does not fails with SQLITE_IOERR_SHMSIZE, not
+  // SQLITE_FULL. The committer holds that job too, and commits it once space returns.
+  it('holds a commit that fails with SQLITE_IOERR as the WAL index grows, and commits it once space returns', async () => {
+    const big = mountSmallDisk(40 * 1024 * 1024)!;
+    const store = openSqliteStore({ dataDir: path.join(big, 'data') });
+    try {
+      const wal = path.join(big, 'data', `${STORE_FILE}-wal`);
+      const frames = () => Math.floor((fs.statSync(wal).size - 32) / (4096 + 24));
+      const event = (id: string): Event => ({ topic: 'wal', event_id: id, timestamp: '2025-10-24T00:00:00Z', source: 'test', payload: { pad: 'y'.repeat(3000) } });
+      let n = 0;
+      const nextJob = (): JobToCommit => ({ id: `j-${++n}`, events: [event(`e-${n}`), event('e-1')] });
+      // Up to just before the index's third region (4,062 frames in the first, 4,096 in the next).
+      while (frames() < 8100) await store.commitJobs([nextJob()]);
+
+      // Find a free space where the next commit's frames fit but its index region does not,
+      // and leave the disk so.
+      const filler = path.join(big, 'filler');
+      let pending: JobToCommit | undefined;
+      let code: string | undefined;
+      for (let tries = 0; tries < 200 && code === undefined; tries++) {
+        pending ??= nextJob();
+        let committed = false;
+        for (let free = 1; free <= 12 && !committed && code === undefined; free++) {
+          fill(filler, free);
+          try {
+            await store.commitJobs([pending]);
+            committed = true;
+          } catch (err) {
+            const c = (err as { code?: string }).code ?? '';
+            if (c.startsWith('SQLITE_IOERR')) code = c;
+            else expect(c).to.equal('SQLITE_FULL');
+          }
+          if (code === undefined) fs.rmSync(filler);
+        }
+        if (committed) pending = undefined;
+      }
+      expect(code, 'no commit failed with SQLITE_IOERR').to.equal('SQLITE_IOERR_SHMSIZE');
+      const before = await store.counts({ jobIds: [], topicsLimit: 10 });
+
+      // The committer keeps the job, retrying, and says why.
+      const failures: string[] = [];
+      const health: (string | null)[] = [];
+      const committer = createCommitter({
+        commit: async (jobs) => {
+          try {
+            return await store.commitJobs(jobs);
+          } catch (err) {
+            failures.push((err as { code?: string }).code ?? String(err));
+            throw err;
+          }
+        },
+        maxJobs: 64,
+        maxEvents: 1000,
+        lingerMs: 1,
+        log: createLogger({ name: 'disk-full-test', level: 'silent' }),
+        onHealth: (problem) => health.push(problem),
+      });
+      let settled = false;
+      const outcome = committer.submit(pending!).finally(() => (settled = true));
+      await waitFor(() => failures.length >= 3, { what: 'three failed attempts', timeoutMs: 20_000 });
+      console.log(`      attempts while the disk stays full: ${failures.join(', ')}`);
+      for (const c of failures) expect(c).to.match(/^SQLITE_(IOERR|FULL)/);
+      expect(health).to.have.length(1);
+      expect(health[0]).to.match(/disk I\/O error|full/);
+      expect(settled).to.equal(false);
+
+      fs.rmSync(filler);
+      const out = await outcome;
+      expect(out).to.deep.include({ stored: 1, dropped: 1, redelivered: false });
+      expect(health.at(-1)).to.equal(null);
+      const after = await store.counts({ jobIds: [], topicsLimit: 10 });
+      expect(after.received).to.equal(before.received + 2);
+      expect(after.uniqueProcessed).to.equal(before.uniqueProcessed + 1);
+      expect(after.duplicateDropped).to.equal(before.duplicateDropped + 1);
+      expect(after.received).to.equal(after.uniqueProcessed + after.duplicateDropped);
+      expect(await store.integrityCheck()).to.deep.equal([]);
+      // Committed once: the same job again is a redelivery and changes nothing.
+      expect(await committer.submit(pending!)).to.deep.include({ redelivered: true });
+      expect((await store.counts({ jobIds: [], topicsLimit: 10 })).received).to.equal(after.received);
+      await committer.close();
+    } finally {
+      await store.close();
+      unmount(big);
+    }
   });
 });
