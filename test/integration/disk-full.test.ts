@@ -132,6 +132,10 @@ describe('a full disk under the SQLite store', function () {
     expect(held.unique_processed).to.equal(20);
     expect(held.pending).to.equal(accepted.length * 5);
     expect((held.workers as any).list.map((w: any) => w.status)).to.deep.equal(['store_error']);
+    // The API itself is ready: Redis and the store answer (reads need no space).
+    const ready = await get(cluster.baseUrl, '/ready');
+    expect(ready.status).to.equal(200);
+    expect(ready.body.workers.map((w: any) => w.status)).to.deep.equal(['store_error']);
     expect((held.workers as any).list[0].error).to.match(/full/i);
     console.log(`      the worker says: ${(held.workers as any).list[0].status}: ${(held.workers as any).list[0].error}`);
 
