@@ -80,6 +80,12 @@ function main(): number {
   removeWithJournals(temp);
   try {
     fs.copyFileSync(backup, temp);
+    // Root restoring for a service that runs as another user (the images run as `node`): the
+    // file must be that user's, as SQLite itself does for the -wal and -shm it creates as root.
+    if (process.getuid?.() === 0) {
+      const owner = fs.statSync(exists ? target : dataDir);
+      fs.chownSync(temp, owner.uid, owner.gid);
+    }
     console.error('restore: checking the backup (integrity check)');
     const check = checkStoreFile(temp);
     syncFile(temp);
