@@ -165,8 +165,6 @@ describe('backup and restore', () => {
       expect(books.received).to.equal(books.unique_processed + books.duplicate_dropped);
       expect(books).to.deep.include({ received: said.received, unique_processed: said.unique_processed });
       expect(copy.prepare('SELECT count(*) FROM events').pluck().get()).to.equal(books.unique_processed);
-      expect(copy.prepare('SELECT coalesce(sum(events), 0) FROM jobs').pluck().get()).to.equal(books.received);
-      expect(copy.prepare('SELECT coalesce(sum(stored), 0) FROM jobs').pluck().get()).to.equal(books.unique_processed);
       for (const [topic, id] of copy.prepare('SELECT topic, event_id FROM events').raw().all() as [string, string][]) held.add(`${topic}/${id}`);
     } finally {
       copy.close();
