@@ -3,11 +3,12 @@
 // acknowledged is lost, and everything commits exactly once when space returns. The disk is
 // a tmpfs of 8 MiB the test mounts itself (root only; skipped, saying why, otherwise).
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
+import { ROOT } from '../../tools/harness/root.js';
 import { allEvents, drained, get, publish, stats } from '../../tools/harness/http.js';
 import { waitFor } from '../../tools/harness/wait.js';
 import { anEvent } from '../support/events.js';
@@ -252,6 +253,31 @@ describe('a full disk under the SQLite store', function () {
     } finally {
       await store.close();
       unmount(big);
+    }
+  });
+
+  it('a backup that runs out of space fails and leaves no file behind', async () => {
+    const small = mountSmallDisk(1024 * 1024)!;
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-backup-src-'));
+    const store = openSqliteStore({ dataDir });
+    try {
+      const pad = 'z'.repeat(2000);
+      for (let j = 0; j < 20; j++) {
+        const events = Array.from({ length: 50 }, (_, i): Event => ({ topic: 't', event_id: `e-${j}-${i}`, timestamp: '2025-10-24T00:00:00Z', source: 's', payload: { pad } }));
+        await store.commitJobs([{ id: `j-${j}`, events }]);
+      }
+      const target = path.join(small, 'events.db');
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/tools/backup.js'), target], {
+        env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir },
+        encoding: 'utf8',
+      });
+      expect(r.status, r.stderr).to.equal(1);
+      expect(r.stderr).to.match(/full/i);
+      expect(fs.readdirSync(small)).to.deep.equal([]);
+    } finally {
+      await store.close();
+      unmount(small);
+      fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
