@@ -60,7 +60,8 @@ export type GoneReason = 'expired' | 'erased';
 export type EraseOutcome =
   | { status: 'erased'; seq: number }
   | { status: 'not_found' }
-  | { status: GoneReason };
+  /** Deleted before this request: expired, or erased by an earlier one. */
+  | { status: 'gone'; reason: GoneReason };
 
 /** A committed job's id, with when it was committed (in the store's own unit): a cursor of the jobs table. */
 export type JobMark = { id: string; at: number };

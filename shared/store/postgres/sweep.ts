@@ -80,7 +80,7 @@ export function eraseEvent(pool: Pool, topic: string, eventId: string, cutoff: D
     );
     const r = found.rows[0];
     if (r === undefined) return { status: 'not_found' };
-    if (r.erased !== null) return { status: r.erased ? 'erased' : 'expired' };
+    if (r.erased !== null) return { status: 'gone', reason: r.erased ? 'erased' : 'expired' };
     // Already expired, not yet swept: gone for every reader already; deleted now, as expired.
     const erased = r.expired !== true;
     // A sweeper deleting the same row meanwhile: this DELETE waits for it, then finds nothing.
@@ -93,10 +93,10 @@ export function eraseEvent(pool: Pool, topic: string, eventId: string, cutoff: D
     const deleted = rows[0];
     if (deleted === undefined) {
       const again = await client.query<{ erased: boolean }>('SELECT erased FROM gone WHERE claim = $1', [r.claim]);
-      return { status: again.rows[0]?.erased === true ? 'erased' : 'expired' };
+      return { status: 'gone', reason: again.rows[0]?.erased === true ? 'erased' : 'expired' };
     }
     await addToCounter(client, erased ? 'erased' : 'expired', 1);
-    return erased ? { status: 'erased', seq: Number(deleted.seq) } : { status: 'expired' };
+    return erased ? { status: 'erased', seq: Number(deleted.seq) } : { status: 'gone', reason: 'expired' };
   });
 }
 

@@ -33,16 +33,16 @@ export function toStoredEvent(r: StoredRow): StoredEvent {
 
 export function createReader(db: Database.Database, lookup: Lookup, retention: Retention): Reader {
   const columns = 'seq, topic, event_id, timestamp, source, payload, processed_at';
-  // Every list skips expired events (processed_at before the cutoff, ?2 below) whether or not
+  // Every list skips expired events (processed_at before the cutoff, @cutoff below) whether or not
   // the background deletion has reached them yet.
-  const listAll = db.prepare(`SELECT ${columns} FROM events WHERE seq > ?1 AND processed_at >= ?2 ORDER BY seq LIMIT ?3`);
+  const listAll = db.prepare(`SELECT ${columns} FROM events WHERE seq > @after AND processed_at >= @cutoff ORDER BY seq LIMIT @limit`);
   const listTopic = db.prepare(
-    `SELECT ${columns} FROM events WHERE topic = ?4 AND seq > ?1 AND processed_at >= ?2 ORDER BY seq LIMIT ?3`,
+    `SELECT ${columns} FROM events WHERE topic = @topic AND seq > @after AND processed_at >= @cutoff ORDER BY seq LIMIT @limit`,
   );
   // Rows as arrays, not objects: the JSON path reads each column once.
-  const listAllRaw = db.prepare(`SELECT ${columns} FROM events WHERE seq > ?1 AND processed_at >= ?2 ORDER BY seq LIMIT ?3`).raw();
+  const listAllRaw = db.prepare(`SELECT ${columns} FROM events WHERE seq > @after AND processed_at >= @cutoff ORDER BY seq LIMIT @limit`).raw();
   const listTopicRaw = db
-    .prepare(`SELECT ${columns} FROM events WHERE topic = ?4 AND seq > ?1 AND processed_at >= ?2 ORDER BY seq LIMIT ?3`)
+    .prepare(`SELECT ${columns} FROM events WHERE topic = @topic AND seq > @after AND processed_at >= @cutoff ORDER BY seq LIMIT @limit`)
     .raw();
   // Several topics: along seq from the cursor ('+topic' keeps the planner off the topic
   // index, which would read each topic's range and sort). The live stream reads near the
@@ -50,7 +50,7 @@ export function createReader(db: Database.Database, lookup: Lookup, retention: R
   // handing it to JavaScript.
   const listTopicsRaw = db
     .prepare(
-      `SELECT ${columns} FROM events WHERE seq > ?1 AND processed_at >= ?2 AND +topic IN (SELECT value FROM json_each(?4)) ORDER BY seq LIMIT ?3`,
+      `SELECT ${columns} FROM events WHERE seq > @after AND processed_at >= @cutoff AND +topic IN (SELECT value FROM json_each(@topic)) ORDER BY seq LIMIT @limit`,
     )
     .raw();
   // Deleted events keep their seqs: a cursor moves past them, never back.
@@ -72,7 +72,7 @@ export function createReader(db: Database.Database, lookup: Lookup, retention: R
   return {
     listEvents({ topic, after, limit }) {
       const cutoff = cutoffMs(retention);
-      const rows = (topic === undefined ? listAll.all(after, cutoff, limit) : listTopic.all(after, cutoff, limit, topic)) as StoredRow[];
+      const rows = (topic === undefined ? listAll.all({ after, cutoff, limit }) : listTopic.all({ after, cutoff, limit, topic })) as StoredRow[];
       return rows.map(toStoredEvent);
     },
     // One read transaction: `through` must come from the snapshot the page came from.
@@ -81,10 +81,10 @@ export function createReader(db: Database.Database, lookup: Lookup, retention: R
       const cutoff = cutoffMs(retention);
       const rows = (
         topics === undefined
-          ? listAllRaw.all(after, cutoff, limit)
+          ? listAllRaw.all({ after, cutoff, limit })
           : topics.length === 1
-            ? listTopicRaw.all(after, cutoff, limit, topics[0])
-            : listTopicsRaw.all(after, cutoff, limit, JSON.stringify(topics))
+            ? listTopicRaw.all({ after, cutoff, limit, topic: topics[0] })
+            : listTopicsRaw.all({ after, cutoff, limit, topic: JSON.stringify(topics) })
       ) as Raw[];
       // The events of one commit share their processed_at: formatted once.
       let stampMs = NaN;

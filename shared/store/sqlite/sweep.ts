@@ -30,7 +30,7 @@ export function createSweeper(db: Database.Database, lookup: Lookup, retention: 
   const deleteCopies = db.prepare('DELETE FROM copies WHERE seq = ?');
   const bumpCounter = db.prepare('UPDATE counters SET value = value + ? WHERE name = ?');
   const jobsFrom = db.prepare(
-    'SELECT id, committed_at AS at FROM jobs WHERE committed_at < ?1 AND (committed_at, id) > (?2, ?3) ORDER BY committed_at, id LIMIT ?4',
+    'SELECT id, committed_at AS at FROM jobs WHERE committed_at < ? AND (committed_at, id) > (?, ?) ORDER BY committed_at, id LIMIT ?',
   );
   const deleteJob = db.prepare('DELETE FROM jobs WHERE id = ?');
 
@@ -53,12 +53,12 @@ export function createSweeper(db: Database.Database, lookup: Lookup, retention: 
   const erase = db.transaction((topic: string, eventId: string): EraseOutcome => {
     const row = lookup.find(topic, eventId);
     if (row === undefined) return { status: 'not_found' };
-    if (isGone(row)) return { status: row.gone };
+    if (isGone(row)) return { status: 'gone', reason: row.gone };
     // Already expired, not yet swept: gone for every reader already; deleted now, as expired.
     if (row.processed_at < cutoffMs(retention)) {
       remove(row.seq, row.topic, row.event_id, false);
       bumpCounter.run(1, 'expired');
-      return { status: 'expired' };
+      return { status: 'gone', reason: 'expired' };
     }
     remove(row.seq, row.topic, row.event_id, true);
     bumpCounter.run(1, 'erased');

@@ -67,7 +67,7 @@ export function createWriter(db: Database.Database, lookup: Lookup, retention: R
   const keyPages = ['dedup', 'dedup_recent'].map((table) => db.prepare(`SELECT k FROM ${table} WHERE k > ? ORDER BY k LIMIT ${keyPage}`).pluck());
   // Events deleted since are still identities the filter must hold.
   const eventsAfter = db
-    .prepare('SELECT topic, event_id FROM events WHERE seq > ?1 UNION ALL SELECT topic, event_id FROM gone WHERE seq > ?1')
+    .prepare('SELECT topic, event_id FROM events WHERE seq > @after UNION ALL SELECT topic, event_id FROM gone WHERE seq > @after')
     .raw();
 
   // Every key of every event up to `filterThrough` is in `filter`: the keys of both tiers at
@@ -119,7 +119,7 @@ export function createWriter(db: Database.Database, lookup: Lookup, retention: R
 
   function catchUp(f: KeyFilter, through: number): void {
     if (through <= filterThrough) return;
-    for (const [topic, eventId] of eventsAfter.iterate(filterThrough) as IterableIterator<[string, string]>) f.add(dedupKey(topic, eventId));
+    for (const [topic, eventId] of eventsAfter.iterate({ after: filterThrough }) as IterableIterator<[string, string]>) f.add(dedupKey(topic, eventId));
     filterThrough = through;
   }
 

@@ -246,6 +246,8 @@ export function storeBehaviour(h: StoreHarness): void {
       uniqueProcessed: 0,
       duplicateDropped: 0,
       conflicts: 0,
+      expired: 0,
+      erased: 0,
       redeliveries: 0,
       jobs: 0,
       topicsCount: 0,
