@@ -16,7 +16,7 @@ describe('sqlite store', () => {
   let dir: string;
   let opened: SqliteStore[];
 
-  const open = (opts: { filterKeyPage?: number } = {}): Promise<SqliteStore> => {
+  const open = (opts: { filterKeyPage?: number; retentionMs?: number; clock?: () => number } = {}): Promise<SqliteStore> => {
     const store = openSqliteStore({ dataDir: dir, ...opts });
     opened.push(store);
     return Promise.resolve(store);
@@ -32,7 +32,7 @@ describe('sqlite store', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  storeBehaviour({ open });
+  storeBehaviour({ open, openRetaining: (opts) => open(opts) });
 
   it('shares one truth between two handles on the same directory', async () => {
     // Two handles are what two worker processes hold: separate connections to one file.
