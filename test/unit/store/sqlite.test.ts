@@ -302,11 +302,11 @@ describe('sqlite store', () => {
   });
 
   it('leaves no byte of an expired payload in the files once swept and closed', async () => {
-    let now: number | undefined;
-    const store = await open({ retentionMs: 1000, clock: () => now ?? Date.now() });
+    const later = { by: 0 };
+    const store = await open({ retentionMs: 1000, clock: () => Date.now() + later.by });
     const marker = `expire-me-${'y'.repeat(20)}-9c1d`;
     await store.commitJobs([{ id: 'j1', events: [ev('t', 'old', { marker })] }]);
-    now = Date.now() + 5000;
+    later.by = 5000;
     expect(await store.expireStep(100)).to.equal(1);
     for (const s of opened) await s.close();
     expect(filesHold(marker)).to.equal(false);
