@@ -21,6 +21,8 @@ import type { JobMark, Store } from '../../shared/store/port.js';
 export const SWEEP_BATCH = 2000;
 /** A committed job id is kept at least this long, whatever Redis says. */
 export const JOBS_KEEP_MS = 60 * 60_000;
+/** After a step failed (a busy store), the next sweep comes this soon. */
+const RETRY_MS = 250;
 
 export type SweeperOptions = {
   store: Store;
@@ -59,6 +61,8 @@ export class Sweeper {
   private running: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private lastJobsPass = 0;
+  /** The last sweep stopped on an error (a busy store): the next one comes sooner. */
+  private failed = false;
   /** Where the pass over the job ids has got to; undefined: from the start. */
   private jobsCursor: JobMark | undefined;
   expired = 0;
@@ -81,7 +85,7 @@ export class Sweeper {
     this.timer = setTimeout(() => {
       this.running = this.sweep().finally(() => {
         this.running = undefined;
-        this.schedule(this.opts.intervalMs);
+        this.schedule(this.failed ? Math.min(this.opts.intervalMs, RETRY_MS) : this.opts.intervalMs);
       });
     }, ms);
     this.timer.unref();
@@ -93,6 +97,7 @@ export class Sweeper {
 
   /** One sweep: expired events until none is left, then, now and then, a pass over the job ids. */
   async sweep(): Promise<void> {
+    this.failed = false;
     try {
       if (this.opts.retentionMs !== undefined) {
         for (;;) {
@@ -108,8 +113,10 @@ export class Sweeper {
         this.lastJobsPass = Date.now();
       }
     } catch (err) {
-      // A busy store (another writer's turn), a database away: the next sweep tries again.
-      this.opts.log.debug({ err }, 'sweep step not done; trying again later');
+      // A busy store (SQLite's write lock is another writer's, and a worker never waits for
+      // it inside the driver), a database away: the next sweep comes sooner and goes on.
+      this.failed = true;
+      this.opts.log.debug({ err }, 'sweep step not done; trying again shortly');
     }
   }
 
