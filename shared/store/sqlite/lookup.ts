@@ -3,6 +3,7 @@
 // else by its full identity in the overflow table (identities sharing a key).
 import type Database from 'better-sqlite3';
 import { dedupKey } from '../identity.js';
+import { unpackId } from './compact-id.js';
 import type { GoneReason } from '../port.js';
 
 export type StoredRow = {
@@ -42,8 +43,8 @@ export function createLookup(db: Database.Database): Lookup {
   const at = (seq: number): HeldRow | undefined => {
     const row = rowAt.get(seq) as StoredRow | undefined;
     if (row !== undefined) return row;
-    const g = goneAt.get(seq) as { seq: number; topic: string; event_id: string; erased: number } | undefined;
-    return g && { seq: g.seq, topic: g.topic, event_id: g.event_id, gone: g.erased ? 'erased' : 'expired' };
+    const g = goneAt.get(seq) as { seq: number; topic: string; event_id: string | Buffer; erased: number } | undefined;
+    return g && { seq: g.seq, topic: g.topic, event_id: unpackId(g.event_id), gone: g.erased ? 'erased' : 'expired' };
   };
   return {
     at,

@@ -71,7 +71,7 @@ CREATE INDEX IF NOT EXISTS copies_by_seq ON copies (seq);
 CREATE TABLE IF NOT EXISTS gone (
   seq INTEGER PRIMARY KEY,
   topic TEXT NOT NULL,
-  event_id TEXT NOT NULL,
+  event_id NOT NULL, -- text, or a lowercase UUID's 16 bytes (compact-id.ts)
   erased INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO counters (name, value) VALUES

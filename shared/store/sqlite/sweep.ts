@@ -10,6 +10,7 @@
 import type Database from 'better-sqlite3';
 import type { EraseOutcome, JobMark } from '../port.js';
 import { cutoffMs, type Retention } from '../retention.js';
+import { packId } from './compact-id.js';
 import { isGone, type Lookup } from './lookup.js';
 
 export type Sweeper = {
@@ -35,7 +36,7 @@ export function createSweeper(db: Database.Database, lookup: Lookup, retention: 
   const deleteJob = db.prepare('DELETE FROM jobs WHERE id = ?');
 
   const remove = (seq: number, topic: string, eventId: string, erased: boolean) => {
-    keepIdentity.run(seq, topic, eventId, erased ? 1 : 0);
+    keepIdentity.run(seq, topic, packId(eventId), erased ? 1 : 0);
     deleteCopies.run(seq);
     return deleteEvent.run(seq).changes;
   };

@@ -5,6 +5,7 @@ import type Database from 'better-sqlite3';
 import { payloadJson } from '../../schema.js';
 import { sameContent } from '../content.js';
 import { dedupKey } from '../identity.js';
+import { unpackId } from './compact-id.js';
 import { KeyFilter } from './key-filter.js';
 import type { EventResult, JobOutcome, JobToCommit } from '../port.js';
 import { cutoffMs, type Retention } from '../retention.js';
@@ -119,7 +120,9 @@ export function createWriter(db: Database.Database, lookup: Lookup, retention: R
 
   function catchUp(f: KeyFilter, through: number): void {
     if (through <= filterThrough) return;
-    for (const [topic, eventId] of eventsAfter.iterate({ after: filterThrough }) as IterableIterator<[string, string]>) f.add(dedupKey(topic, eventId));
+    for (const [topic, eventId] of eventsAfter.iterate({ after: filterThrough }) as IterableIterator<[string, string | Buffer]>) {
+      f.add(dedupKey(topic, unpackId(eventId)));
+    }
     filterThrough = through;
   }
 

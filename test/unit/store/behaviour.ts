@@ -536,6 +536,35 @@ export function storeBehaviour(h: StoreHarness): void {
       ]);
     });
 
+    it('keeps identities of every shape exactly once their events are deleted: UUIDs in any case, ids that only look like one', async () => {
+      const ids = [
+        '0b7e4a1c-3f5d-4c2b-9a8e-1d2c3b4a5f6e',
+        '0B7E4A1C-3F5D-4C2B-9A8E-1D2C3B4A5F6E',
+        '0b7e4a1c3f5d4c2b9a8e1d2c3b4a5f6e',
+        '0b7e4a1c-3f5d-4c2b-9a8e-1d2c3b4a5f6g',
+        'a/b c',
+        'é✓',
+      ];
+      // A writer that has committed before these are stored and deleted learns them from the store.
+      const early = await retaining();
+      await early.commitJobs([{ id: 'j0', events: [ev('z', 'z')] }]);
+      const store = await retaining();
+      await store.commitJobs([{ id: 'j1', events: ids.map((id) => ev('t', id)) }]);
+      const seqs = (await all(store, 't')).map((e) => e.seq);
+      now = Date.now() + 2 * RETENTION;
+      expect(await store.expireStep(1000)).to.equal(ids.length);
+      // Reopened: the new handle knows the deleted keys only from the store.
+      const reopened = await retaining();
+      for (const id of ids) expect(await reopened.goneReason('t', id), id).to.equal('expired');
+      const [o] = await reopened.commitJobs([
+        { id: 'j2', events: [...ids.map((id) => ev('t', id)), ev('t', '0b7e4a1c-3f5d-4c2b-9a8e-1d2c3b4a5f6f'), ev('u', ids[0]!)] },
+      ]);
+      expect(o!.results.slice(0, ids.length)).to.deep.equal(seqs.map((seq) => ({ status: 'duplicate', seq })));
+      expect(o!.results.slice(ids.length).map((r) => r.status)).to.deep.equal(['stored', 'stored']);
+      const [p] = await early.commitJobs([{ id: 'j3', events: ids.map((id) => ev('t', id)) }]);
+      expect(p!.results).to.deep.equal(seqs.map((seq) => ({ status: 'duplicate', seq })));
+    });
+
     it('deletes nothing in the background without a retention', async () => {
       const store = await open();
       await store.commitJobs([{ id: 'j1', events: [ev('t', 'x')] }]);
