@@ -565,6 +565,41 @@ export function storeBehaviour(h: StoreHarness): void {
       expect(p!.results).to.deep.equal(seqs.map((seq) => ({ status: 'duplicate', seq })));
     });
 
+    it('pages with a cursor past expired and erased events, never looping or skipping', async () => {
+      const store = await retaining();
+      await store.commitJobs([{ id: 'j1', events: Array.from({ length: 6 }, (_, i) => ev(i % 2 ? 'a' : 'b', `old-${i}`)) }]);
+      await pause(20);
+      await store.commitJobs([{ id: 'j2', events: Array.from({ length: 8 }, (_, i) => ev(i % 2 ? 'a' : 'b', `new-${i}`)) }]);
+      const fresh = (await all(store)).filter((e) => e.event_id.startsWith('new-'));
+      now = Date.parse(fresh[0]!.processed_at) + RETENTION;
+      await store.eraseEvent('a', 'new-3');
+      await store.eraseEvent('b', 'new-6');
+      const expected = fresh.filter((e) => !['new-3', 'new-6'].includes(e.event_id));
+      const pageThrough = async (topic?: string) => {
+        const seen: number[] = [];
+        for (let after = 0, pages = 0; pages < 50; pages++) {
+          const rows = await store.listEvents({ topic, after, limit: 3 });
+          if (rows.length === 0) return seen;
+          seen.push(...rows.map((e) => e.seq));
+          after = rows.at(-1)!.seq;
+        }
+        throw new Error('paging did not end');
+      };
+      for (const sweep of [false, true]) {
+        if (sweep) expect(await store.expireStep(1000)).to.equal(6);
+        expect(await pageThrough(), `sweep: ${sweep}`).to.deep.equal(expected.map((e) => e.seq));
+        expect(await pageThrough('a')).to.deep.equal(expected.filter((e) => e.topic === 'a').map((e) => e.seq));
+        const json: number[] = [];
+        for (let after = 0; ; ) {
+          const page = await store.listEventsJson({ topics: ['a', 'b'], after, limit: 4 });
+          json.push(...page.events.map((e) => e.seq));
+          if (page.through === after) break;
+          after = page.through;
+        }
+        expect(json).to.deep.equal(expected.map((e) => e.seq));
+      }
+    });
+
     it('deletes nothing in the background without a retention', async () => {
       const store = await open();
       await store.commitJobs([{ id: 'j1', events: [ev('t', 'x')] }]);
