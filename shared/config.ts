@@ -21,6 +21,24 @@ const int = (name: string, fallback: number, min: number, max: number) =>
     String(fallback),
   );
 
+/** Milliseconds per unit of a duration (`90s`, `12h`, `30d`, `2w`). */
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+/** At most about 100 years: beyond that a Date overflows long before anything expires. */
+const MAX_DURATION_MS = 100 * 365 * 86_400_000;
+
+const duration = (name: string) =>
+  v.optional(
+    v.pipe(
+      v.string(),
+      v.trim(),
+      v.regex(/^\d{1,12}[smhdw]$/i, `${name} must be a whole number and a unit: s, m, h, d or w (e.g. 90s, 12h, 30d)`),
+      v.transform((s) => Number(s.slice(0, -1)) * DURATION_UNITS[s.slice(-1).toLowerCase()]!),
+      v.number(),
+      v.minValue(1000, `${name} must be at least 1s`),
+      v.maxValue(MAX_DURATION_MS, `${name} must be at most 100 years`),
+    ),
+  );
+
 const nonEmpty = (name: string, fallback: string) =>
   v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, `${name} must not be empty`)), fallback);
 
@@ -84,6 +102,7 @@ const EnvSchema = v.object({
   WORKER_CONTENDED_LINGER_MS: int('WORKER_CONTENDED_LINGER_MS', 25, 0, 1000),
   SQLITE_CACHE_MB: int('SQLITE_CACHE_MB', 16, 1, 65_536),
   SQLITE_BUSY_TIMEOUT_MS: int('SQLITE_BUSY_TIMEOUT_MS', 10_000, 0, 600_000),
+  EVENT_RETENTION: duration('EVENT_RETENTION'),
   SQLITE_SYNCHRONOUS: v.optional(
     v.pipe(v.string(), v.trim(), v.toUpperCase(), v.picklist(['FULL', 'NORMAL'], 'SQLITE_SYNCHRONOUS must be FULL or NORMAL')),
     'FULL',
@@ -129,6 +148,8 @@ export type Config = Readonly<{
   sqliteCacheMb: number;
   sqliteBusyTimeoutMs: number;
   sqliteSynchronous: 'FULL' | 'NORMAL';
+  /** Events older than this (by processed_at) are no longer served, and deleted; unset: kept forever. */
+  eventRetentionMs: number | undefined;
 }>;
 
 export class ConfigError extends Error {
@@ -193,5 +214,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sqliteCacheMb: e.SQLITE_CACHE_MB,
     sqliteBusyTimeoutMs: e.SQLITE_BUSY_TIMEOUT_MS,
     sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
+    eventRetentionMs: e.EVENT_RETENTION,
   });
 }

@@ -12,6 +12,7 @@ import type { Store } from '../../shared/store/port.js';
 import { bearerCheck, requireBearer } from './http/auth.js';
 import { HttpError, errorBody } from './http/errors.js';
 import { createRequestIds, type RequestIds } from './http/request-ids.js';
+import { registerEraseRoute } from './erase/route.js';
 import { registerOperatorRoutes } from './operator/routes.js';
 import type { Backlog } from './publish/backlog.js';
 import type { Enqueuer } from './publish/enqueue.js';
@@ -116,6 +117,7 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
   registerStreamRoute(router, { fanout: deps.fanout, requireReadKey });
   registerEventRoutes(router, { store, requireReadKey });
   registerLookupRoute(router, { store, requireReadKey });
+  registerEraseRoute(router, { store, requireKey });
   registerTopicRoutes(router, { store, requireReadKey });
   router.get('/stats', requireReadKey, async (ctx) => {
     ctx.body = await readStats({

@@ -14,6 +14,7 @@ import type { JobOutcome, Store } from '../../shared/store/port.js';
 import { publishNotice, type JobResults } from '../../shared/notices.js';
 import { createCommitter, type Committer, type CommitterStats, type Submitted } from './committer.js';
 import { createConsumer } from './consumer.js';
+import { Sweeper, heldJobIds } from './sweeper.js';
 
 const config = configOrExit('worker');
 const log = createLogger({ name: 'worker', level: config.logLevel });
@@ -161,6 +162,10 @@ const worker =
     })),
   });
 
+// Expired events and job ids past their horizon, deleted in the background (sweeper.ts).
+const sweeper =
+  store && new Sweeper({ store, log, retentionMs: config.eventRetentionMs, heldJobs: (ids) => heldJobIds(connection, config.queueName, ids) });
+
 const shutdown = createShutdown(
   log,
   [
@@ -180,6 +185,7 @@ const shutdown = createShutdown(
         await c.close();
       },
     },
+    { name: 'sweeper', run: () => sweeper?.close() },
     { name: 'deregister', run: () => removeHeartbeat(connection, config.queueName, state.id).catch(() => undefined) },
     { name: 'redis', run: () => connection.quit() },
     { name: 'store', run: () => store?.close() },

@@ -15,13 +15,19 @@ export type StoreRole = 'api' | 'worker';
 /** `stopped`: asked between pages of a worker's filter build, which then gives up. */
 export async function openStore(config: Config, role: StoreRole, log?: Logger, stopped?: () => boolean): Promise<Store> {
   if (config.databaseUrl !== undefined) {
-    return openPostgresStore({ url: config.databaseUrl, poolSize: config.databasePoolSize, ...(log && { log }) });
+    return openPostgresStore({
+      url: config.databaseUrl,
+      poolSize: config.databasePoolSize,
+      retentionMs: config.eventRetentionMs,
+      ...(log && { log }),
+    });
   }
   const store = openSqliteStore({
     dataDir: config.dataDir,
     cacheMb: config.sqliteCacheMb,
     synchronous: config.sqliteSynchronous,
     busyTimeoutMs: role === 'worker' ? 0 : config.sqliteBusyTimeoutMs,
+    retentionMs: config.eventRetentionMs,
   });
   // Before the first job, not during it: reading every stored key took 4.9 to 6.0 s at 10 million
   // events, and a worker holding a job meanwhile would only delay it.

@@ -53,6 +53,19 @@ export type EventHistory = {
   last_seen_at: string;
 };
 
+/** Why a stored event is no longer served: it outlived EVENT_RETENTION, or it was erased. */
+export type GoneReason = 'expired' | 'erased';
+
+/** What DELETE /events/{topic}/{event_id} did. */
+export type EraseOutcome =
+  | { status: 'erased'; seq: number }
+  | { status: 'not_found' }
+  /** Deleted before this request: expired, or erased by an earlier one. */
+  | { status: 'gone'; reason: GoneReason };
+
+/** A committed job's id, with when it was committed (in the store's own unit): a cursor of the jobs table. */
+export type JobMark = { id: string; at: number };
+
 export type TopicCounts = { topic: string; events: number; dropped: number; conflicts: number };
 
 export type StoreCounts = {
@@ -61,6 +74,9 @@ export type StoreCounts = {
   uniqueProcessed: number;
   duplicateDropped: number;
   conflicts: number;
+  /** Stored events deleted so far because they outlived EVENT_RETENTION, and because they were erased. */
+  expired: number;
+  erased: number;
   /** Jobs that came again after their commit: the system's own retries, not producers'. */
   redeliveries: number;
   jobs: number;
@@ -86,7 +102,25 @@ export type Store = {
   listEventsJson(q: EventJsonQuery): Promise<EventJsonPage>;
   /** The highest seq visible to readers (0 for an empty store). */
   lastSeq(): Promise<number>;
+  /** A served event explained; undefined when never stored, expired or erased (see goneReason). */
   getEvent(topic: string, eventId: string): Promise<EventHistory | undefined>;
+  /** Why an identity that was stored is no longer served; undefined when served or never stored. */
+  goneReason(topic: string, eventId: string): Promise<GoneReason | undefined>;
+  /**
+   * Deletes a stored event, payload included, keeping its identity: later copies are still
+   * dropped as duplicates. Safe while writers commit.
+   */
+  eraseEvent(topic: string, eventId: string): Promise<EraseOutcome>;
+  /**
+   * One step of the background deletion: at most `limit` events older than the retention,
+   * with their copy log, in one short transaction; how many it deleted. Idempotent and safe
+   * when several processes sweep at once. Deletes nothing without a retention.
+   */
+  expireStep(limit: number): Promise<number>;
+  /** Committed jobs after `after` (in commit time, then id order) committed before `before` (ms since the epoch), at most `limit`. */
+  jobsCommittedBefore(q: { before: number; after?: JobMark | undefined; limit: number }): Promise<JobMark[]>;
+  /** Forgets these committed job ids (a redelivery of one would then count again); how many it removed. */
+  forgetJobs(ids: readonly string[]): Promise<number>;
   /** Counts and the committed subset of `jobIds`, from one consistent read. */
   counts(q: { jobIds: readonly string[]; topicsLimit: number }): Promise<StoreCounts>;
   /** Topics by name after `after` (exclusive). */

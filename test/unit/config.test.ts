@@ -117,4 +117,22 @@ describe('config', () => {
     expect(config).to.deep.equal(loadConfig({}));
     expect(config.apiKey).to.equal(undefined);
   });
+
+  it('reads EVENT_RETENTION as a duration, unset meaning forever', () => {
+    expect(loadConfig({}).eventRetentionMs).to.equal(undefined);
+    expect(loadConfig({ EVENT_RETENTION: '' }).eventRetentionMs).to.equal(undefined);
+    expect(loadConfig({ EVENT_RETENTION: '90s' }).eventRetentionMs).to.equal(90_000);
+    expect(loadConfig({ EVENT_RETENTION: '15m' }).eventRetentionMs).to.equal(900_000);
+    expect(loadConfig({ EVENT_RETENTION: '12h' }).eventRetentionMs).to.equal(12 * 3_600_000);
+    expect(loadConfig({ EVENT_RETENTION: '30d' }).eventRetentionMs).to.equal(30 * 86_400_000);
+    expect(loadConfig({ EVENT_RETENTION: ' 2W ' }).eventRetentionMs).to.equal(14 * 86_400_000);
+  });
+
+  it('refuses an EVENT_RETENTION that is not a duration, naming it', () => {
+    for (const bad of ['30', 'd', '1.5h', '-1d', '10y', 'forever', '0s', '1000000000w']) {
+      const err = configError({ EVENT_RETENTION: bad });
+      expect(err.problems, bad).to.have.length(1);
+      expect(err.problems[0], bad).to.match(/^EVENT_RETENTION: /);
+    }
+  });
 });

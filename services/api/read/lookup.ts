@@ -27,6 +27,14 @@ export function registerLookupRoute<S>(router: Router<S>, deps: { store: Store; 
     const { topic, eventId } = identityOf(ctx.path);
     const history = await deps.store.getEvent(topic, eventId);
     if (history === undefined) {
+      // Stored once, then expired or erased: its identity is known, its content is not.
+      const gone = await deps.store.goneReason(topic, eventId);
+      if (gone === 'expired') {
+        throw new HttpError(410, 'expired', `event ${JSON.stringify(eventId)} under topic ${JSON.stringify(topic)} is older than EVENT_RETENTION: no longer served`);
+      }
+      if (gone === 'erased') {
+        throw new HttpError(410, 'erased', `event ${JSON.stringify(eventId)} under topic ${JSON.stringify(topic)} was erased`);
+      }
       throw new HttpError(404, 'not_found', `no event ${JSON.stringify(eventId)} was ever stored under topic ${JSON.stringify(topic)}`);
     }
     ctx.body = history;

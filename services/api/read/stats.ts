@@ -50,6 +50,9 @@ export async function readStats(deps: StatsDeps) {
     duplicate_dropped: counts.duplicateDropped,
     pending: redisError === null ? pending : null,
     conflicts: counts.conflicts,
+    // Stored events deleted since (EVENT_RETENTION, DELETE): still in unique_processed.
+    expired: counts.expired,
+    erased: counts.erased,
     redeliveries: counts.redeliveries,
     topics: counts.topics.map((t) => t.topic),
     topics_count: counts.topicsCount,

@@ -7,7 +7,8 @@
 // a prefix of the seqs (see the top of write.ts).
 import type { Pool } from 'pg';
 import { eventJson, type EventJsonPage, type EventJsonQuery } from '../event-json.js';
-import type { EventHistory, StoreCounts, StoredEvent, TopicCounts } from '../port.js';
+import type { EventHistory, GoneReason, StoreCounts, StoredEvent, TopicCounts } from '../port.js';
+import { MAX_SEQ_SQL } from './schema.js';
 
 type EventRow = {
   seq: string;
@@ -33,33 +34,46 @@ function toEvent(r: EventRow): StoredEvent {
   };
 }
 
-function listRows(pool: Pool, q: { topic?: string | undefined; after: number; limit: number }) {
+// Every read skips expired events (processed_at before `cutoff`), whether or not the
+// background deletion has reached them yet.
+function listRows(pool: Pool, q: { topic?: string | undefined; after: number; limit: number }, cutoff: Date) {
   return q.topic === undefined
-    ? pool.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`, [q.after, q.limit])
-    : pool.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events e WHERE e.topic = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3`, [
-        q.topic,
+    ? pool.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events e WHERE e.seq > $1 AND e.processed_at >= $3 ORDER BY e.seq LIMIT $2`, [
         q.after,
         q.limit,
-      ]);
+        cutoff,
+      ])
+    : pool.query<EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM events e WHERE e.topic = $4 AND e.seq > $1 AND e.processed_at >= $3 ORDER BY e.seq LIMIT $2`,
+        [q.after, q.limit, cutoff, q.topic],
+      );
 }
 
-export async function listEvents(pool: Pool, q: { topic?: string | undefined; after: number; limit: number }): Promise<StoredEvent[]> {
-  return (await listRows(pool, q)).rows.map(toEvent);
+export async function listEvents(
+  pool: Pool,
+  q: { topic?: string | undefined; after: number; limit: number },
+  cutoff: Date = new Date(0),
+): Promise<StoredEvent[]> {
+  return (await listRows(pool, q, cutoff)).rows.map(toEvent);
 }
 
 /**
  * One statement, so one snapshot: the page, and the highest seq visible beside it (a row
  * with no event when the page is empty).
  */
-export async function listEventsJson(pool: Pool, { topics, after, limit }: EventJsonQuery): Promise<EventJsonPage> {
+export async function listEventsJson(
+  pool: Pool,
+  { topics, after, limit }: EventJsonQuery,
+  cutoff: Date = new Date(0),
+): Promise<EventJsonPage> {
   const { rows } = await pool.query<Partial<EventRow> & { top: string }>(
     `SELECT top.seq::text AS top, ${EVENT_COLUMNS}
-       FROM (SELECT coalesce(max(seq), 0) AS seq FROM events) top
+       FROM (SELECT ${MAX_SEQ_SQL} AS seq) top
        LEFT JOIN LATERAL (
-         SELECT * FROM events WHERE seq > $1 ${topics === undefined ? '' : topics.length === 1 ? 'AND topic = $3' : 'AND topic = ANY($3)'} ORDER BY seq LIMIT $2
+         SELECT * FROM events WHERE seq > $1 AND processed_at >= $3 ${topics === undefined ? '' : topics.length === 1 ? 'AND topic = $4' : 'AND topic = ANY($4)'} ORDER BY seq LIMIT $2
        ) e ON true
       ORDER BY e.seq`,
-    topics === undefined ? [after, limit] : [after, limit, topics.length === 1 ? topics[0] : topics],
+    topics === undefined ? [after, limit, cutoff] : [after, limit, cutoff, topics.length === 1 ? topics[0] : topics],
   );
   const events = rows
     .filter((r): r is EventRow & { top: string } => r.seq !== null && r.seq !== undefined)
@@ -73,11 +87,11 @@ export async function listEventsJson(pool: Pool, { topics, after, limit }: Event
 }
 
 export async function lastSeq(pool: Pool): Promise<number> {
-  const { rows } = await pool.query<{ seq: string }>('SELECT coalesce(max(seq), 0)::text AS seq FROM events');
+  const { rows } = await pool.query<{ seq: string }>(`SELECT (${MAX_SEQ_SQL})::text AS seq`);
   return Number(rows[0]!.seq);
 }
 
-export async function getEvent(pool: Pool, topic: string, eventId: string): Promise<EventHistory | undefined> {
+export async function getEvent(pool: Pool, topic: string, eventId: string, cutoff: Date = new Date(0)): Promise<EventHistory | undefined> {
   // The stored copy is the first copy; the log holds the copies dropped after it.
   const { rows } = await pool.query<EventRow & { dropped: string; conflicts: string; last_seen: Date | null }>(
     `SELECT ${EVENT_COLUMNS}, log.dropped, log.conflicts, log.last_seen
@@ -86,8 +100,8 @@ export async function getEvent(pool: Pool, topic: string, eventId: string): Prom
        CROSS JOIN LATERAL (
          SELECT count(*) AS dropped, count(*) FILTER (WHERE c.conflict) AS conflicts, max(c.seen_at) AS last_seen
            FROM copies c WHERE c.claim = i.claim) log
-      WHERE i.topic = $1 AND i.event_id = $2`,
-    [topic, eventId],
+      WHERE i.topic = $1 AND i.event_id = $2 AND e.processed_at >= $3`,
+    [topic, eventId, cutoff],
   );
   const r = rows[0];
   if (r === undefined) return undefined;
@@ -101,6 +115,21 @@ export async function getEvent(pool: Pool, topic: string, eventId: string): Prom
     // A copy logged in the same transaction as its stored copy has the same instant.
     last_seen_at: lastSeen < event.processed_at ? event.processed_at : lastSeen,
   };
+}
+
+export async function goneReason(pool: Pool, topic: string, eventId: string, cutoff: Date = new Date(0)): Promise<GoneReason | undefined> {
+  const { rows } = await pool.query<{ erased: boolean | null; expired: boolean | null }>(
+    `SELECT g.erased, e.processed_at < $3 AS expired
+       FROM identities i
+       LEFT JOIN events e ON e.claim = i.claim
+       LEFT JOIN gone g ON g.claim = i.claim
+      WHERE i.topic = $1 AND i.event_id = $2`,
+    [topic, eventId, cutoff],
+  );
+  const r = rows[0];
+  if (r === undefined) return undefined;
+  if (r.erased !== null) return r.erased ? 'erased' : 'expired';
+  return r.expired === true ? 'expired' : undefined;
 }
 
 type TopicRow = { topic: string; events: string; dropped: string; conflicts: string };
@@ -139,7 +168,8 @@ export async function counts(pool: Pool, q: { jobIds: readonly string[]; topicsL
        (SELECT json_build_object(
           'received', coalesce(sum(received), 0), 'unique_processed', coalesce(sum(unique_processed), 0),
           'duplicate_dropped', coalesce(sum(duplicate_dropped), 0), 'conflicts', coalesce(sum(conflicts), 0),
-          'redeliveries', coalesce(sum(redeliveries), 0), 'jobs', coalesce(sum(jobs), 0))
+          'redeliveries', coalesce(sum(redeliveries), 0), 'jobs', coalesce(sum(jobs), 0),
+          'expired', coalesce(sum(expired), 0), 'erased', coalesce(sum(erased), 0))
           FROM counters) AS totals,
        (SELECT coalesce(json_agg(t ORDER BY t.topic), '[]')
           FROM (SELECT topic, events::text, dropped::text, conflicts::text FROM topics ORDER BY topic LIMIT $2) t) AS topics,
@@ -155,6 +185,8 @@ export async function counts(pool: Pool, q: { jobIds: readonly string[]; topicsL
     duplicateDropped: n('duplicate_dropped'),
     conflicts: n('conflicts'),
     redeliveries: n('redeliveries'),
+    expired: n('expired'),
+    erased: n('erased'),
     jobs: n('jobs'),
     topicsCount: Number(r.topics_count),
     topics: r.topics.map(toTopic),

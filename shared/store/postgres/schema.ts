@@ -10,11 +10,14 @@
 // - `events` is appended in seq order under the seq lock; `claim` links it to its identity
 //   without updating the identity row;
 // - `copies` is an append-only log of dropped copies, summed per identity on read;
-// - `counters` and `topic_counts` are sharded so concurrent commits rarely touch one row.
+// - `counters` and `topic_counts` are sharded so concurrent commits rarely touch one row;
+// - `gone` is what remains of an event deleted (expired or erased): its claim and its seq.
+//   Its identity row stays in `identities`, so later copies are still recognised.
 import type { PoolClient } from 'pg';
 import { StoreConfigError } from '../port.js';
 
-export const SCHEMA_VERSION = 1;
+/** 2: events may be deleted (`gone`, the expired and erased counters, jobs by time). */
+export const SCHEMA_VERSION = 2;
 
 /** Serialises migrations of concurrent first starts (an arbitrary constant, unique to this store). */
 const MIGRATION_LOCK = '7165440215342907001';
@@ -75,10 +78,22 @@ CREATE TABLE IF NOT EXISTS topic_counts (
   conflicts bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (topic, shard)
 );
+CREATE TABLE IF NOT EXISTS gone (
+  claim bigint PRIMARY KEY,
+  seq bigint NOT NULL,
+  erased boolean NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gone_by_seq ON gone (seq);
+ALTER TABLE counters ADD COLUMN IF NOT EXISTS expired bigint NOT NULL DEFAULT 0;
+ALTER TABLE counters ADD COLUMN IF NOT EXISTS erased bigint NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (committed_at, id);
 `;
 
 /** The tables this store owns, for its size and its checks. */
-export const TABLES = ['store_meta', 'identities', 'events', 'copies', 'jobs', 'counters', 'topic_counts'] as const;
+export const TABLES = ['store_meta', 'identities', 'events', 'copies', 'jobs', 'counters', 'topic_counts', 'gone'] as const;
+
+/** The highest seq ever given: a deleted event keeps its seq in `gone`, and no seq is given twice. */
+export const MAX_SEQ_SQL = `greatest(coalesce((SELECT max(seq) FROM events), 0), coalesce((SELECT max(seq) FROM gone), 0))`;
 
 async function storedVersion(client: PoolClient): Promise<number | undefined> {
   const exists = await client.query<{ t: string | null }>("SELECT to_regclass('store_meta')::text AS t");

@@ -5,6 +5,8 @@ import type { Logger } from '../../log.js';
 import { StoreConfigError, type Store } from '../port.js';
 import * as read from './read.js';
 import { checkSchema, migrate, TABLES } from './schema.js';
+import * as sweep from './sweep.js';
+import { cutoffMs, retentionOf } from '../retention.js';
 import { commitJobs } from './write.js';
 
 export type PostgresStoreOptions = {
@@ -14,6 +16,10 @@ export type PostgresStoreOptions = {
   log?: Logger;
   /** Create missing tables (default). A process told not to only checks they are there. */
   migrate?: boolean;
+  /** EVENT_RETENTION in ms; unset: events are kept forever. */
+  retentionMs?: number | undefined;
+  /** The clock expiry is judged by (tests move it). */
+  clock?: () => number;
 };
 
 /** How long opening waits for the database before it says it cannot reach it. */
@@ -103,14 +109,21 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
   opts.log?.info({ location }, 'PostgreSQL store open');
 
   let closed: Promise<void> | undefined;
+  const retention = retentionOf(opts);
+  const cutoff = () => new Date(cutoffMs(retention));
   return {
     kind: 'postgres',
     location,
-    commitJobs: (jobs) => commitJobs(pool, jobs),
-    listEvents: (q) => read.listEvents(pool, q),
-    listEventsJson: (q) => read.listEventsJson(pool, q),
+    commitJobs: (jobs) => commitJobs(pool, jobs, cutoff()),
+    listEvents: (q) => read.listEvents(pool, q, cutoff()),
+    listEventsJson: (q) => read.listEventsJson(pool, q, cutoff()),
     lastSeq: () => read.lastSeq(pool),
-    getEvent: (topic, eventId) => read.getEvent(pool, topic, eventId),
+    getEvent: (topic, eventId) => read.getEvent(pool, topic, eventId, cutoff()),
+    goneReason: (topic, eventId) => read.goneReason(pool, topic, eventId, cutoff()),
+    eraseEvent: (topic, eventId) => sweep.eraseEvent(pool, topic, eventId, cutoff()),
+    expireStep: (limit) => (retention.ms === undefined ? Promise.resolve(0) : sweep.expireStep(pool, limit, cutoff())),
+    jobsCommittedBefore: (q) => sweep.jobsCommittedBefore(pool, q),
+    forgetJobs: (ids) => sweep.forgetJobs(pool, ids),
     counts: (q) => read.counts(pool, q),
     listTopics: (q) => read.listTopics(pool, q),
     committedJobIds: (ids) => read.committedJobIds(pool, ids),
@@ -146,7 +159,10 @@ async function integrityCheck(pool: pg.Pool): Promise<string[]> {
       `SELECT
          (SELECT count(*) FROM events)::text AS events,
          (SELECT count(*) FROM identities)::text AS identities,
-         (SELECT count(*) FROM identities i WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.claim = i.claim))::text AS orphans,
+         (SELECT count(*) FROM gone)::text AS gone,
+         (SELECT count(*) FROM identities i WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.claim = i.claim)
+            AND NOT EXISTS (SELECT 1 FROM gone g WHERE g.claim = i.claim))::text AS orphans,
+         (SELECT coalesce(sum(expired + erased), 0) FROM counters)::text AS removed,
          (SELECT coalesce(sum(unique_processed), 0) FROM counters)::text AS unique_processed,
          (SELECT coalesce(sum(received - unique_processed - duplicate_dropped), 0) FROM counters)::text AS unbalanced,
          (SELECT coalesce(sum(duplicate_dropped), 0) FROM counters)::text AS dropped,
@@ -154,12 +170,15 @@ async function integrityCheck(pool: pg.Pool): Promise<string[]> {
          (SELECT coalesce(sum(events), 0) FROM topic_counts)::text AS topic_events`,
     );
     const r = rows[0]!;
-    if (r.events !== r.identities) problems.push(`${r.identities} identities but ${r.events} events`);
+    // Deleted events (expired, erased) keep their identity in `gone`, and take their copy log with them.
+    const kept = String(Number(r.events) + Number(r.gone));
+    if (kept !== r.identities) problems.push(`${r.identities} identities but ${r.events} events and ${r.gone} deleted`);
     if (r.orphans !== '0') problems.push(`${r.orphans} identities without their event`);
-    if (r.unique_processed !== r.events) problems.push(`unique_processed is ${r.unique_processed}, events hold ${r.events}`);
+    if (r.unique_processed !== kept) problems.push(`unique_processed is ${r.unique_processed}, events hold ${r.events} and ${r.gone} deleted`);
+    if (r.removed !== r.gone) problems.push(`expired + erased is ${r.removed}, ${r.gone} events were deleted`);
     if (r.unbalanced !== '0') problems.push(`received differs from unique_processed + duplicate_dropped by ${r.unbalanced}`);
-    if (r.dropped !== r.copies) problems.push(`duplicate_dropped is ${r.dropped}, the copy log holds ${r.copies}`);
-    if (r.topic_events !== r.events) problems.push(`per-topic counts sum to ${r.topic_events}, events hold ${r.events}`);
+    if (r.gone === '0' && r.dropped !== r.copies) problems.push(`duplicate_dropped is ${r.dropped}, the copy log holds ${r.copies}`);
+    if (r.topic_events !== kept) problems.push(`per-topic counts sum to ${r.topic_events}, events hold ${kept}`);
     const amcheck = await client.query("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'");
     if (amcheck.rowCount !== 0) {
       const indexes = await client.query<{ name: string }>(

@@ -8,8 +8,12 @@ import type { EventResult, JobOutcome, JobToCommit } from '../port.js';
 
 export const ORD_BITS = 24;
 
-/** A stored copy: its seq, its identity's claim (as text: a bigint) and its content. */
-export type Known = { seq: number; claim: string; content: Content };
+/**
+ * A stored copy: its seq, its identity's claim (as text: a bigint) and its content, which
+ * is undefined once the event is expired or erased: a copy of it is then a duplicate, with
+ * nothing to conflict with and no copy log (no lookup shows it any more).
+ */
+export type Known = { seq: number; claim: string; content: Content | undefined };
 
 export type TopicTally = { events: number; dropped: number; conflicts: number };
 
@@ -28,7 +32,8 @@ export const identityKey = (e: Event): string => `${e.topic}\u0000${e.event_id}`
 export const contentOf = (e: Event): Content => ({ source: e.source, timestamp: e.timestamp, payload: payloadJson(e.payload) });
 export const claimOf = (commitId: string, ord: number): string => ((BigInt(commitId) << BigInt(ORD_BITS)) | BigInt(ord)).toString();
 
-function copyOf(e: Event, stored: Content, seq: number): EventResult {
+function copyOf(e: Event, stored: Content | undefined, seq: number): EventResult {
+  if (stored === undefined) return { status: 'duplicate', seq };
   return { status: sameContent(contentOf(e), stored) ? 'duplicate' : 'conflict', seq };
 }
 
@@ -113,7 +118,7 @@ export function plan(p: PlanInput): Plan {
         return;
       }
       let result: EventResult;
-      let claim: string;
+      let claim: string | undefined;
       if (won) {
         // A later copy, in this call, of an identity this call stores.
         const f = fresh.get(id)!;
@@ -122,10 +127,10 @@ export function plan(p: PlanInput): Plan {
       } else {
         const s = storedCopy(p.known, e);
         result = copyOf(e, s.content, s.seq);
-        claim = s.claim;
+        claim = s.content === undefined ? undefined : s.claim;
       }
       outcome.results.push(result);
-      out.copies.push({ claim, conflict: result.status === 'conflict' });
+      if (claim !== undefined) out.copies.push({ claim, conflict: result.status === 'conflict' });
       outcome.dropped++;
       const t = tally(e.topic);
       t.dropped++;

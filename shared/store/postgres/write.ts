@@ -32,6 +32,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Event } from '../../schema.js';
 import type { JobOutcome, JobToCommit } from '../port.js';
+import { MAX_SEQ_SQL } from './schema.js';
 import { ORD_BITS, identityKey, plan, settle, type Known, type Plan } from './verdicts.js';
 
 /** Transaction-scoped lock that orders the tails of commits (an arbitrary constant). */
@@ -40,17 +41,19 @@ export const MAX_EVENTS_PER_COMMIT = 2 ** ORD_BITS;
 /** Counter rows per counter: concurrent commits mostly land on different rows. */
 export const SHARDS = 16;
 
-type StoredRow = { k: number; claim: string; seq: string; ts: string; source: Buffer; payload: string };
+/** A stored copy, or (no content, `expired` or erased) what is kept of it once deleted or expired. */
+type StoredRow = { k: number; claim: string; seq: string; ts: string | null; source: Buffer | null; payload: string | null; outlived: boolean };
 
 
-export async function commitJobs(pool: Pool, jobs: readonly JobToCommit[]): Promise<JobOutcome[]> {
+/** `cutoff`: events processed before it are expired (copies of them are plain duplicates). */
+export async function commitJobs(pool: Pool, jobs: readonly JobToCommit[], cutoff: Date = new Date(0)): Promise<JobOutcome[]> {
   if (jobs.length === 0) return [];
   const client = await pool.connect();
   try {
     // Read committed whatever the server's default: each statement must see what committed
     // before it began (the claim it waited for, the max(seq) after the lock).
     await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
-    const outcomes = await commitInTransaction(client, jobs);
+    const outcomes = await commitInTransaction(client, jobs, cutoff);
     await client.query('COMMIT');
     client.release();
     return outcomes;
@@ -65,7 +68,7 @@ export async function commitJobs(pool: Pool, jobs: readonly JobToCommit[]): Prom
   }
 }
 
-async function commitInTransaction(client: PoolClient, jobs: readonly JobToCommit[]): Promise<JobOutcome[]> {
+async function commitInTransaction(client: PoolClient, jobs: readonly JobToCommit[], cutoff: Date): Promise<JobOutcome[]> {
   // Each event's ord: its position in this call, redelivered jobs' events included.
   const ordBase: number[] = [];
   let total = 0;
@@ -124,7 +127,7 @@ async function commitInTransaction(client: PoolClient, jobs: readonly JobToCommi
   const toRead = new Map<string, Event>();
   for (const [id, ord] of firstOrd) if (!claimed.has(ord)) toRead.set(id, firstCopy.get(id)!);
   for (const id of before) for (const e of jobs[firstIndex.get(id)!]!.events) toRead.set(identityKey(e), e);
-  const known = await readStored(client, [...toRead.values()]);
+  const known = await readStored(client, [...toRead.values()], cutoff);
 
   const p = plan({ jobs, commitId, ordBase, firstIndex, inserted, firstOrd, claimed, known, claimBases });
   await addCounts(client, p);
@@ -156,18 +159,26 @@ async function claim(
 }
 
 /** The stored copies of these identities, by key, with their claims. */
-async function readStored(client: PoolClient, events: readonly Event[]): Promise<Map<string, Known>> {
+async function readStored(client: PoolClient, events: readonly Event[], cutoff: Date): Promise<Map<string, Known>> {
   const found = new Map<string, Known>();
   if (events.length === 0) return found;
+  // An identity whose event is deleted keeps its seq in `gone`; one expired but not yet
+  // deleted is as good as gone.
   const { rows } = await client.query<StoredRow>(
-    `SELECT x.k, i.claim::text AS claim, e.seq, e.ts, e.source, e.payload
+    `SELECT x.k, i.claim::text AS claim, coalesce(e.seq, g.seq) AS seq, e.ts, e.source, e.payload,
+            (e.seq IS NULL OR e.processed_at < $2) AS outlived
        FROM json_to_recordset($1::json) AS x(t text, i text, k int)
        JOIN identities i ON i.topic = x.t AND i.event_id = x.i
-       JOIN events e ON e.claim = i.claim`,
-    [JSON.stringify(events.map((e, k) => ({ t: e.topic, i: e.event_id, k })))],
+       LEFT JOIN events e ON e.claim = i.claim
+       LEFT JOIN gone g ON g.claim = i.claim
+      WHERE e.seq IS NOT NULL OR g.seq IS NOT NULL`,
+    [JSON.stringify(events.map((e, k) => ({ t: e.topic, i: e.event_id, k }))), cutoff],
   );
   for (const r of rows) {
-    const content = { source: r.source.toString('utf8'), timestamp: r.ts, payload: r.payload };
+    const content =
+      r.outlived || r.source === null || r.ts === null || r.payload === null
+        ? undefined
+        : { source: r.source.toString('utf8'), timestamp: r.ts, payload: r.payload };
     found.set(identityKey(events[r.k]!), { seq: Number(r.seq), claim: r.claim, content });
   }
   return found;
@@ -240,7 +251,7 @@ async function appendEvents(client: PoolClient, commitId: string, rows: Plan['ne
   await client.query(`SELECT pg_advisory_xact_lock(${SEQ_LOCK})`);
   // A new statement, so a new snapshot: it sees the previous holder's commit.
   const res = await client.query<{ base: string }>(
-    `WITH m AS (SELECT coalesce(max(seq), 0) AS base FROM events),
+    `WITH m AS (SELECT ${MAX_SEQ_SQL} AS base),
      ins AS (
        INSERT INTO events (seq, claim, topic, event_id, ts, source, payload, processed_at)
        SELECT m.base + x.n, ($1::bigint << ${ORD_BITS}) | x.o, x.t, x.i, x.s, decode(x.c, 'hex'), x.p, statement_timestamp()

@@ -1,14 +1,17 @@
 // The SQLite store's read path: events by cursor, one identity explained, counts and topics.
 import type Database from 'better-sqlite3';
 import { eventJson, type EventJsonPage, type EventJsonQuery } from '../event-json.js';
-import type { EventHistory, StoreCounts, StoredEvent, TopicCounts } from '../port.js';
-import type { Lookup, StoredRow } from './lookup.js';
+import type { EventHistory, GoneReason, StoreCounts, StoredEvent, TopicCounts } from '../port.js';
+import { cutoffMs, type Retention } from '../retention.js';
+import { isGone, type Lookup, type StoredRow } from './lookup.js';
+import { MAX_SEQ_SQL } from './write.js';
 
 export type Reader = {
   listEvents(q: { topic?: string | undefined; after: number; limit: number }): StoredEvent[];
   listEventsJson(q: EventJsonQuery): EventJsonPage;
   lastSeq(): number;
   getEvent(topic: string, eventId: string): EventHistory | undefined;
+  goneReason(topic: string, eventId: string): GoneReason | undefined;
   counts(q: { jobIds: readonly string[]; topicsLimit: number }): StoreCounts;
   listTopics(q: { after?: string | undefined; limit: number }): TopicCounts[];
   committedJobIds(ids: readonly string[]): Set<string>;
@@ -28,21 +31,30 @@ export function toStoredEvent(r: StoredRow): StoredEvent {
   };
 }
 
-export function createReader(db: Database.Database, lookup: Lookup): Reader {
+export function createReader(db: Database.Database, lookup: Lookup, retention: Retention): Reader {
   const columns = 'seq, topic, event_id, timestamp, source, payload, processed_at';
-  const listAll = db.prepare(`SELECT ${columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`);
-  const listTopic = db.prepare(`SELECT ${columns} FROM events WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`);
+  // Every list skips expired events (processed_at before the cutoff, @cutoff below) whether or not
+  // the background deletion has reached them yet.
+  const listAll = db.prepare(`SELECT ${columns} FROM events WHERE seq > @after AND processed_at >= @cutoff ORDER BY seq LIMIT @limit`);
+  const listTopic = db.prepare(
+    `SELECT ${columns} FROM events WHERE topic = @topic AND seq > @after AND processed_at >= @cutoff ORDER BY seq LIMIT @limit`,
+  );
   // Rows as arrays, not objects: the JSON path reads each column once.
-  const listAllRaw = db.prepare(`SELECT ${columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`).raw();
-  const listTopicRaw = db.prepare(`SELECT ${columns} FROM events WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`).raw();
+  const listAllRaw = db.prepare(`SELECT ${columns} FROM events WHERE seq > @after AND processed_at >= @cutoff ORDER BY seq LIMIT @limit`).raw();
+  const listTopicRaw = db
+    .prepare(`SELECT ${columns} FROM events WHERE topic = @topic AND seq > @after AND processed_at >= @cutoff ORDER BY seq LIMIT @limit`)
+    .raw();
   // Several topics: along seq from the cursor ('+topic' keeps the planner off the topic
   // index, which would read each topic's range and sort). The live stream reads near the
   // head, so the rows skipped are few, and skipping one in SQLite costs far less than
   // handing it to JavaScript.
   const listTopicsRaw = db
-    .prepare(`SELECT ${columns} FROM events WHERE seq > ? AND +topic IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`)
+    .prepare(
+      `SELECT ${columns} FROM events WHERE seq > @after AND processed_at >= @cutoff AND +topic IN (SELECT value FROM json_each(@topic)) ORDER BY seq LIMIT @limit`,
+    )
     .raw();
-  const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
+  // Deleted events keep their seqs: a cursor moves past them, never back.
+  const maxSeq = db.prepare(MAX_SEQ_SQL).pluck();
   const copiesOf = db.prepare(
     'SELECT count(*) AS copies, coalesce(sum(conflict), 0) AS conflicts, max(seen_at) AS last FROM copies WHERE seq = ?',
   );
@@ -59,18 +71,20 @@ export function createReader(db: Database.Database, lookup: Lookup): Reader {
 
   return {
     listEvents({ topic, after, limit }) {
-      const rows = (topic === undefined ? listAll.all(after, limit) : listTopic.all(topic, after, limit)) as StoredRow[];
+      const cutoff = cutoffMs(retention);
+      const rows = (topic === undefined ? listAll.all({ after, cutoff, limit }) : listTopic.all({ after, cutoff, limit, topic })) as StoredRow[];
       return rows.map(toStoredEvent);
     },
     // One read transaction: `through` must come from the snapshot the page came from.
     listEventsJson: db.transaction(({ topics, after, limit }: EventJsonQuery): EventJsonPage => {
       type Raw = [number, string, string, string, string, string, number];
+      const cutoff = cutoffMs(retention);
       const rows = (
         topics === undefined
-          ? listAllRaw.all(after, limit)
+          ? listAllRaw.all({ after, cutoff, limit })
           : topics.length === 1
-            ? listTopicRaw.all(topics[0], after, limit)
-            : listTopicsRaw.all(after, JSON.stringify(topics), limit)
+            ? listTopicRaw.all({ after, cutoff, limit, topic: topics[0] })
+            : listTopicsRaw.all({ after, cutoff, limit, topic: JSON.stringify(topics) })
       ) as Raw[];
       // The events of one commit share their processed_at: formatted once.
       let stampMs = NaN;
@@ -87,7 +101,7 @@ export function createReader(db: Database.Database, lookup: Lookup): Reader {
       // One read transaction: the event and its copies as of one moment.
       return db.transaction(() => {
         const row = lookup.find(topic, eventId);
-        if (row === undefined) return undefined;
+        if (row === undefined || isGone(row) || row.processed_at < cutoffMs(retention)) return undefined;
         const c = copiesOf.get(row.seq) as { copies: number; conflicts: number; last: number | null };
         return {
           event: toStoredEvent(row),
@@ -97,6 +111,12 @@ export function createReader(db: Database.Database, lookup: Lookup): Reader {
           last_seen_at: iso(c.last ?? row.processed_at),
         };
       })();
+    },
+    goneReason(topic, eventId) {
+      const row = lookup.find(topic, eventId);
+      if (row === undefined) return undefined;
+      if (isGone(row)) return row.gone;
+      return row.processed_at < cutoffMs(retention) ? 'expired' : undefined;
     },
     counts({ jobIds, topicsLimit }) {
       // One read transaction, so the counters, the topics and the committed job ids agree:
@@ -108,6 +128,8 @@ export function createReader(db: Database.Database, lookup: Lookup): Reader {
           uniqueProcessed: c.get('unique_processed') ?? 0,
           duplicateDropped: c.get('duplicate_dropped') ?? 0,
           conflicts: c.get('conflicts') ?? 0,
+          expired: c.get('expired') ?? 0,
+          erased: c.get('erased') ?? 0,
           redeliveries: c.get('redeliveries') ?? 0,
           jobs: c.get('jobs') ?? 0,
           topicsCount: c.get('topics') ?? 0,

@@ -16,7 +16,10 @@
 //   acknowledging it) is recognised, changes nothing, and gets the same answer again;
 // - `copies` is an append-only log of the copies dropped, aggregated when one identity is
 //   looked up: counting copies per identity in place would make every duplicate a random
-//   write into a large table.
+//   write into a large table;
+// - `gone` keeps the identity of each event deleted (expired or erased): its seq, topic and
+//   event_id, no content. The dedup tiers still point at that seq, and a key hit is verified
+//   against this row once the event's own row is gone, so dedup stays exact and permanent.
 import type Database from 'better-sqlite3';
 import { dedupKey } from '../identity.js';
 
@@ -24,10 +27,12 @@ export const STORE_FILE = 'events.db';
 
 /**
  * The store's format, kept in the file (PRAGMA user_version): 0 before it was recorded
- * (dedup keyed by a plain hash), 2 since the dedup key keeps the order of growing ids.
- * Opening an older store rebuilds its dedup index from `events` (see rekey).
+ * (dedup keyed by a plain hash), 2 since the dedup key keeps the order of growing ids, 3
+ * since events may be deleted (`gone`): an older program would reuse deleted seqs.
+ * Opening a store older than 2 rebuilds its dedup index from `events` (see rekey).
  */
-export const STORE_FORMAT = 2;
+export const STORE_FORMAT = 3;
+const KEY_FORMAT = 2;
 
 const TABLES = `
 CREATE TABLE IF NOT EXISTS events (
@@ -63,9 +68,15 @@ CREATE TABLE IF NOT EXISTS topics (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS copies (seq INTEGER NOT NULL, conflict INTEGER NOT NULL, seen_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS copies_by_seq ON copies (seq);
+CREATE TABLE IF NOT EXISTS gone (
+  seq INTEGER PRIMARY KEY,
+  topic TEXT NOT NULL,
+  event_id NOT NULL, -- text, or a lowercase UUID's 16 bytes (compact-id.ts)
+  erased INTEGER NOT NULL
+);
 INSERT OR IGNORE INTO counters (name, value) VALUES
   ('received', 0), ('unique_processed', 0), ('duplicate_dropped', 0), ('jobs', 0), ('dedup_recent', 0),
-  ('conflicts', 0), ('redeliveries', 0), ('topics', 0);
+  ('conflicts', 0), ('redeliveries', 0), ('topics', 0), ('expired', 0), ('erased', 0);
 `;
 
 /** Columns added after a store was first made: added at 0 (or null) on open. */
@@ -82,7 +93,7 @@ export function migrate(db: Database.Database): void {
     const format = db.pragma('user_version', { simple: true }) as number;
     if (format > STORE_FORMAT) throw new Error(`the store is of format ${format}, newer than this program's (${STORE_FORMAT})`);
     // Dropped and made again below, with the column named for what it now holds.
-    if (format < STORE_FORMAT) db.exec('DROP TABLE IF EXISTS dedup; DROP TABLE IF EXISTS dedup_recent');
+    if (format < KEY_FORMAT) db.exec('DROP TABLE IF EXISTS dedup; DROP TABLE IF EXISTS dedup_recent');
     db.exec(TABLES);
     for (const [table, column, definition] of ADDED_COLUMNS) {
       const columns = db.prepare(`SELECT name FROM pragma_table_info('${table}')`).pluck().all() as string[];
@@ -90,10 +101,10 @@ export function migrate(db: Database.Database): void {
     }
     // Stores made before the topic count kept it: count once.
     db.prepare("UPDATE counters SET value = (SELECT count(*) FROM topics) WHERE name = 'topics' AND value = 0").run();
-    if (format < STORE_FORMAT) {
-      rekey(db);
-      db.pragma(`user_version = ${STORE_FORMAT}`);
-    }
+    // Committed jobs by time, for pruning those no redelivery can still need (sweep.ts).
+    db.exec('CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (committed_at)');
+    if (format < KEY_FORMAT) rekey(db);
+    if (format < STORE_FORMAT) db.pragma(`user_version = ${STORE_FORMAT}`);
   }).immediate();
 }
 

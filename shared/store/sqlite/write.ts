@@ -5,9 +5,17 @@ import type Database from 'better-sqlite3';
 import { payloadJson } from '../../schema.js';
 import { sameContent } from '../content.js';
 import { dedupKey } from '../identity.js';
+import { unpackId } from './compact-id.js';
 import { KeyFilter } from './key-filter.js';
 import type { EventResult, JobOutcome, JobToCommit } from '../port.js';
-import type { Lookup, StoredRow } from './lookup.js';
+import { cutoffMs, type Retention } from '../retention.js';
+import { isGone, type HeldRow, type Lookup } from './lookup.js';
+
+/**
+ * The highest seq ever given: an event's row may be deleted (expired, erased), never its seq,
+ * which lives on in `gone`; a seq is never given twice.
+ */
+export const MAX_SEQ_SQL = 'SELECT max(coalesce((SELECT max(seq) FROM events), 0), coalesce((SELECT max(seq) FROM gone), 0))';
 
 /** The small dedup tier is merged into the large one once it holds this many, or a sixteenth of all. */
 const MERGE_MIN_ROWS = 100_000;
@@ -32,8 +40,8 @@ export type Writer = {
 };
 
 /** `keyPage`: keys per read while the filter is built. */
-export function createWriter(db: Database.Database, lookup: Lookup, keyPage = KEY_PAGE): Writer {
-  const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
+export function createWriter(db: Database.Database, lookup: Lookup, retention: Retention, keyPage = KEY_PAGE): Writer {
+  const maxSeq = db.prepare(MAX_SEQ_SQL).pluck();
   const jobRow = db.prepare('SELECT first_seq, stored FROM jobs WHERE id = ?');
   const insertJob = db.prepare(
     'INSERT INTO jobs (id, events, stored, dropped, conflicts, first_seq, committed_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -58,7 +66,10 @@ export function createWriter(db: Database.Database, lookup: Lookup, keyPage = KE
   const clearRecent = db.prepare('DELETE FROM dedup_recent');
   // In pages rather than row by row: a call per row into the driver cost a third more.
   const keyPages = ['dedup', 'dedup_recent'].map((table) => db.prepare(`SELECT k FROM ${table} WHERE k > ? ORDER BY k LIMIT ${keyPage}`).pluck());
-  const eventsAfter = db.prepare('SELECT topic, event_id FROM events WHERE seq > ?').raw();
+  // Events deleted since are still identities the filter must hold.
+  const eventsAfter = db
+    .prepare('SELECT topic, event_id FROM events WHERE seq > @after UNION ALL SELECT topic, event_id FROM gone WHERE seq > @after')
+    .raw();
 
   // Every key of every event up to `filterThrough` is in `filter`: the keys of both tiers at
   // the build, then each commit's own, and the events other processes committed since this
@@ -109,7 +120,9 @@ export function createWriter(db: Database.Database, lookup: Lookup, keyPage = KE
 
   function catchUp(f: KeyFilter, through: number): void {
     if (through <= filterThrough) return;
-    for (const [topic, eventId] of eventsAfter.iterate(filterThrough) as IterableIterator<[string, string]>) f.add(dedupKey(topic, eventId));
+    for (const [topic, eventId] of eventsAfter.iterate({ after: filterThrough }) as IterableIterator<[string, string | Buffer]>) {
+      f.add(dedupKey(topic, unpackId(eventId)));
+    }
     filterThrough = through;
   }
 
@@ -117,7 +130,7 @@ export function createWriter(db: Database.Database, lookup: Lookup, keyPage = KE
    * The stored copy of an identity, or a claim on it at `nextSeq` (undefined) when there is
    * none. A key lives in exactly one tier: it enters `dedup_recent` only if `dedup` lacks it.
    */
-  function claim(f: KeyFilter, topic: string, eventId: string, nextSeq: number): { row: StoredRow | undefined; newKey: boolean } {
+  function claim(f: KeyFilter, topic: string, eventId: string, nextSeq: number): { row: HeldRow | undefined; newKey: boolean } {
     const k = dedupKey(topic, eventId);
     // The small tier first: copies are mostly of recent events, and its pages are cached,
     // while a probe of the large tier reads a page of its own for each random key.
@@ -134,13 +147,20 @@ export function createWriter(db: Database.Database, lookup: Lookup, keyPage = KE
     return { row: lookup.at(seqInOverflow.get(topic, eventId) as number), newKey: false };
   }
 
-  function copyResult(e: JobToCommit['events'][number], stored: StoredRow): EventResult {
+  /**
+   * A copy of an expired or erased event is a duplicate: its content is gone (or about to be),
+   * so there is nothing to conflict with, and nothing to log (no lookup will show it).
+   */
+  const outlived = (stored: HeldRow, cutoff: number) => isGone(stored) || stored.processed_at < cutoff;
+
+  function copyResult(e: JobToCommit['events'][number], stored: HeldRow, cutoff: number): EventResult {
+    if (isGone(stored) || stored.processed_at < cutoff) return { status: 'duplicate', seq: stored.seq };
     const same = sameContent({ source: e.source, timestamp: e.timestamp, payload: payloadJson(e.payload) }, stored);
     return { status: same ? 'duplicate' : 'conflict', seq: stored.seq };
   }
 
   /** A committed job's results, recomputed: the events it stored are its seq range. */
-  function replay(job: JobToCommit, firstSeq: number | null, stored: number): EventResult[] {
+  function replay(job: JobToCommit, firstSeq: number | null, stored: number, cutoff: number): EventResult[] {
     const seen = new Set<string>();
     return job.events.map((e) => {
       const key = `${e.topic}\u0000${e.event_id}`;
@@ -149,13 +169,14 @@ export function createWriter(db: Database.Database, lookup: Lookup, keyPage = KE
       seen.add(key);
       if (row === undefined) return { status: 'duplicate', seq: 0 };
       if (first && firstSeq !== null && row.seq >= firstSeq && row.seq < firstSeq + stored) return { status: 'stored', seq: row.seq };
-      return copyResult(e, row);
+      return copyResult(e, row, cutoff);
     });
   }
 
   /** The outcomes, and the last seq the commit used. */
   const commit = db.transaction((f: KeyFilter, jobs: readonly JobToCommit[]): { outcomes: JobOutcome[]; through: number } => {
     const now = Date.now();
+    const cutoff = cutoffMs(retention);
     let nextSeq = (maxSeq.get() as number) + 1;
     catchUp(f, nextSeq - 1);
     const totals = { received: 0, stored: 0, dropped: 0, conflicts: 0, jobs: 0, redeliveries: 0, recent: 0 };
@@ -165,7 +186,7 @@ export function createWriter(db: Database.Database, lookup: Lookup, keyPage = KE
     for (const job of jobs) {
       const done = jobRow.get(job.id) as { first_seq: number | null; stored: number } | undefined;
       if (done !== undefined) {
-        const results = replay(job, done.first_seq, done.stored);
+        const results = replay(job, done.first_seq, done.stored, cutoff);
         const conflicts = results.filter((r) => r.status === 'conflict').length;
         outcomes.push({ id: job.id, stored: 0, dropped: 0, conflicts, redelivered: true, results });
         totals.redeliveries++;
@@ -186,9 +207,9 @@ export function createWriter(db: Database.Database, lookup: Lookup, keyPage = KE
           tally[0]++;
           continue;
         }
-        const result = copyResult(e, row);
+        const result = copyResult(e, row, cutoff);
         results[i] = result;
-        insertCopy.run(row.seq, result.status === 'conflict' ? 1 : 0, now);
+        if (!outlived(row, cutoff)) insertCopy.run(row.seq, result.status === 'conflict' ? 1 : 0, now);
         tally[1]++;
         if (result.status === 'conflict') {
           tally[2]++;

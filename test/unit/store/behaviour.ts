@@ -9,6 +9,8 @@ import type { JobOutcome, Store } from '../../../shared/store/port.js';
 export type StoreHarness = {
   /** A new handle on this test's store (another worker, or the same one reopened). */
   open(): Promise<Store>;
+  /** A handle that judges expiry by this retention and clock. */
+  openRetaining(opts: { retentionMs: number; clock: () => number }): Promise<Store>;
 };
 
 export function ev(topic: string, eventId: string, payload: Record<string, unknown> = {}): Event {
@@ -246,6 +248,8 @@ export function storeBehaviour(h: StoreHarness): void {
       uniqueProcessed: 0,
       duplicateDropped: 0,
       conflicts: 0,
+      expired: 0,
+      erased: 0,
       redeliveries: 0,
       jobs: 0,
       topicsCount: 0,
@@ -439,5 +443,231 @@ export function storeBehaviour(h: StoreHarness): void {
     await store.commitJobs([{ id: 'j1', events: [ev('t', '1'), ev('t', '2')] }]);
     const events = await all(store);
     expect(await store.lastSeq()).to.equal(events.at(-1)!.seq);
+  });
+
+  describe('retention and erasure', () => {
+    const RETENTION = 60_000;
+    /** The retaining handles' clock: real time until a test sets it. */
+    let now: number | undefined;
+    const clock = () => now ?? Date.now();
+    const retaining = () => h.openRetaining({ retentionMs: RETENTION, clock });
+    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const balanced = (c: { received: number; uniqueProcessed: number; duplicateDropped: number }) =>
+      expect(c.received, 'received == unique_processed + duplicate_dropped').to.equal(c.uniqueProcessed + c.duplicateDropped);
+
+    beforeEach(() => {
+      now = undefined;
+    });
+
+    it('serves no event older than the retention, before and after the sweep, and keeps its identity', async () => {
+      const store = await retaining();
+      const [first] = await store.commitJobs([{ id: 'j1', events: [ev('t', 'a1', { v: 1 }), ev('t', 'a2'), ev('u', 'a3')] }]);
+      await store.commitJobs([{ id: 'j1b', events: [ev('t', 'a1', { v: 1 })] }]);
+      await pause(20);
+      await store.commitJobs([{ id: 'j2', events: [ev('t', 'b1')] }]);
+      const before = await all(store);
+      const b1 = before.find((e) => e.event_id === 'b1')!;
+      const a1 = before.find((e) => e.event_id === 'a1')!;
+      const top = await store.lastSeq();
+      expect(await store.expireStep(1000), 'nothing is expired yet').to.equal(0);
+      // The clock moves on: a1, a2 and a3 are older than the retention, b1 is not.
+      now = Date.parse(b1.processed_at) + RETENTION;
+
+      const check = async (s: Store) => {
+        expect((await all(s)).map((e) => e.event_id)).to.deep.equal(['b1']);
+        expect((await all(s, 't')).map((e) => e.event_id)).to.deep.equal(['b1']);
+        expect((await s.listEvents({ after: 0, limit: 1 })).map((e) => e.event_id)).to.deep.equal(['b1']);
+        const page = await s.listEventsJson({ after: 0, limit: 10 });
+        expect(page.events.map((e) => e.seq)).to.deep.equal([b1.seq]);
+        expect(page.through).to.equal(top);
+        expect((await s.listEventsJson({ topics: ['u'], after: 0, limit: 10 })).events).to.deep.equal([]);
+        expect(await s.getEvent('t', 'a1')).to.equal(undefined);
+        expect(await s.goneReason('t', 'a1')).to.equal('expired');
+        expect(await s.goneReason('u', 'a3')).to.equal('expired');
+        expect(await s.goneReason('t', 'b1')).to.equal(undefined);
+        expect(await s.goneReason('t', 'never')).to.equal(undefined);
+        expect((await s.getEvent('t', 'b1'))?.event.event_id).to.equal('b1');
+        expect(await s.lastSeq()).to.equal(top);
+      };
+      await check(store);
+      // Before the sweep: a copy of an expired event is a duplicate (never a conflict: its
+      // content is no longer served), with the seq of the stored identity.
+      const [copy] = await store.commitJobs([{ id: 'j3', events: [ev('t', 'a1', { v: 2 })] }]);
+      expect(copy!.results).to.deep.equal([{ status: 'duplicate', seq: a1.seq }]);
+
+      expect(await store.expireStep(2), 'a step deletes at most its limit').to.equal(2);
+      expect(await store.expireStep(1000)).to.equal(1);
+      expect(await store.expireStep(1000), 'a second sweep finds nothing').to.equal(0);
+      await check(store);
+      // Another handle, one that keeps everything forever, still knows them as expired.
+      await check(await retaining());
+      const forever = await open();
+      expect(await forever.getEvent('t', 'a1')).to.equal(undefined);
+      expect(await forever.goneReason('t', 'a2')).to.equal('expired');
+      expect((await all(forever)).map((e) => e.event_id)).to.deep.equal(['b1']);
+
+      // After the sweep: copies are still dropped, exactly, through any handle.
+      const [later] = await forever.commitJobs([{ id: 'j4', events: [ev('t', 'a2', { other: true }), ev('u', 'a3'), ev('t', 'c1')] }]);
+      expect(later!.results.map((r) => r.status)).to.deep.equal(['duplicate', 'duplicate', 'stored']);
+      expect(later!.results[0]!.seq).to.equal(before.find((e) => e.event_id === 'a2')!.seq);
+      expect(later!.results[2]!.seq, 'a new event takes a seq never given before').to.equal(top + 1);
+      // A redelivered job gets its first answers again.
+      const [again] = await store.commitJobs([{ id: 'j1', events: [ev('t', 'a1', { v: 1 }), ev('t', 'a2'), ev('u', 'a3')] }]);
+      expect(again).to.deep.include({ redelivered: true, results: first!.results });
+
+      const counts = await store.counts(noJobs);
+      expect(counts).to.deep.include({ uniqueProcessed: 5, duplicateDropped: 4, conflicts: 0, expired: 3, erased: 0 });
+      balanced(counts);
+      expect(await forever.integrityCheck()).to.deep.equal([]);
+    });
+
+    it('sweeps the expired events at the head even when all of them are, and never reuses their seqs', async () => {
+      const store = await retaining();
+      await store.commitJobs([{ id: 'j1', events: [ev('t', 'x'), ev('t', 'y')] }]);
+      const top = await store.lastSeq();
+      now = Date.now() + 2 * RETENTION;
+      expect(await store.expireStep(1000)).to.equal(2);
+      expect(await all(store)).to.deep.equal([]);
+      expect(await store.lastSeq()).to.equal(top);
+      const [o] = await store.commitJobs([{ id: 'j2', events: [ev('t', 'z'), ev('t', 'x')] }]);
+      expect(o!.results).to.deep.equal([
+        { status: 'stored', seq: top + 1 },
+        { status: 'duplicate', seq: top - 1 },
+      ]);
+    });
+
+    it('keeps identities of every shape exactly once their events are deleted: UUIDs in any case, ids that only look like one', async () => {
+      const ids = [
+        '0b7e4a1c-3f5d-4c2b-9a8e-1d2c3b4a5f6e',
+        '0B7E4A1C-3F5D-4C2B-9A8E-1D2C3B4A5F6E',
+        '0b7e4a1c3f5d4c2b9a8e1d2c3b4a5f6e',
+        '0b7e4a1c-3f5d-4c2b-9a8e-1d2c3b4a5f6g',
+        'a/b c',
+        'é✓',
+      ];
+      // A writer that has committed before these are stored and deleted learns them from the store.
+      const early = await retaining();
+      await early.commitJobs([{ id: 'j0', events: [ev('z', 'z')] }]);
+      const store = await retaining();
+      await store.commitJobs([{ id: 'j1', events: ids.map((id) => ev('t', id)) }]);
+      const seqs = (await all(store, 't')).map((e) => e.seq);
+      now = Date.now() + 2 * RETENTION;
+      expect(await store.expireStep(1000)).to.equal(ids.length + 1);
+      // Reopened: the new handle knows the deleted keys only from the store.
+      const reopened = await retaining();
+      for (const id of ids) expect(await reopened.goneReason('t', id), id).to.equal('expired');
+      const [o] = await reopened.commitJobs([
+        { id: 'j2', events: [...ids.map((id) => ev('t', id)), ev('t', '0b7e4a1c-3f5d-4c2b-9a8e-1d2c3b4a5f6f'), ev('u', ids[0]!)] },
+      ]);
+      expect(o!.results.slice(0, ids.length)).to.deep.equal(seqs.map((seq) => ({ status: 'duplicate', seq })));
+      expect(o!.results.slice(ids.length).map((r) => r.status)).to.deep.equal(['stored', 'stored']);
+      const [p] = await early.commitJobs([{ id: 'j3', events: ids.map((id) => ev('t', id)) }]);
+      expect(p!.results).to.deep.equal(seqs.map((seq) => ({ status: 'duplicate', seq })));
+    });
+
+    it('pages with a cursor past expired and erased events, never looping or skipping', async () => {
+      const store = await retaining();
+      await store.commitJobs([{ id: 'j1', events: Array.from({ length: 6 }, (_, i) => ev(i % 2 ? 'a' : 'b', `old-${i}`)) }]);
+      await pause(20);
+      await store.commitJobs([{ id: 'j2', events: Array.from({ length: 8 }, (_, i) => ev(i % 2 ? 'a' : 'b', `new-${i}`)) }]);
+      const fresh = (await all(store)).filter((e) => e.event_id.startsWith('new-'));
+      now = Date.parse(fresh[0]!.processed_at) + RETENTION;
+      await store.eraseEvent('a', 'new-3');
+      await store.eraseEvent('b', 'new-6');
+      const expected = fresh.filter((e) => !['new-3', 'new-6'].includes(e.event_id));
+      const pageThrough = async (topic?: string) => {
+        const seen: number[] = [];
+        for (let after = 0, pages = 0; pages < 50; pages++) {
+          const rows = await store.listEvents({ topic, after, limit: 3 });
+          if (rows.length === 0) return seen;
+          seen.push(...rows.map((e) => e.seq));
+          after = rows.at(-1)!.seq;
+        }
+        throw new Error('paging did not end');
+      };
+      for (const sweep of [false, true]) {
+        if (sweep) expect(await store.expireStep(1000)).to.equal(6);
+        expect(await pageThrough(), `sweep: ${sweep}`).to.deep.equal(expected.map((e) => e.seq));
+        expect(await pageThrough('a')).to.deep.equal(expected.filter((e) => e.topic === 'a').map((e) => e.seq));
+        const json: number[] = [];
+        for (let after = 0; ; ) {
+          const page = await store.listEventsJson({ topics: ['a', 'b'], after, limit: 4 });
+          json.push(...page.events.map((e) => e.seq));
+          if (page.through === after) break;
+          after = page.through;
+        }
+        expect(json).to.deep.equal(expected.map((e) => e.seq));
+      }
+    });
+
+    it('deletes nothing in the background without a retention', async () => {
+      const store = await open();
+      await store.commitJobs([{ id: 'j1', events: [ev('t', 'x')] }]);
+      expect(await store.expireStep(1000)).to.equal(0);
+      expect(await identities(store)).to.deep.equal(['t/x']);
+    });
+
+    it('erases an event: gone from every read, its identity kept, copies still dropped as duplicates', async () => {
+      const store = await open();
+      await store.commitJobs([{ id: 'j1', events: [ev('t', 'e1', { secret: 'x' }), ev('t', 'e2')] }]);
+      await store.commitJobs([{ id: 'j2', events: [ev('t', 'e1', { secret: 'x' }), ev('t', 'e1', { secret: 'y' })] }]);
+      const [e1, e2] = await all(store);
+      expect(await store.eraseEvent('t', 'never')).to.deep.equal({ status: 'not_found' });
+      expect(await store.eraseEvent('t', 'e1')).to.deep.equal({ status: 'erased', seq: e1!.seq });
+      expect(await store.eraseEvent('t', 'e1')).to.deep.equal({ status: 'gone', reason: 'erased' });
+      expect(await identities(store)).to.deep.equal(['t/e2']);
+      expect(await store.getEvent('t', 'e1')).to.equal(undefined);
+      expect(await store.goneReason('t', 'e1')).to.equal('erased');
+      expect(await store.goneReason('t', 'e2')).to.equal(undefined);
+      // The last event too: its seq is never given again.
+      expect(await store.eraseEvent('t', 'e2')).to.deep.equal({ status: 'erased', seq: e2!.seq });
+      expect(await store.lastSeq()).to.equal(e2!.seq);
+      const [o] = await store.commitJobs([{ id: 'j3', events: [ev('t', 'e1', { secret: 'z' }), ev('t', 'e2'), ev('t', 'e3')] }]);
+      expect(o!.results).to.deep.equal([
+        { status: 'duplicate', seq: e1!.seq },
+        { status: 'duplicate', seq: e2!.seq },
+        { status: 'stored', seq: e2!.seq + 1 },
+      ]);
+      const counts = await store.counts(noJobs);
+      expect(counts).to.deep.include({ uniqueProcessed: 3, duplicateDropped: 4, conflicts: 1, erased: 2, expired: 0 });
+      balanced(counts);
+      const reopened = await open();
+      expect(await reopened.goneReason('t', 'e1')).to.equal('erased');
+      expect(await reopened.integrityCheck()).to.deep.equal([]);
+    });
+
+    it('answers an erasure of an expired event with expired, and deletes it', async () => {
+      const store = await retaining();
+      await store.commitJobs([{ id: 'j1', events: [ev('t', 'old')] }]);
+      now = Date.now() + 2 * RETENTION;
+      expect(await store.eraseEvent('t', 'old')).to.deep.equal({ status: 'gone', reason: 'expired' });
+      expect(await store.expireStep(1000)).to.equal(0);
+      expect(await store.counts(noJobs)).to.deep.include({ expired: 1, erased: 0 });
+      expect(await (await open()).goneReason('t', 'old')).to.equal('expired');
+    });
+
+    it('lists committed job ids by commit time, a page at a time, and forgets those it is told to', async () => {
+      const store = await open();
+      for (let i = 0; i < 5; i++) await store.commitJobs([{ id: `j${i}`, events: [ev('t', `e${i}`)] }]);
+      await store.commitJobs([
+        { id: 'k1', events: [ev('t', 'k1')] },
+        { id: 'k0', events: [ev('t', 'k0')] },
+      ]);
+      const seen: string[] = [];
+      let after;
+      for (;;) {
+        const page = await store.jobsCommittedBefore({ before: Date.now() + 1000, after, limit: 2 });
+        if (page.length === 0) break;
+        expect(page.length).to.be.at.most(2);
+        seen.push(...page.map((j) => j.id));
+        after = page.at(-1);
+      }
+      expect(seen).to.deep.equal(['j0', 'j1', 'j2', 'j3', 'j4', 'k0', 'k1']);
+      expect(await store.jobsCommittedBefore({ before: 0, limit: 10 })).to.deep.equal([]);
+      expect(await store.forgetJobs(['j1', 'j3', 'nope'])).to.equal(2);
+      expect(await store.committedJobIds(['j0', 'j1', 'j3', 'k0'])).to.deep.equal(new Set(['j0', 'k0']));
+      // Counts stay: a job forgotten was still committed once.
+      expect(await store.counts(noJobs)).to.deep.include({ jobs: 7, uniqueProcessed: 7 });
+    });
   });
 }

@@ -45,7 +45,14 @@ describe('store (PostgreSQL)', function () {
     opened.push(store);
     return store;
   };
-  storeBehaviour({ open: () => open() });
+  storeBehaviour({
+    open: () => open(),
+    openRetaining: async (opts) => {
+      const store = await openPostgresStore({ url: db.url, ...opts });
+      opened.push(store);
+      return store;
+    },
+  });
 
   const all = (store: Store, topic?: string) => store.listEvents({ topic, after: 0, limit: 1_000_000 });
   const identities = async (store: Store, topic?: string) =>

@@ -16,7 +16,7 @@ describe('sqlite store', () => {
   let dir: string;
   let opened: SqliteStore[];
 
-  const open = (opts: { filterKeyPage?: number } = {}): Promise<SqliteStore> => {
+  const open = (opts: { filterKeyPage?: number; retentionMs?: number; clock?: () => number } = {}): Promise<SqliteStore> => {
     const store = openSqliteStore({ dataDir: dir, ...opts });
     opened.push(store);
     return Promise.resolve(store);
@@ -32,7 +32,7 @@ describe('sqlite store', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  storeBehaviour({ open });
+  storeBehaviour({ open, openRetaining: (opts) => open(opts) });
 
   it('shares one truth between two handles on the same directory', async () => {
     // Two handles are what two worker processes hold: separate connections to one file.
@@ -274,5 +274,41 @@ describe('sqlite store', () => {
     await store.ping();
     expect(store.file).to.equal(path.join(dir, STORE_FILE));
     expect(await store.sizeBytes()).to.be.above(0);
+  });
+
+  /** Whether any of the store's files (the WAL included) holds these bytes. */
+  const filesHold = (marker: string) =>
+    ['', '-wal', '-shm'].some((suffix) => {
+      try {
+        return fs.readFileSync(path.join(dir, STORE_FILE + suffix)).includes(marker);
+      } catch {
+        return false;
+      }
+    });
+
+  it('leaves no byte of an erased payload in the files, the WAL included, while another handle stays open', async () => {
+    const writer = await open();
+    const api = await open();
+    const marker = `erase-me-${'x'.repeat(20)}-7f3a`;
+    await writer.commitJobs([{ id: 'j1', events: [ev('t', 'e1', { marker }), ev('t', 'e2', { keep: 'kept-marker-41' })] }]);
+    await writer.commitJobs([{ id: 'j2', events: [ev('t', 'e1', { marker })] }]);
+    expect(filesHold(marker), 'the payload is in the files before').to.equal(true);
+    expect(await api.eraseEvent('t', 'e1')).to.include({ status: 'erased' });
+    expect(filesHold(marker), 'the payload is gone from the files').to.equal(false);
+    expect(filesHold('kept-marker-41'), 'other events stay').to.equal(true);
+    const [o] = await writer.commitJobs([{ id: 'j3', events: [ev('t', 'e1', { marker })] }]);
+    expect(o!.results.map((r) => r.status)).to.deep.equal(['duplicate']);
+    expect(filesHold(marker)).to.equal(false);
+  });
+
+  it('leaves no byte of an expired payload in the files once swept and closed', async () => {
+    const later = { by: 0 };
+    const store = await open({ retentionMs: 1000, clock: () => Date.now() + later.by });
+    const marker = `expire-me-${'y'.repeat(20)}-9c1d`;
+    await store.commitJobs([{ id: 'j1', events: [ev('t', 'old', { marker })] }]);
+    later.by = 5000;
+    expect(await store.expireStep(100)).to.equal(1);
+    for (const s of opened) await s.close();
+    expect(filesHold(marker)).to.equal(false);
   });
 });

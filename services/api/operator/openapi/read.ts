@@ -106,6 +106,8 @@ export function readPaths(opts: OpenApiOptions): Json {
                 duplicate_dropped: 2,
                 pending: 0,
                 conflicts: 1,
+                expired: 0,
+                erased: 0,
                 redeliveries: 0,
                 topics: ['orders'],
                 topics_count: 1,
@@ -150,6 +152,34 @@ export function readPaths(opts: OpenApiOptions): Json {
           400: errorResponse('A part is not valid URL-encoded UTF-8.', 'bad_request', 'event_id is not valid URL-encoded UTF-8'),
           401: unauthorized('READ_API_KEY'),
           404: errorResponse('No event with this identity was ever stored.', 'not_found', 'no event "e-1" was ever stored under topic "orders"'),
+          410: errorResponse(
+            'Stored once, then expired (older than `EVENT_RETENTION`) or erased: `error` is `expired` or `erased`. Its identity stays: later copies are dropped as duplicates.',
+            'erased',
+            'event "e-1" under topic "orders" was erased',
+          ),
+        },
+      },
+      delete: {
+        operationId: 'eraseEvent',
+        tags: ['read'],
+        summary: 'Erase one stored event, payload included; its identity stays',
+        description:
+          'Both parts URL-encoded, as for the lookup. `204` once the stored event, payload included, is deleted from the store (on SQLite its freed space is overwritten and the write-ahead log emptied). The identity stays known: later copies are dropped as `duplicate`, and the lookup answers `410` `erased`. Each erasure is logged with its identity and request id, never the payload. When the API runs with `API_KEY`, send `Authorization: Bearer <API_KEY>`.',
+        security: [{}, { bearerAuth: [] }],
+        parameters: [
+          { name: 'topic', in: 'path', required: true, schema: { type: 'string', minLength: 1 } },
+          { name: 'event_id', in: 'path', required: true, description: 'May hold `/`.', schema: { type: 'string', minLength: 1 } },
+        ],
+        responses: {
+          204: { description: 'Erased.' },
+          400: errorResponse('A part is not valid URL-encoded UTF-8.', 'bad_request', 'event_id is not valid URL-encoded UTF-8'),
+          401: unauthorized('API_KEY'),
+          404: errorResponse('No event with this identity was ever stored.', 'not_found', 'no event "e-1" under topic "orders" was ever stored'),
+          410: errorResponse(
+            'Already deleted: `expired` (older than `EVENT_RETENTION`) or `erased` (by an earlier request).',
+            'erased',
+            'the event "e-1" under topic "orders" was erased already',
+          ),
         },
       },
     },

@@ -129,6 +129,12 @@ export function answerSchemas(opts: { maxBatchEvents: number }): Json {
         duplicate_dropped: { type: 'integer', minimum: 0, description: 'Copies dropped, conflicts included.' },
         pending: { type: ['integer', 'null'], minimum: 0, description: 'Accepted, not yet processed; null while Redis is unreachable.' },
         conflicts: { type: 'integer', minimum: 0, description: 'Of the dropped copies, those whose content differed from the stored copy.' },
+        expired: {
+          type: 'integer',
+          minimum: 0,
+          description: 'Stored events deleted so far because they outlived `EVENT_RETENTION` (still counted in `unique_processed`).',
+        },
+        erased: { type: 'integer', minimum: 0, description: 'Stored events deleted so far by `DELETE /events/{topic}/{event_id}` (still counted in `unique_processed`).' },
         redeliveries: {
           type: 'integer',
           minimum: 0,
