@@ -12,6 +12,7 @@ import type { Store } from '../../shared/store/port.js';
 import { bearerCheck, requireBearer } from './http/auth.js';
 import { HttpError, errorBody } from './http/errors.js';
 import { createRequestIds, type RequestIds } from './http/request-ids.js';
+import { registerIngestRoutes } from './ingest/routes.js';
 import { registerOperatorRoutes } from './operator/routes.js';
 import type { Backlog } from './publish/backlog.js';
 import type { Enqueuer } from './publish/enqueue.js';
@@ -112,6 +113,7 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
     results: deps.results,
   });
   registerPublishRoutes(router, publisher, { requireKey, observe: operator.observePublish });
+  registerIngestRoutes(router, { config, backlog: deps.backlog, enqueuer: deps.enqueuer, observe: operator.observePublish });
   // Before any /events/:topic/... route, so that `stream` is never read as a topic.
   registerStreamRoute(router, { fanout: deps.fanout, requireReadKey });
   registerEventRoutes(router, { store, requireReadKey });
