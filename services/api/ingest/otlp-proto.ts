@@ -116,3 +116,8 @@ export function encodeLogsResponse(rejected: number, errorMessage: string): Uint
   const body = rejected > 0 || errorMessage !== '' ? { partialSuccess: { rejectedLogRecords: rejected, errorMessage } } : {};
   return Response.encode(Response.fromObject(body)).finish();
 }
+
+/** An ExportLogsServiceRequest from an object in protobufjs' shape (ids and bytes as Buffers): what an exporter sends, for tests. */
+export function encodeLogsRequest(request: Record<string, unknown>): Uint8Array {
+  return Request.encode(Request.fromObject(request)).finish();
+}
