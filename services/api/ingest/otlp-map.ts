@@ -8,7 +8,7 @@
 // in; two records that differ anywhere (a time, an attribute, the service instance) never
 // share an identity. Only two records identical in every field, times to the nanosecond
 // included, are one event.
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { HttpError } from '../http/errors.js';
 
 /** What a log record becomes before the schema sees it: an event, unvalidated. */
@@ -68,7 +68,11 @@ export function attributes(kvs: unknown, what: string): Record<string, unknown> 
   const out: Record<string, unknown> = {};
   for (const kv of list(kvs, what)) {
     const { key, value } = object(kv, what);
-    Object.defineProperty(out, text(key, `${what} key`), { value: plain(value, `${what}.${String(key)}`), enumerable: true, writable: true, configurable: true });
+    const name = text(key, `${what} key`);
+    const v = plain(value, what);
+    // An own property even for "__proto__", which an assignment would not make.
+    if (name === '__proto__') Object.defineProperty(out, name, { value: v, enumerable: true, writable: true, configurable: true });
+    else out[name] = v;
   }
   return out;
 }
@@ -151,6 +155,9 @@ export function mapLogsRequest(request: unknown, encoding: Encoding, receivedAt:
         dropped: Number(scope.droppedAttributesCount ?? 0),
         schemaUrl: text(scopeLogs.schemaUrl, 'scopeLogs.schemaUrl'),
       };
+      // The digest's input is {"resource", "scope", "record"} as JSON; the first two are the
+      // same for every record of the scope, hashed once and the hash state copied per record.
+      const prefix = createHash('sha256').update(`{"resource":${JSON.stringify(resourceKey)},"scope":${JSON.stringify(scopeKey)},"record":`);
       for (const lr of list(scopeLogs.logRecords, 'logRecords')) {
         const record = object(lr, 'logRecords[]');
         const time = int64(record.timeUnixNano, 'timeUnixNano');
@@ -164,22 +171,18 @@ export function mapLogsRequest(request: unknown, encoding: Encoding, receivedAt:
         const uid = attributeText(attrs, 'log.record.uid');
         const eventId =
           uid ??
-          digest({
-            resource: resourceKey,
-            scope: scopeKey,
-            record: {
-              time: time.toString(),
-              observed: observed.toString(),
-              severityNumber,
-              severityText,
-              body: record.body === undefined || record.body === null ? null : canonical(record.body),
-              attributes: canonicalKvs(record.attributes),
-              dropped: Number(record.droppedAttributesCount ?? 0),
-              flags: Number(record.flags ?? 0),
-              traceId,
-              spanId,
-              eventName: text(record.eventName, 'eventName'),
-            },
+          digest(prefix, {
+            time: time.toString(),
+            observed: observed.toString(),
+            severityNumber,
+            severityText,
+            body: record.body === undefined || record.body === null ? null : canonical(record.body),
+            attributes: canonicalKvs(record.attributes),
+            dropped: Number(record.droppedAttributesCount ?? 0),
+            flags: Number(record.flags ?? 0),
+            traceId,
+            spanId,
+            eventName: text(record.eventName, 'eventName'),
           });
         const nanos = time !== 0n ? time : observed;
         out.push({
@@ -205,6 +208,6 @@ export function mapLogsRequest(request: unknown, encoding: Encoding, receivedAt:
 }
 
 /** sha256 of the canonical JSON (every array in a fixed order, every object built in one), in hex. */
-function digest(key: unknown): string {
-  return `otlp-${createHash('sha256').update(JSON.stringify(key)).digest('hex')}`;
+function digest(prefix: Hash, record: unknown): string {
+  return `otlp-${prefix.copy().update(JSON.stringify(record)).update('}').digest('hex')}`;
 }
