@@ -13,6 +13,7 @@ import { bearerCheck, requireBearer } from './http/auth.js';
 import { HttpError, errorBody } from './http/errors.js';
 import { createRequestIds, type RequestIds } from './http/request-ids.js';
 import { registerEraseRoute } from './erase/route.js';
+import { registerIngestRoutes } from './ingest/routes.js';
 import { registerOperatorRoutes } from './operator/routes.js';
 import type { Backlog } from './publish/backlog.js';
 import type { Enqueuer } from './publish/enqueue.js';
@@ -113,6 +114,7 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
     results: deps.results,
   });
   registerPublishRoutes(router, publisher, { requireKey, observe: operator.observePublish });
+  registerIngestRoutes(router, { config, backlog: deps.backlog, enqueuer: deps.enqueuer, observe: operator.observePublish });
   // Before any /events/:topic/... route, so that `stream` is never read as a topic.
   registerStreamRoute(router, { fanout: deps.fanout, requireReadKey });
   registerEventRoutes(router, { store, requireReadKey });

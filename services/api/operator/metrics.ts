@@ -80,6 +80,9 @@ function clear(metric: Counter | Gauge, labelNames: readonly string[]): void {
 export function createMetrics(deps: MetricsDeps): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // prom-client names three gauges `_total`, which Prometheus reserves for counters
+  // (`promtool check metrics` refuses them); each has a per-type gauge without the suffix.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
   let snap: Snapshot = { stats: null, workers: null, storeError: false };
 
   /** A counter whose value is read from the snapshot at scrape time, not counted here. */

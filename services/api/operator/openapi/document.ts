@@ -1,6 +1,7 @@
 // The OpenAPI 3.1 document served at GET /openapi.json, assembled from its parts: the event
 // (event.ts, generated from shared/schema.ts), the publish, read and operate paths, and the
 // answers' shapes (schemas.ts).
+import { ingestPaths, ingestSchemas, segmentWriteKey } from './ingest.js';
 import { operatePaths } from './operate.js';
 import type { Json, OpenApiOptions } from './parts.js';
 import { publishOperation } from './publish.js';
@@ -30,6 +31,7 @@ export function buildOpenApi(opts: OpenApiOptions): Json {
       ...readPaths(opts),
       ...topicsPaths(),
       ...operatePaths(),
+      ...ingestPaths(opts),
     },
     components: {
       securitySchemes: {
@@ -38,8 +40,9 @@ export function buildOpenApi(opts: OpenApiOptions): Json {
           scheme: 'bearer',
           description: '`API_KEY` for publishing, when set; `READ_API_KEY` for reads of event data, when set.',
         },
+        segmentWriteKey,
       },
-      schemas: { ...answerSchemas(opts), ...topicsSchemas() },
+      schemas: { ...answerSchemas(opts), ...topicsSchemas(), ...ingestSchemas() },
     },
   };
 }
