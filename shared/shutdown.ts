@@ -35,3 +35,36 @@ export function createShutdown(log: Logger, steps: ShutdownStep[], deadlineMs: n
     return stopping;
   };
 }
+
+/** A long-lived part of a process: whatever it holds, `close()` lets go of it, once. */
+export type Closeable = { close(): unknown };
+
+/**
+ * The parts of a process in the order they were built; `stop()` closes them in the
+ * reverse order (what was built last depends on what was built before it), once, under
+ * the deadline. A part is added with one line where it is built:
+ * `const queue = parts.add('queue', createQueue(...))`.
+ */
+export class Parts {
+  private readonly steps: ShutdownStep[] = [];
+  private stopping: Promise<boolean> | undefined;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly deadlineMs = 10_000,
+  ) {}
+
+  add<T extends Closeable>(name: string, part: T): T {
+    const step = { name, run: () => part.close() };
+    this.steps.unshift(step);
+    // Built while the process stops: nobody will close it later.
+    if (this.stopping !== undefined) void this.stopping.then(step.run).catch((err: unknown) => this.log.error({ err, step: name }, 'shutdown step failed'));
+    return part;
+  }
+
+  /** Idempotent: a second call gets the first one's promise. True when every part closed in time. */
+  stop(): Promise<boolean> {
+    this.stopping ??= createShutdown(this.log, [...this.steps], this.deadlineMs)();
+    return this.stopping;
+  }
+}

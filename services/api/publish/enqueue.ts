@@ -33,6 +33,8 @@ export type Enqueuer = {
   enqueue(events: Event[], opts?: EnqueueOptions): Promise<Placement>;
   /** Sends what is gathered now and waits for every add in flight. */
   flush(): Promise<void>;
+  /** The API is stopping: flushes (no request arrives any more). Safe to call twice. */
+  close(): Promise<void>;
 };
 
 export type EnqueuerOptions = {
@@ -130,6 +132,11 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
     });
   }
 
+  async function flush(): Promise<void> {
+    send();
+    await Promise.allSettled([...inFlight]);
+  }
+
   const maxBytes = opts.maxBytes ?? Infinity;
   return {
     enqueue(events, enqueueOptions = {}) {
@@ -151,9 +158,7 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
         else if (gatheredAdds === 0) sendSoon();
       });
     },
-    async flush() {
-      send();
-      await Promise.allSettled([...inFlight]);
-    },
+    flush,
+    close: flush,
   };
 }

@@ -72,6 +72,7 @@ export function createFanout(o: FanoutOptions): Fanout {
   let again = false;
   let closing = false;
   let allClosed: (() => void) | undefined;
+  let allEnded: Promise<void> | undefined;
   // Holds exactly the events (recent.from, liveSeq]: appended as they are dispatched.
   const recent = createRecent(o.recentBytes ?? 2 * o.maxBufferBytes);
   // Backlog reads take turns, so that a crowd resuming at once does not hold the event
@@ -287,14 +288,14 @@ export function createFanout(o: FanoutOptions): Fanout {
       void catchUp(sub);
     },
     size: () => subs.size,
-    async close() {
+    close() {
       closing = true;
       clearInterval(safety);
       clearInterval(ticker);
-      if (subs.size === 0) return;
-      const done = new Promise<void>((resolve) => (allClosed = resolve));
+      if (subs.size === 0) return Promise.resolve();
+      allEnded ??= new Promise<void>((resolve) => (allClosed = resolve));
       for (const sub of subs) sub.end(1000);
-      await done;
+      return allEnded;
     },
   };
 }
