@@ -257,13 +257,16 @@ type Verdicts = { stored: number; duplicate: number; conflict: number; unconfirm
 
 type Outcome = { kind: 'accepted'; accepted: number; verdicts?: Record<string, number> } | { kind: 'refused'; message: string } | { kind: 'retry'; message: string; waitMs: number | undefined };
 
+/** Waits `ms`, or less if `signal` aborts; its abort listener goes when the wait ends, whichever way. */
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, Math.max(0, ms));
-    signal?.addEventListener('abort', () => {
+    const done = () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal?.addEventListener('abort', done, { once: true });
   });
 
 /** Retry-After in ms: seconds or an HTTP date; undefined when absent or unreadable. */
