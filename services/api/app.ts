@@ -10,7 +10,7 @@ import type { Logger } from '../../shared/log.js';
 import type { PublishJobData } from '../../shared/queue.js';
 import type { Store } from '../../shared/store/port.js';
 import { bearerCheck, requireBearer } from './http/auth.js';
-import { HttpError, errorBody, statusOf } from './http/errors.js';
+import { HttpError, errorBody } from './http/errors.js';
 import { createRequestIds, type RequestIds } from './http/request-ids.js';
 import { registerOperatorRoutes } from './operator/routes.js';
 import type { Backlog } from './publish/backlog.js';
@@ -133,7 +133,7 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
   // Koa's own error listener would print stack traces for errors already answered.
   app.silent = true;
   const listener = leanPublish(
-    { publisher, checkKey: bearerCheck(config.apiKey, 'API_KEY'), record: operator.recordPublish, statusOf, ids, log: deps.log },
+    { publisher, checkKey: bearerCheck(config.apiKey, 'API_KEY'), record: operator.recordPublish, ids, log: deps.log },
     app.callback(),
   );
   return { app, listener };
