@@ -57,8 +57,12 @@ export class Parts {
   add<T extends Closeable>(name: string, part: T): T {
     const step = { name, run: () => part.close() };
     this.steps.unshift(step);
-    // Built while the process stops: nobody will close it later.
-    if (this.stopping !== undefined) void this.stopping.then(step.run).catch((err: unknown) => this.log.error({ err, step: name }, 'shutdown step failed'));
+    // Built while the process stops: nobody will close it later, so it is closed at once.
+    if (this.stopping !== undefined) {
+      void Promise.resolve()
+        .then(step.run)
+        .catch((err: unknown) => this.log.error({ err, step: name }, 'shutdown step failed'));
+    }
     return part;
   }
 
