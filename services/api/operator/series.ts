@@ -3,7 +3,7 @@
 // registers them and takes the snapshot at scrape time.
 import type { HistogramData } from '../../../shared/histogram.js';
 import type { WorkerMetrics, WorkerState } from '../../../shared/heartbeat.js';
-import type { readStats } from '../read/stats.js';
+import type { StatsAnswer } from '../read/stats.js';
 
 /** Topics that get a label of their own; the rest are summed in the OVERFLOW series. */
 export const MAX_TOPIC_LABELS = 50;
@@ -32,8 +32,7 @@ export function capTopics(entries: readonly (readonly [string, number])[], total
   return kept;
 }
 
-type Stats = Awaited<ReturnType<typeof readStats>>;
-export type Snapshot = { stats: Stats | null; workers: WorkerState[] | null; storeError: boolean };
+export type Snapshot = { stats: StatsAnswer | null; workers: WorkerState[] | null; storeError: boolean };
 
 type Samples = [Partial<Record<string, string>>, number][] | undefined;
 

@@ -15,6 +15,13 @@ import { errorMessage } from '../../../shared/errors.js';
 /** How many topic names one /stats answer lists at most; GET /topics pages through all. */
 export const STATS_TOPICS_LIMIT = 1000;
 
+/**
+ * The answer of GET /stats, declared once: by the reader below. The OpenAPI schema is
+ * checked against live answers (test/integration/openapi.test.ts), the dashboard's and the
+ * harness' types against this one (test/unit/stats-shape.test.ts).
+ */
+export type StatsAnswer = Awaited<ReturnType<typeof readStats>>;
+
 export type StatsDeps = { store: Store; queue: Queue; redis: Redis; queueName: string; startedAt: number };
 
 export async function readStats(deps: StatsDeps) {
