@@ -1,13 +1,13 @@
 // One way to stop a process: run the steps once, in order, each guarded, under a deadline.
 import type { Logger } from './log.js';
 
-export type ShutdownStep = { name: string; run: () => unknown };
+type ShutdownStep = { name: string; run: () => unknown };
 
 /**
  * Returns an idempotent stop function: a second signal while stopping gets the same promise.
  * Resolves with true when every step finished in time, false otherwise.
  */
-export function createShutdown(log: Logger, steps: ShutdownStep[], deadlineMs: number): () => Promise<boolean> {
+function createShutdown(log: Logger, steps: ShutdownStep[], deadlineMs: number): () => Promise<boolean> {
   let stopping: Promise<boolean> | undefined;
   return () => {
     stopping ??= (async () => {
@@ -37,7 +37,7 @@ export function createShutdown(log: Logger, steps: ShutdownStep[], deadlineMs: n
 }
 
 /** A long-lived part of a process: whatever it holds, `close()` lets go of it, once. */
-export type Closeable = { close(): unknown };
+type Closeable = { close(): unknown };
 
 /**
  * The parts of a process in the order they were built; `stop()` closes them in the

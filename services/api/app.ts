@@ -26,7 +26,7 @@ import { readStats } from './read/stats.js';
 import { registerStreamRoute } from './read/stream.js';
 import { registerTopicRoutes } from './read/topics.js';
 
-export type ApiDeps = {
+type ApiDeps = {
   config: Config;
   log: Logger;
   store: Store;

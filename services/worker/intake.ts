@@ -12,7 +12,7 @@ import { createConsumer } from './consumer.js';
 /** How long active jobs may take to commit once stopping began before they are handed back. */
 const HAND_BACK_MS = 5000;
 
-export type IntakeOptions = {
+type IntakeOptions = {
   config: Config;
   connection: Redis;
   store: Store;

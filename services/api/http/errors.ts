@@ -31,7 +31,7 @@ export function statusOf(err: unknown): number {
 }
 
 /** The error code a status gets when nothing more specific was said. */
-export function codeForStatus(status: number): string {
+function codeForStatus(status: number): string {
   switch (status) {
     case 400:
       return 'bad_request';

@@ -6,7 +6,7 @@ import type { Logger } from '../../../shared/log.js';
 import { answerClientErrors } from './client-errors.js';
 import { capConnections, closeIdleAfterPendingReads } from './connections.js';
 
-export type ServerOptions = {
+type ServerOptions = {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;

@@ -8,9 +8,9 @@ import { createMetrics, type Metrics, type MetricsDeps } from './metrics.js';
 import { buildOpenApi, type OpenApiOptions } from './openapi/document.js';
 import { loadDashboard } from './dashboard/page.js';
 
-export type OperatorDeps = MetricsDeps & { openapi: OpenApiOptions };
+type OperatorDeps = MetricsDeps & { openapi: OpenApiOptions };
 
-export type OperatorRoutes = {
+type OperatorRoutes = {
   /** To put first on the publish routes, so that every answer is counted and timed. */
   observePublish: Middleware<{ accepted?: readonly Event[] }>;
   /** The same count and time, for the lean path that answers publishes beside Koa. */

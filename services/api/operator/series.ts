@@ -8,7 +8,7 @@ import type { StatsAnswer } from '../read/stats.js';
 /** Topics that get a label of their own; the rest are summed in the OVERFLOW series. */
 export const MAX_TOPIC_LABELS = 50;
 
-export type TopicLabels = { topic?: string; overflow?: 'true' };
+type TopicLabels = { topic?: string; overflow?: 'true' };
 
 /**
  * The series of the topics past the cap: `overflow="true"` and no `topic` label. A topic
@@ -24,7 +24,7 @@ export const OVERFLOW: TopicLabels = { overflow: 'true' };
  * lists. A topic entering the top moves its count out of the overflow, which then drops:
  * sum the series for totals (the sum never drops).
  */
-export function capTopics(entries: readonly (readonly [string, number])[], total: number, limit = MAX_TOPIC_LABELS): [TopicLabels, number][] {
+function capTopics(entries: readonly (readonly [string, number])[], total: number, limit = MAX_TOPIC_LABELS): [TopicLabels, number][] {
   const sorted = [...entries].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const kept: [TopicLabels, number][] = sorted.slice(0, limit).map(([topic, n]) => [{ topic }, n]);
   const rest = total - kept.reduce((sum, [, n]) => sum + n, 0);

@@ -17,7 +17,7 @@ import type { Queue } from 'bullmq';
 /** Where a request's events travel: their job, and the position of the first in it. */
 export type Placement = { job: string; offset: number };
 
-export type EnqueueOptions = {
+type EnqueueOptions = {
   /**
    * The producer waits for the results: the job asks its worker to publish them. Called
    * with the placement before the job is added, so a waiter is in place before any result
@@ -37,7 +37,7 @@ export type Enqueuer = {
   close(): Promise<void>;
 };
 
-export type EnqueuerOptions = {
+type EnqueuerOptions = {
   queue: Queue<PublishJobData>;
   lingerMs: number;
   maxEvents: number;

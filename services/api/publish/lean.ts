@@ -14,7 +14,7 @@ import type { Publisher } from './route.js';
 
 export type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
-export type LeanDeps = {
+type LeanDeps = {
   publisher: Publisher;
   checkKey: BearerCheck;
   record: (status: number, seconds: number, accepted: readonly Event[] | undefined) => void;

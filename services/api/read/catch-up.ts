@@ -12,7 +12,7 @@ import type { Subscriber } from './sse.js';
 
 const PIECE_BYTES = 64 * 1024;
 
-export type CatchUpOptions = {
+type CatchUpOptions = {
   store: Store;
   log: Logger;
   feed: LiveFeed;

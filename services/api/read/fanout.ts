@@ -25,7 +25,7 @@ import { CatchUp } from './catch-up.js';
 import { LiveFeed } from './live-feed.js';
 import { SubscriberRegistry } from './subscribers.js';
 
-export type FanoutOptions = {
+type FanoutOptions = {
   store: Store;
   feed: CommitFeed;
   log: Logger;

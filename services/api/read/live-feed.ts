@@ -10,7 +10,7 @@ import type { Subscriber } from './sse.js';
 
 const YIELD_AFTER_MS = 50;
 
-export type LiveFeedOptions = {
+type LiveFeedOptions = {
   store: Store;
   feed: CommitFeed;
   log: Logger;

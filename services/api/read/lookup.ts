@@ -9,7 +9,7 @@ import { HttpError } from '../http/errors.js';
 const PREFIX = '/events/';
 
 /** The identity in a path; decoded strictly, so a broken escape is the client's 400, not a miss. */
-export function identityOf(path: string): { topic: string; eventId: string } {
+function identityOf(path: string): { topic: string; eventId: string } {
   const rest = path.slice(PREFIX.length);
   const slash = rest.indexOf('/');
   const decode = (part: string, name: string) => {

@@ -22,7 +22,7 @@ export const STATS_TOPICS_LIMIT = 1000;
  */
 export type StatsAnswer = Awaited<ReturnType<typeof readStats>>;
 
-export type StatsDeps = { store: Store; queue: Queue; redis: Redis; queueName: string; startedAt: number };
+type StatsDeps = { store: Store; queue: Queue; redis: Redis; queueName: string; startedAt: number };
 
 export async function readStats(deps: StatsDeps) {
   // Redis first, then the store: a job that finishes in between is seen in both and

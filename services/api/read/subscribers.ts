@@ -6,7 +6,7 @@ import type { Logger } from '../../../shared/log.js';
 import { unavailable } from '../http/errors.js';
 import { createSubscriber, type Subscriber } from './sse.js';
 
-export type RegistryOptions = {
+type RegistryOptions = {
   log: Logger;
   keepaliveMs: number;
   maxBufferBytes: number;
