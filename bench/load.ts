@@ -58,7 +58,7 @@ function prepare(spec: LoadSpec, url: URL) {
 }
 
 /** Builds the run's requests, waits for `ready()` to resolve, then sends them. */
-export async function runLoad(spec: LoadSpec, onProgress: (p: LoadProgress) => void, ready: () => Promise<void> = () => Promise.resolve()): Promise<LoadResult> {
+async function runLoad(spec: LoadSpec, onProgress: (p: LoadProgress) => void, ready: () => Promise<void> = () => Promise.resolve()): Promise<LoadResult> {
   const url = new URL(spec.wait === undefined ? '/publish' : `/publish?wait=${spec.wait}`, spec.url);
   const { requests, sizes, originals } = prepare(spec, url);
   await ready();

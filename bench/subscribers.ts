@@ -101,7 +101,7 @@ function percentile(hist: Uint32Array, total: number, p: number): number {
   return MAX_MS;
 }
 
-export async function runSubscribers(
+async function runSubscribers(
   spec: SubscribersSpec,
   onReady: () => void,
   expected: Promise<Omit<SubscribersExpect, 'type'>>,

@@ -2,7 +2,7 @@
 // UUIDs) or ordered (one producer's counter), with a share of copies of earlier events.
 export type IdOrder = 'random' | 'ordered';
 
-export type BenchEvent = { topic: string; event_id: string; timestamp: string; source: string; payload: { n: number; level: string } };
+type BenchEvent = { topic: string; event_id: string; timestamp: string; source: string; payload: { n: number; level: string } };
 
 /** sfc32 (Chris Doty-Humphrey's small fast counter): seedable, 2^128 state, passes PractRand. */
 export function rng(seed: number): () => number {
@@ -34,10 +34,10 @@ function hex(r: () => number, n: number): string {
   return s;
 }
 
-export type WorkloadOptions = { ids: IdOrder; topics: number; dupRatio: number; seed: number; prefix: string };
+type WorkloadOptions = { ids: IdOrder; topics: number; dupRatio: number; seed: number; prefix: string };
 
 /** Makes the n-th original event; ordered ids sort in creation order. */
-export function makeEvent(o: WorkloadOptions, n: number, r: () => number): BenchEvent {
+function makeEvent(o: WorkloadOptions, n: number, r: () => number): BenchEvent {
   const id =
     o.ids === 'ordered'
       ? `${o.prefix}-${String(n).padStart(12, '0')}`

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
-export type RedisExit = { code: number | null; signal: NodeJS.Signals | null };
+type RedisExit = { code: number | null; signal: NodeJS.Signals | null };
 
 export type RedisServer = {
   url: string;
@@ -22,7 +22,7 @@ export type RedisServer = {
   stop(): Promise<void>;
 };
 
-export type RedisServerOptions = {
+type RedisServerOptions = {
   dir: string;
   port?: number;
   /** everysec (Redis' default) or always; see README, "Guarantees". */

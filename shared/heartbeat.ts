@@ -12,7 +12,7 @@ import { queueKey } from './queue.js';
 
 export const HEARTBEAT_MS = 3000;
 /** A worker not heard from for this long is no longer counted as live. */
-export const WORKER_STALE_MS = 4 * HEARTBEAT_MS;
+const WORKER_STALE_MS = 4 * HEARTBEAT_MS;
 
 export type WorkerState = {
   id: string;

@@ -5,7 +5,7 @@
 import { eventCountOfJobId, type PublishJobData } from './queue.js';
 import { validateEvents, type Event } from './schema.js';
 
-export type JobInspection = {
+type JobInspection = {
   /** Why the job as a whole is unreadable (no events array, a count that does not match). */
   unreadable?: string;
   /** The events that pass the schema, in order. */
@@ -33,7 +33,7 @@ export function inspectJob(data: unknown): JobInspection {
   return { valid, problems };
 }
 
-export type Decoded = { ok: true; events: Event[] } | { ok: false; reason: string };
+type Decoded = { ok: true; events: Event[] } | { ok: false; reason: string };
 
 /** A job is committed whole or not at all: any problem makes it poison. */
 export function decodeJob(id: string | undefined, data: unknown): Decoded {

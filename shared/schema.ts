@@ -157,7 +157,7 @@ export type Event = v.InferOutput<typeof EventSchema>;
 export type ValidationDetail = { index: number; path: string; message: string };
 
 /** `invalid` counts every invalid event, also those past the MAX_DETAILS listed. */
-export type ValidationResult = { ok: true; events: Event[] } | { ok: false; details: ValidationDetail[]; invalid: number };
+type ValidationResult = { ok: true; events: Event[] } | { ok: false; details: ValidationDetail[]; invalid: number };
 
 /** How many problems one answer lists at most; a 10,000-event batch of garbage gets a readable error. */
 export const MAX_DETAILS = 1000;

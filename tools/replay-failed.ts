@@ -22,7 +22,7 @@ type Verdict =
   | { id: string; action: 'keep'; reason: string };
 
 /** What to do with one failed job, from its raw data. */
-export function judge(id: string, rawData: string | null, dropInvalid: boolean): Verdict {
+function judge(id: string, rawData: string | null, dropInvalid: boolean): Verdict {
   if (rawData === null) return { id, action: 'keep', reason: 'job has no data (removed meanwhile?)' };
   let data: unknown;
   try {

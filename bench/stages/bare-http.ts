@@ -3,7 +3,7 @@
 // enqueueing cost.
 import http from 'node:http';
 
-export function startBareServer(port: number): Promise<http.Server> {
+function startBareServer(port: number): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));

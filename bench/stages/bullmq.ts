@@ -6,9 +6,9 @@ import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { stream } from '../workload.js';
 
-export type BullStageSpec = { redisUrl: string; events: number; batch: number; concurrency: number; workers: number };
+type BullStageSpec = { redisUrl: string; events: number; batch: number; concurrency: number; workers: number };
 
-export async function runBullStage(spec: BullStageSpec) {
+async function runBullStage(spec: BullStageSpec) {
   const name = `stage-${randomUUID()}`;
   const producer = new Redis(spec.redisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue(name, { connection: producer });

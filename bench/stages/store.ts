@@ -4,7 +4,7 @@ import { openSqliteStore } from '../../shared/store/sqlite/store.js';
 import { newJobId } from '../../shared/queue.js';
 import { stream, type IdOrder } from '../workload.js';
 
-export type StoreStageSpec = {
+type StoreStageSpec = {
   dataDir: string;
   events: number;
   batch: number;

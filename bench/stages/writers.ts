@@ -21,7 +21,7 @@ import { openSqliteStore } from '../../shared/store/sqlite/store.js';
 export type StoreKind = 'sqlite' | 'postgres';
 import { stream, type IdOrder } from '../workload.js';
 
-export type WriterSpec = {
+type WriterSpec = {
   kind: StoreKind;
   /** A database URL, or a SQLite data directory. */
   url: string;
@@ -34,7 +34,7 @@ export type WriterSpec = {
   prefix: string;
 };
 
-export type WriterResult = { events: number; commits: number; seconds: number };
+type WriterResult = { events: number; commits: number; seconds: number };
 
 
 /** The groups one writer commits, built before the clock starts: only commits are timed. */
@@ -85,9 +85,9 @@ function startWriter(spec: WriterSpec): { child: ChildProcess; ready: Promise<vo
 }
 
 /** Shares of the writers' session time, sampled from pg_stat_activity. */
-export type SessionShares = { seqLock: number; rowLock: number; database: number; client: number };
+type SessionShares = { seqLock: number; rowLock: number; database: number; client: number };
 
-export type StageResult = {
+type StageResult = {
   writers: number;
   events: number;
   seconds: number;

@@ -20,7 +20,6 @@ import type { Enqueuer } from './publish/enqueue.js';
 import type { ResultWaiter } from './publish/results.js';
 import { leanPublish, type Listener } from './publish/lean.js';
 import { createPublisher, registerPublishRoutes, type PublishState } from './publish/route.js';
-import { statusOf } from './operator/metrics.js';
 import { DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT, registerEventRoutes } from './read/events.js';
 import type { Fanout } from './read/fanout.js';
 import { registerHealthRoutes } from './read/health.js';
@@ -29,7 +28,7 @@ import { readStats } from './read/stats.js';
 import { registerStreamRoute } from './read/stream.js';
 import { registerTopicRoutes } from './read/topics.js';
 
-export type ApiDeps = {
+type ApiDeps = {
   config: Config;
   log: Logger;
   store: Store;
@@ -138,7 +137,7 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
   // Koa's own error listener would print stack traces for errors already answered.
   app.silent = true;
   const listener = leanPublish(
-    { publisher, checkKey: bearerCheck(config.apiKey, 'API_KEY'), record: operator.recordPublish, statusOf, ids, log: deps.log },
+    { publisher, checkKey: bearerCheck(config.apiKey, 'API_KEY'), record: operator.recordPublish, ids, log: deps.log },
     app.callback(),
   );
   return { app, listener };

@@ -14,6 +14,7 @@ export type CommitFeed = {
    * meanwhile are lost, so a listener reads the store again instead of waiting for one.
    */
   onReconnect(listener: () => void): void;
+  /** Unsubscribes; safe to call twice. */
   close(): Promise<void>;
 };
 
@@ -33,10 +34,10 @@ export function subscribeCommits(redis: Redis, queueName: string, log: Logger): 
   const reconnectListeners: (() => void)[] = [];
   let readyBefore = false;
   let down = false;
-  let closing = false;
+  let closing: Promise<void> | undefined;
 
   sub.on('error', (err: Error) => {
-    if (!down && !closing) log.warn({ err: err.message }, 'commit notices: redis unreachable; live streams fall back to their slow timer');
+    if (!down && closing === undefined) log.warn({ err: err.message }, 'commit notices: redis unreachable; live streams fall back to their slow timer');
     down = true;
   });
   sub.on('ready', () => {
@@ -58,11 +59,14 @@ export function subscribeCommits(redis: Redis, queueName: string, log: Logger): 
   return {
     onNotice: (l) => void noticeListeners.push(l),
     onReconnect: (l) => void reconnectListeners.push(l),
-    async close() {
-      closing = true;
+    close() {
       noticeListeners.length = 0;
       reconnectListeners.length = 0;
-      await sub.quit().catch(() => sub.disconnect());
+      closing ??= sub.quit().then(
+        () => undefined,
+        () => sub.disconnect(),
+      );
+      return closing;
     },
   };
 }

@@ -94,7 +94,7 @@ describe('lean publish path', function () {
       redis: connection,
       enqueuer,
       results,
-      backlog: { full: () => state.full, close: () => undefined },
+      backlog: { full: () => state.full, close: () => Promise.resolve() },
       startedAt: Date.now(),
       isReady: () => true,
     });
@@ -109,7 +109,7 @@ describe('lean publish path', function () {
     state.close = async () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
-      results.close();
+      await results.close();
       await commits.close();
       await queue.obliterate({ force: true }).catch(() => undefined);
       await queue.close();

@@ -167,6 +167,15 @@ describe('publisher CLI', function () {
     expect(run.ms).to.be.within(1250, 15_000);
   });
 
+  it('paces many requests with --rate without piling up listeners (no MaxListenersExceededWarning)', async () => {
+    // One request per event: 30 paced waits, each once listening for Ctrl-C's abort.
+    const run = await runCli(['--url', shared.cluster.baseUrl, '--count', '30', '--rate', '200', '--batch', '1', '--topics', '1']);
+    expect(run.code, run.stderr).to.equal(0);
+    expect(summary(run)).to.include({ sent: 30, accepted: 30, requests: 30 });
+    received += 30;
+    expect(run.stderr).not.to.include('MaxListenersExceededWarning');
+  });
+
   it('draws a progress bar with rate and ETA on a terminal', async function () {
     // script(1) (util-linux, essential on Debian) gives the CLI a pseudo-terminal.
     if (!fs.existsSync('/usr/bin/script')) this.skip();

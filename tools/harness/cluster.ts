@@ -50,7 +50,7 @@ export type ClusterOptions = {
   // --- end hosts ---
 };
 
-export type ServiceKind = 'api' | 'worker';
+type ServiceKind = 'api' | 'worker';
 
 /** One process' host: what it is started through, and what it sees differently. */
 export type Placement = {

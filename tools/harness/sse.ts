@@ -4,9 +4,9 @@
 // the parser with fetch.
 import http from 'node:http';
 
-export type SseMessage = { id: string | undefined; event: string; data: string };
+type SseMessage = { id: string | undefined; event: string; data: string };
 
-export type SseParser = {
+type SseParser = {
   push(chunk: Uint8Array | string): void;
   /** The last `id:` seen, as an EventSource keeps it for Last-Event-ID. */
   lastEventId(): string;

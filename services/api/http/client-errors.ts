@@ -7,27 +7,28 @@
 import { STATUS_CODES, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../shared/log.js';
+import { HttpError, errorAnswer, type ErrorAnswer } from './errors.js';
 
-type Answer = { status: number; error: string; message: string };
-
-export function answerFor(err: NodeJS.ErrnoException & { reason?: string }): Answer {
+/** What Node's parser reports, as the error the contract answers with. */
+function answerFor(err: NodeJS.ErrnoException & { reason?: string }): HttpError {
   switch (err.code) {
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return { status: 408, error: 'request_timeout', message: 'the request did not arrive in time (HEADERS_TIMEOUT_MS for its headers, REQUEST_TIMEOUT_MS for all of it)' };
+      return new HttpError(408, 'request_timeout', 'the request did not arrive in time (HEADERS_TIMEOUT_MS for its headers, REQUEST_TIMEOUT_MS for all of it)');
     case 'HPE_HEADER_OVERFLOW':
-      return { status: 431, error: 'headers_too_large', message: 'the request headers are too large' };
+      return new HttpError(431, 'headers_too_large', 'the request headers are too large');
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
-      return { status: 413, error: 'payload_too_large', message: 'the chunk extensions are too large' };
+      return new HttpError(413, 'payload_too_large', 'the chunk extensions are too large');
     case 'HPE_INVALID_CONTENT_LENGTH':
     case 'HPE_UNEXPECTED_CONTENT_LENGTH':
-      return { status: 400, error: 'bad_request', message: 'the Content-Length header is not valid' };
+      return new HttpError(400, 'bad_request', 'the Content-Length header is not valid');
     default:
-      return { status: 400, error: 'bad_request', message: `the request is not valid HTTP/1.1${err.reason ? `: ${err.reason}` : ''}` };
+      return new HttpError(400, 'bad_request', `the request is not valid HTTP/1.1${err.reason ? `: ${err.reason}` : ''}`);
   }
 }
 
-export function rawResponse({ status, error, message }: Answer): string {
-  const body = JSON.stringify({ error, message });
+/** The answer as raw HTTP/1.1: there is no response object to write it to. */
+function rawResponse({ status, body: json }: ErrorAnswer): string {
+  const body = JSON.stringify(json);
   return [
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
     'Content-Type: application/json; charset=utf-8',
@@ -57,7 +58,7 @@ export function answerClientErrors(server: Server, log: Logger): void {
       return;
     }
     answered.add(socket);
-    const answer = answerFor(err);
+    const answer = errorAnswer(answerFor(err), log);
     log.debug({ code: err.code, status: answer.status }, 'client error');
     socket.end(rawResponse(answer));
     setTimeout(() => socket.destroy(), LINGER_MS).unref();

@@ -24,8 +24,14 @@ export function unavailable(message: string, retryAfterSeconds: number, code = '
   return new HttpError(503, code, message, {}, { 'Retry-After': String(retryAfterSeconds) });
 }
 
+/** The one rule from an error to its status: its own status when it is an HTTP error's, else 500. */
+export function statusOf(err: unknown): number {
+  const status = (err as { status?: unknown } | null | undefined)?.status;
+  return typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
+}
+
 /** The error code a status gets when nothing more specific was said. */
-export function codeForStatus(status: number): string {
+function codeForStatus(status: number): string {
   switch (status) {
     case 400:
       return 'bad_request';
@@ -59,8 +65,8 @@ export type ErrorAnswer = { status: number; headers: Record<string, string>; bod
 
 /** Any error thrown while answering, as the contract's JSON: `{error, message, ...}`. */
 export function errorAnswer(err: unknown, log: Logger): ErrorAnswer {
-  const e = err as Partial<HttpError> & { status?: number; statusCode?: number; headers?: Record<string, string> };
-  const status = typeof e.status === 'number' && e.status >= 400 && e.status < 600 ? e.status : 500;
+  const e = (err ?? {}) as Partial<HttpError> & { headers?: Record<string, string> };
+  const status = statusOf(err);
   const exposed = status < 500 || e.expose === true;
   if (!exposed) log.error({ err }, 'request failed');
   return {

@@ -7,7 +7,7 @@ type Json = Record<string, unknown>;
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete', 'head', 'options'] as const;
 
-export function escapeHtml(s: string): string {
+function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
@@ -125,7 +125,7 @@ export function cspHash(text: string): string {
   return `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
 }
 
-export type DocsPage = { html: string; csp: string };
+type DocsPage = { html: string; csp: string };
 
 export function renderDocs(doc: Json): DocsPage {
   const info = (doc.info ?? {}) as Json;

@@ -9,9 +9,9 @@ import { buildOpenApi, type OpenApiOptions } from './openapi/document.js';
 import { loadDashboard, withRates } from './dashboard/page.js';
 import { RateRing, readTotals } from './rates.js';
 
-export type OperatorDeps = MetricsDeps & { openapi: OpenApiOptions };
+type OperatorDeps = MetricsDeps & { openapi: OpenApiOptions };
 
-export type OperatorRoutes = {
+type OperatorRoutes = {
   /** To put first on the publish routes, so that every answer is counted and timed. */
   observePublish: Middleware<{ accepted?: readonly Event[] }>;
   /** The same count and time, for the lean path that answers publishes beside Koa. */

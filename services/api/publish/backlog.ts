@@ -5,7 +5,8 @@ import type { Logger } from '../../../shared/log.js';
 
 export type Backlog = {
   full(): boolean;
-  close(): void;
+  /** Stops sampling; safe to call twice. */
+  close(): Promise<void>;
 };
 
 export function watchBacklog(queue: Queue, limit: number, log: Logger, intervalMs = 250): Backlog {
@@ -36,6 +37,7 @@ export function watchBacklog(queue: Queue, limit: number, log: Logger, intervalM
     close() {
       closed = true;
       clearTimeout(timer);
+      return Promise.resolve();
     },
   };
 }

@@ -17,7 +17,7 @@ import type { Queue } from 'bullmq';
 /** Where a request's events travel: their job, and the position of the first in it. */
 export type Placement = { job: string; offset: number };
 
-export type EnqueueOptions = {
+type EnqueueOptions = {
   /**
    * The producer waits for the results: the job asks its worker to publish them. Called
    * with the placement before the job is added, so a waiter is in place before any result
@@ -33,9 +33,11 @@ export type Enqueuer = {
   enqueue(events: Event[], opts?: EnqueueOptions): Promise<Placement>;
   /** Sends what is gathered now and waits for every add in flight. */
   flush(): Promise<void>;
+  /** The API is stopping: flushes (no request arrives any more). Safe to call twice. */
+  close(): Promise<void>;
 };
 
-export type EnqueuerOptions = {
+type EnqueuerOptions = {
   queue: Queue<PublishJobData>;
   lingerMs: number;
   maxEvents: number;
@@ -130,6 +132,11 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
     });
   }
 
+  async function flush(): Promise<void> {
+    send();
+    await Promise.allSettled([...inFlight]);
+  }
+
   const maxBytes = opts.maxBytes ?? Infinity;
   return {
     enqueue(events, enqueueOptions = {}) {
@@ -151,9 +158,7 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
         else if (gatheredAdds === 0) sendSoon();
       });
     },
-    async flush() {
-      send();
-      await Promise.allSettled([...inFlight]);
-    },
+    flush,
+    close: flush,
   };
 }

@@ -14,11 +14,10 @@ import type { Publisher } from './route.js';
 
 export type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
-export type LeanDeps = {
+type LeanDeps = {
   publisher: Publisher;
   checkKey: BearerCheck;
   record: (status: number, seconds: number, accepted: readonly Event[] | undefined) => void;
-  statusOf: (err: unknown) => number;
   ids: RequestIds;
   log: Logger;
 };
@@ -78,8 +77,8 @@ export function leanPublish(deps: LeanDeps, koa: Listener): Listener {
       record(done.status, (performance.now() - started) / 1000, done.accepted);
       ({ status, body } = done);
     } catch (err) {
-      record(deps.statusOf(err), (performance.now() - started) / 1000, undefined);
       ({ status, headers, body } = errorAnswer(err, logOf()));
+      record(status, (performance.now() - started) / 1000, undefined);
     }
     answer(res, status, reqId, headers, body);
     if (log.isLevelEnabled('debug')) {

@@ -21,8 +21,8 @@ export type ResultWaiter = {
    * undefined when `timeoutMs` passes first (or the API stops).
    */
   register(placement: Placement, count: number): Registration;
-  /** Answers every waiter with undefined: the API is stopping. */
-  close(): void;
+  /** Answers every waiter with undefined: the API is stopping. Safe to call twice. */
+  close(): Promise<void>;
 };
 
 export function createResultWaiter(feed: CommitFeed): ResultWaiter {
@@ -68,6 +68,7 @@ export function createResultWaiter(feed: CommitFeed): ResultWaiter {
     close() {
       for (const set of waiting.values()) for (const w of set) w.done(undefined);
       waiting.clear();
+      return Promise.resolve();
     },
   };
 }

@@ -13,7 +13,7 @@ import type { Enqueuer } from './enqueue.js';
 import { inflightBytes, readBody } from './read-body.js';
 import type { Registration, ResultWaiter } from './results.js';
 
-export type PublisherDeps = {
+type PublisherDeps = {
   maxBodyBytes: number;
   maxBatchEvents: number;
   maxInflightBytes: number;
@@ -23,7 +23,7 @@ export type PublisherDeps = {
   results: ResultWaiter;
 };
 
-export type PublishDeps = {
+type PublishDeps = {
   /** API_KEY's guard. */
   requireKey: Guard;
   /** Put first, so that every answer is counted and timed (the operator's metrics). */
@@ -34,16 +34,16 @@ export type PublishDeps = {
 export type PublishState = { accepted?: readonly Event[] };
 
 /** A successful publish: 202 accepted, or 200 with the results a `?wait` got in time. */
-export type PublishAnswer = { status: 200 | 202; body: Record<string, unknown>; accepted: readonly Event[] };
+type PublishAnswer = { status: 200 | 202; body: Record<string, unknown>; accepted: readonly Event[] };
 
 /** The request (its body unread), its Content-Type ('' when absent) and its `wait` query value; throws an HttpError for any refusal. */
 export type Publisher = (req: IncomingMessage, contentType: string, waitQuery: string | string[] | undefined) => Promise<PublishAnswer>;
 
 /** The longest a producer may wait for its results, in seconds. */
-export const MAX_WAIT_SECONDS = 30;
+const MAX_WAIT_SECONDS = 30;
 
 /** `?wait=s`: absent, or a number of seconds with 0 < s <= 30. */
-export function parseWait(raw: string | string[] | undefined): number | undefined {
+function parseWait(raw: string | string[] | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const text = Array.isArray(raw) ? undefined : raw.trim();
   const seconds = text !== undefined && /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;

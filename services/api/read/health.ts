@@ -5,7 +5,7 @@ import { errorMessage } from '../../../shared/errors.js';
 import { liveWorkers } from '../../../shared/heartbeat.js';
 import type { Store } from '../../../shared/store/port.js';
 
-export type HealthDeps = {
+type HealthDeps = {
   store: Store;
   redis: Redis;
   queueName: string;

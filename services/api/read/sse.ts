@@ -11,7 +11,7 @@ export function sseMessage(e: EventJson): string {
   return `id: ${e.seq}\ndata: ${e.json}\n\n`;
 }
 
-export const KEEPALIVE = Buffer.from(': keepalive\n\n');
+const KEEPALIVE = Buffer.from(': keepalive\n\n');
 
 export type Subscriber = {
   readonly id: number;
@@ -36,7 +36,7 @@ export type Subscriber = {
   destroy(reason: string): void;
 };
 
-export type SubscriberOptions = {
+type SubscriberOptions = {
   id: number;
   topic: string | undefined;
   cursor: number;

@@ -15,7 +15,14 @@ import { errorMessage } from '../../../shared/errors.js';
 /** How many topic names one /stats answer lists at most; GET /topics pages through all. */
 export const STATS_TOPICS_LIMIT = 1000;
 
-export type StatsDeps = { store: Store; queue: Queue; redis: Redis; queueName: string; startedAt: number };
+/**
+ * The answer of GET /stats, declared once: by the reader below. The OpenAPI schema is
+ * checked against live answers (test/integration/openapi.test.ts), the dashboard's and the
+ * harness' types against this one (test/unit/stats-shape.test.ts).
+ */
+export type StatsAnswer = Awaited<ReturnType<typeof readStats>>;
+
+type StatsDeps = { store: Store; queue: Queue; redis: Redis; queueName: string; startedAt: number };
 
 export async function readStats(deps: StatsDeps) {
   // Redis first, then the store: a job that finishes in between is seen in both and

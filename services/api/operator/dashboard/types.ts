@@ -2,7 +2,7 @@
 // compiled together (tsconfig.json here), share one scope, and page.ts inlines them, in
 // the order that file names, as one module.
 
-/** What the page reads of GET /stats (services/api/stats.ts). */
+/** What the page reads of GET /stats (StatsAnswer in services/api/read/stats.ts; test/unit/stats-shape.test.ts checks it). */
 type Stats = {
   received: number;
   unique_processed: number;

@@ -1,0 +1,87 @@
+// The API's HTTP server: its timeouts, its connection cap, and a close that waits for the
+// requests under way. Built before the app it serves (the app's parts close before it, so
+// that nothing it answers is still waiting when it closes), then given the app to serve.
+import http from 'node:http';
+import type { Logger } from '../../../shared/log.js';
+import { answerClientErrors } from './client-errors.js';
+import { capConnections, closeIdleAfterPendingReads } from './connections.js';
+
+type ServerOptions = {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxConnections: number;
+};
+
+type Listener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+export class ApiServer {
+  readonly server: http.Server;
+  private listener: Listener | undefined;
+  private accepting = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(o: ServerOptions, log: Logger) {
+    // A slow or silent client cannot hold a socket forever. Node enforces both timeouts only
+    // when it sweeps its connections (every 30 s by default), so sweep every second.
+    // https://nodejs.org/docs/latest-v20.x/api/http.html#httpcreateserveroptions-requestlistener
+    // Both bound receiving the request only: the sweep skips a connection once its request is
+    // complete, so a stream (a GET, complete at once) may last as long as it is read.
+    this.server = http.createServer(
+      {
+        headersTimeout: o.headersTimeoutMs,
+        requestTimeout: o.requestTimeoutMs,
+        keepAliveTimeout: o.keepAliveTimeoutMs,
+        connectionsCheckingInterval: Math.min(1_000, o.headersTimeoutMs),
+      },
+      (req, res) => {
+        // server.close() leaves busy keep-alive sockets open, and a busy producer keeps them
+        // busy: once stopping, each answer ends its connection.
+        if (!this.accepting) res.setHeader('Connection', 'close');
+        this.listener?.(req, res);
+      },
+    );
+    // Past the cap, idle sockets make room first; a new socket is closed only when all are
+    // busy: memory stays bounded by MAX_CONNECTIONS whatever the number of clients.
+    capConnections(this.server, o.maxConnections, log);
+    closeIdleAfterPendingReads(this.server);
+    answerClientErrors(this.server, log);
+  }
+
+  /** True from listening until stopping began: what /ready reports. */
+  get ready(): boolean {
+    return this.accepting;
+  }
+
+  /** Serves `listener` on `port`; resolves with the port once listening (errors: the server's 'error' event). */
+  listen(listener: Listener, port: number, host: string): Promise<number> {
+    this.listener = listener;
+    return new Promise((resolve) => {
+      this.server.listen(port, host, () => {
+        this.accepting = true;
+        const address = this.server.address();
+        resolve(typeof address === 'object' && address ? address.port : port);
+      });
+    });
+  }
+
+  /** Not ready any more: /ready answers 503 and every answer ends its connection. */
+  notReady(): void {
+    this.accepting = false;
+  }
+
+  /** Stops accepting and resolves once every request under way is answered. Safe to call twice. */
+  close(): Promise<void> {
+    this.accepting = false;
+    this.closing ??= new Promise<void>((resolve) => {
+      // Sockets that were busy when closing began go idle one by one: close them then.
+      const sweep = setInterval(() => this.server.closeIdleConnections(), 100);
+      this.server.close(() => {
+        clearInterval(sweep);
+        resolve();
+      });
+      this.server.closeIdleConnections();
+    });
+    return this.closing;
+  }
+}
