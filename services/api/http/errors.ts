@@ -3,6 +3,7 @@
 // `errorBody` is the one place an error becomes the contract's answer.
 import type { Context } from 'koa';
 import type { Logger } from '../../../shared/log.js';
+import { STORE_RETRY_AFTER_SECONDS, StoreUnavailableError } from '../../../shared/store/unavailable.js';
 
 export class HttpError extends Error {
   readonly expose: boolean;
@@ -59,6 +60,15 @@ export type ErrorAnswer = { status: number; headers: Record<string, string>; bod
 
 /** Any error thrown while answering, as the contract's JSON: `{error, message, ...}`. */
 export function errorAnswer(err: unknown, log: Logger): ErrorAnswer {
+  // The store out of reach is the client's cue to retry, as /ready says, never a 500.
+  if (err instanceof StoreUnavailableError) {
+    log.warn({ err: err.message }, 'store unavailable');
+    return {
+      status: 503,
+      headers: { 'Retry-After': String(STORE_RETRY_AFTER_SECONDS) },
+      body: { error: 'store_unavailable', message: 'the store is unavailable; retry later' },
+    };
+  }
   const e = err as Partial<HttpError> & { status?: number; statusCode?: number; headers?: Record<string, string> };
   const status = typeof e.status === 'number' && e.status >= 400 && e.status < 600 ? e.status : 500;
   const exposed = status < 500 || e.expose === true;

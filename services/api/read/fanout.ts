@@ -249,7 +249,9 @@ export function createFanout(o: FanoutOptions): Fanout {
       reserved++;
       let start: number;
       try {
-        start = q.after ?? (await store.lastSeq());
+        // Read even with a start point: a store out of reach is a 503 before the 200 is sent.
+        const last = await store.lastSeq();
+        start = q.after ?? last;
       } finally {
         reserved--;
       }
