@@ -94,6 +94,7 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
     redis: deps.redis,
     queueName: config.queueName,
     startedAt: deps.startedAt,
+    hideTopics: config.readApiKey !== undefined,
     openapi: {
       maxBatchEvents: config.maxBatchEvents,
       maxBodyBytes: config.maxBodyBytes,

@@ -33,7 +33,18 @@ export const OVERFLOW: TopicLabels = { overflow: 'true' };
 
 export const PUBLISH_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export type MetricsDeps = { store: Store; queue: Queue; redis: Redis; queueName: string; startedAt: number };
+export type MetricsDeps = {
+  store: Store;
+  queue: Queue;
+  redis: Redis;
+  queueName: string;
+  startedAt: number;
+  /**
+   * No series names a topic (every count is in the overflow series): set when READ_API_KEY
+   * guards event data, since /metrics stays open and topic names are data.
+   */
+  hideTopics?: boolean;
+};
 
 export type Metrics = {
   contentType: string;
@@ -78,6 +89,7 @@ function clear(metric: Counter | Gauge, labelNames: readonly string[]): void {
 }
 
 export function createMetrics(deps: MetricsDeps): Metrics {
+  const topicLabels = deps.hideTopics === true ? 0 : MAX_TOPIC_LABELS;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   let snap: Snapshot = { stats: null, workers: null, storeError: false };
@@ -130,19 +142,19 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     'aggregator_events_stored_total',
     `Events stored, first copies only (GET /stats unique_processed, per_topic); the ${MAX_TOPIC_LABELS} largest topics labelled by name, the rest summed in the series labelled overflow="true" (and no topic).`,
     ['topic', 'overflow'],
-    (s) => (s.stats ? capTopics(Object.entries(s.stats.per_topic), s.stats.unique_processed) : undefined),
+    (s) => (s.stats ? capTopics(Object.entries(s.stats.per_topic), s.stats.unique_processed, topicLabels) : undefined),
   );
   mirroredCounter(
     'aggregator_events_duplicate_dropped_total',
     `Copies of already stored events dropped (GET /stats duplicate_dropped, duplicates_per_topic); the ${MAX_TOPIC_LABELS} topics with most copies labelled by name, the rest summed in the series labelled overflow="true" (and no topic).`,
     ['topic', 'overflow'],
-    (s) => (s.stats ? capTopics(Object.entries(s.stats.duplicates_per_topic), s.stats.duplicate_dropped) : undefined),
+    (s) => (s.stats ? capTopics(Object.entries(s.stats.duplicates_per_topic), s.stats.duplicate_dropped, topicLabels) : undefined),
   );
   mirroredCounter(
     'aggregator_events_conflicts_total',
     `Dropped copies whose content differed from the stored copy (GET /stats conflicts, conflicts_per_topic); the ${MAX_TOPIC_LABELS} topics with most conflicts labelled by name, the rest summed in the series labelled overflow="true" (and no topic).`,
     ['topic', 'overflow'],
-    (s) => (s.stats ? capTopics(Object.entries(s.stats.conflicts_per_topic), s.stats.conflicts) : undefined),
+    (s) => (s.stats ? capTopics(Object.entries(s.stats.conflicts_per_topic), s.stats.conflicts, topicLabels) : undefined),
   );
   mirroredCounter(
     'aggregator_jobs_redelivered_total',
@@ -233,7 +245,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   const labelledTopics = new Set<string>();
   const topicLabel = (topic: string): string | undefined => {
     if (labelledTopics.has(topic)) return topic;
-    if (labelledTopics.size < MAX_TOPIC_LABELS) {
+    if (labelledTopics.size < topicLabels) {
       labelledTopics.add(topic);
       return topic;
     }
