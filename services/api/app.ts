@@ -11,6 +11,7 @@ import type { PublishJobData } from '../../shared/queue.js';
 import type { Store } from '../../shared/store/port.js';
 import { bearerCheck, requireBearer } from './http/auth.js';
 import { HttpError, errorBody } from './http/errors.js';
+import { rejectNul } from './http/nul.js';
 import { createRequestIds, type RequestIds } from './http/request-ids.js';
 import { registerOperatorRoutes } from './operator/routes.js';
 import type { Backlog } from './publish/backlog.js';
@@ -130,6 +131,7 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
   registerHealthRoutes(router, { store, redis: deps.redis, queueName: config.queueName, isReady: deps.isReady });
 
   app.use(requestIds(deps.log, ids));
+  app.use(rejectNul());
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   // Koa's own error listener would print stack traces for errors already answered.

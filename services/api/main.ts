@@ -8,6 +8,7 @@ import { createShutdown } from '../../shared/shutdown.js';
 import { createApi } from './app.js';
 import { answerClientErrors } from './http/client-errors.js';
 import { capConnections, closeIdleAfterPendingReads } from './http/connections.js';
+import { handleExpect } from './http/expect.js';
 import { watchBacklog } from './publish/backlog.js';
 import { createEnqueuer } from './publish/enqueue.js';
 import { subscribeCommits } from './commits.js';
@@ -84,6 +85,7 @@ const server = http.createServer(
 // busy: memory stays bounded by MAX_CONNECTIONS whatever the number of clients.
 capConnections(server, config.maxConnections, log);
 closeIdleAfterPendingReads(server);
+handleExpect(server, { apiKey: config.apiKey, readApiKey: config.readApiKey, maxBodyBytes: config.maxBodyBytes, log });
 answerClientErrors(server, log);
 
 const shutdown = createShutdown(
