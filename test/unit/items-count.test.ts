@@ -2,7 +2,8 @@
 // would find, whatever strings and nesting hold, and a body past the limit is refused
 // without its items being parsed.
 import { expect } from 'chai';
-import { countJsonItems, countNdjsonItems, jsonItems, ndjsonItems } from '../../services/api/publish/items.js';
+import { countJsonItems, countNdjsonItems, jsonItems, MAX_PAYLOAD_COMMAS, ndjsonItems, oversizedPayloadAt } from '../../services/api/publish/items.js';
+import { MAX_PAYLOAD_BYTES } from '../../shared/schema.js';
 import { HttpError } from '../../services/api/http/errors.js';
 
 const ev = (i: number, extra = '') => `{"topic":"t","event_id":"e${i}","timestamp":"2025-01-01T00:00:00Z","source":"s","payload":{"i":${i}${extra}}}`;
@@ -66,5 +67,41 @@ describe('counting items before parsing', () => {
     expect([b.status, b.code]).to.deep.equal([413, 'batch_too_large']);
     const c = refusal(() => jsonItems(`{"events":${arr}}`, 10_000));
     expect([c.status, c.code]).to.deep.equal([413, 'batch_too_large']);
+  });
+});
+
+describe('payloads too large to serialize within the limit, found before parsing', () => {
+  const many = (n: number) => `{${Array.from({ length: n }, (_, i) => `"k${i}":0`).join(',')}}`;
+  const event = (payload: string, extra = '') => `{"topic":"t","event_id":"e","timestamp":"2025-01-01T00:00:00Z","source":"s"${extra},"payload":${payload}}`;
+  const big = many(MAX_PAYLOAD_COMMAS + 2);
+
+  it('finds the event whose payload holds more commas than any payload within the limit', () => {
+    expect(oversizedPayloadAt(event(big))).to.equal(0);
+    expect(oversizedPayloadAt(`[${event('{}')}, 7, ${event(big)}]`)).to.equal(2);
+    expect(oversizedPayloadAt(`{"x":[1,2],"events":[${event('{}')},${event(big)}]}`)).to.equal(1);
+    expect(oversizedPayloadAt(`[${event(`[${'1,'.repeat(MAX_PAYLOAD_COMMAS + 1)}1]`)}]`)).to.equal(0);
+  });
+
+  it('leaves alone what may be valid: commas in strings, in ignored fields, or a payload just within', () => {
+    expect(oversizedPayloadAt(event(`{"s":"${','.repeat(MAX_PAYLOAD_COMMAS * 2)}"}`))).to.equal(-1);
+    expect(oversizedPayloadAt(event('{}', `,"junk":${big}`))).to.equal(-1);
+    expect(oversizedPayloadAt(`{"payload":${big},"events":[${event('{}')}]}`)).to.equal(-1);
+    expect(oversizedPayloadAt(event(many(MAX_PAYLOAD_COMMAS)))).to.equal(-1);
+  });
+
+  it('refuses such a body with 422 naming the event and its payload, NDJSON too', () => {
+    const a = refusal(() => jsonItems(`[${event('{}')},${event(big)}]`));
+    expect([a.status, a.code]).to.deep.equal([422, 'validation_failed']);
+    expect((a.extra.details as { index: number; path: string }[])[0]).to.include({ index: 1, path: 'payload' });
+    const b = refusal(() => ndjsonItems(`${event('{}')}\n${event(big)}\n`));
+    expect((b.extra.details as { index: number; path: string }[])[0]).to.include({ index: 1, path: 'payload' });
+  });
+
+  it('never refuses a payload that serializes within the limit (checked against JSON.stringify)', () => {
+    for (const n of [10, 1000, MAX_PAYLOAD_COMMAS / 4]) {
+      const payload = many(n);
+      const fits = Buffer.byteLength(JSON.stringify(JSON.parse(payload))) <= MAX_PAYLOAD_BYTES;
+      if (fits) expect(oversizedPayloadAt(event(payload))).to.equal(-1);
+    }
   });
 });
