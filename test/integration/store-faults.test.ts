@@ -6,72 +6,11 @@
 import { expect } from 'chai';
 import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
 import { allEvents, drained, get, request } from '../../tools/harness/http.js';
+import { checkBooks, key, produce, type Verdict } from '../support/books.js';
 import { waitFor } from '../../tools/harness/wait.js';
 import { requireOwnedPostgres, startOwnedPostgres, type OwnedPostgres } from '../support/owned-postgres.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
-import { mixedChunks, workload, type Ev } from '../support/workload.js';
-
-type Verdict = { index: number; status: string; seq: number };
-type Answered = { events: Ev[]; results: Verdict[] };
-
-const key = (e: { topic: string; event_id: string }) => `${e.topic}\u0000${e.event_id}`;
-
-/** Producers sending `chunks` a few at a time, every third with `?wait`, retrying what is not accepted. */
-async function produce(baseUrl: string, chunks: Ev[][], parallel = 4): Promise<{ accepted: number; answered: Answered[] }> {
-  let accepted = 0;
-  const answered: Answered[] = [];
-  let next = 0;
-  async function producer(): Promise<void> {
-    while (next < chunks.length) {
-      const i = next++;
-      const events = chunks[i]!;
-      const path = i % 3 === 0 ? '/publish?wait=15' : '/publish';
-      for (let attempt = 0; ; attempt++) {
-        const r = await request(baseUrl, 'POST', path, events).catch(() => undefined);
-        if (r !== undefined && (r.status === 200 || r.status === 202)) {
-          accepted += events.length;
-          if (r.status === 200) answered.push({ events, results: r.body.results });
-          break;
-        }
-        if (attempt > 50) throw new Error(`publish kept failing: ${r?.status} ${JSON.stringify(r?.body)}`);
-        await new Promise((res) => setTimeout(res, 100));
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: parallel }, producer));
-  return { accepted, answered };
-}
-
-/** Every identity stored once, every event published stored, every verdict naming the stored copy. */
-async function checkBooks(baseUrl: string, published: Ev[], answered: Answered[], accepted: number): Promise<void> {
-  const s = await drained(baseUrl, accepted, 60_000);
-  const stored = await allEvents(baseUrl);
-  const seqOf = new Map<string, number>();
-  for (const e of stored) {
-    expect(seqOf.has(key(e)), `${key(e)} stored twice`).to.equal(false);
-    seqOf.set(key(e), e.seq);
-  }
-  const identities = new Set(published.map(key));
-  expect(seqOf.size).to.equal(identities.size);
-  for (const k of identities) expect(seqOf.has(k), `${k} never stored`).to.equal(true);
-  expect(s.unique_processed).to.equal(identities.size);
-  expect(s.duplicate_dropped).to.equal(accepted - identities.size);
-  const storedVerdicts = new Map<string, number>();
-  let verdicts = 0;
-  for (const a of answered) {
-    expect(a.results).to.have.length(a.events.length);
-    a.results.forEach((r, i) => {
-      const k = key(a.events[i]!);
-      verdicts++;
-      expect(r.index).to.equal(i);
-      expect(r.seq, `verdict seq of ${k}`).to.equal(seqOf.get(k));
-      expect(r.status).to.be.oneOf(['stored', 'duplicate']);
-      if (r.status === 'stored') storedVerdicts.set(k, (storedVerdicts.get(k) ?? 0) + 1);
-    });
-  }
-  for (const [k, n] of storedVerdicts) expect(n, `${k} told 'stored' ${n} times`).to.equal(1);
-  expect(verdicts).to.be.greaterThan(0);
-}
+import { mixedChunks, workload } from '../support/workload.js';
 
 describe('store faults (PostgreSQL owned by the test)', function () {
   this.timeout(180_000);
