@@ -28,6 +28,11 @@ type RedisServerOptions = {
   /** everysec (Redis' default) or always; see README, "Guarantees". */
   appendfsync?: 'everysec' | 'always';
   logFile?: string;
+  /**
+   * In a process group of its own: Ctrl-C in a terminal signals the whole foreground group,
+   * and Redis must outlive the processes that still talk to it while they stop.
+   */
+  detached?: boolean;
 };
 
 export function findOnPath(binary: string): string | undefined {
@@ -96,7 +101,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
   let exited: Promise<RedisExit> = Promise.resolve({ code: null, signal: null });
 
   async function start(): Promise<void> {
-    const c = spawn(binary!, args, { stdio: 'ignore' });
+    const c = spawn(binary!, args, { stdio: 'ignore', detached: opts.detached ?? false });
     child = c;
     exited = new Promise((resolve) => c.once('exit', (code, signal) => resolve({ code, signal })));
     const deadline = Date.now() + 30_000;

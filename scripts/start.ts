@@ -37,7 +37,9 @@ if (!process.env.REDIS_URL) {
     process.exit(1);
   }
   const dir = path.join(config.dataDir, 'redis');
-  redis = await startRedisServer({ dir, logFile: path.join(dir, 'redis.log') });
+  // Out of the terminal's process group: Ctrl-C reaches the API and the worker, and Redis is
+  // stopped by stop() only once they have (a worker closing needs it to hand back its jobs).
+  redis = await startRedisServer({ dir, logFile: path.join(dir, 'redis.log'), detached: true });
   redisUrl = redis.url;
   say(`private redis-server at ${redisUrl} (pid ${redis.pid()}, append-only file in ${dir})`);
 }

@@ -159,21 +159,27 @@ export class ConfigError extends Error {
   }
 }
 
+/** Keys: set but empty is a configuration error, not "no authentication". */
+const KEYS = new Set(['API_KEY', 'READ_API_KEY']);
+/** Values a configuration error names but never shows. */
+const SECRETS = new Set(['DATABASE_URL', 'REDIS_URL', 'API_KEY', 'READ_API_KEY', 'API_KEY_READS']);
+
 /** Reads the configuration from an environment object; throws ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
-  // An empty variable means "unset", as docker-compose's `VAR=` and shells' `VAR= cmd` intend.
+  // An empty variable means "unset", as docker-compose's `VAR=` and shells' `VAR= cmd` intend;
+  // except a key: an empty one would open what its operator meant to close.
   const present = Object.fromEntries(
     Object.keys(EnvSchema.entries)
       .map((k) => [k, env[k]] as const)
-      .filter((entry): entry is readonly [string, string] => entry[1] !== undefined && entry[1] !== ''),
+      .filter((entry): entry is readonly [string, string] => entry[1] !== undefined && (entry[1] !== '' || KEYS.has(entry[0]))),
   );
   const result = v.safeParse(EnvSchema, present);
   if (!result.success) {
     throw new ConfigError(
       result.issues.map((issue) => {
         const key = v.getDotPath(issue) ?? '?';
-        // A database URL may carry a password: never echo it.
-        const got = key === 'DATABASE_URL' ? '' : ` (got ${JSON.stringify(present[key])})`;
+        // A URL may carry a password, a key is a secret: never echo them.
+        const got = SECRETS.has(key) ? '' : ` (got ${JSON.stringify(present[key])})`;
         return `${key}: ${issue.message}${got}`;
       }),
     );

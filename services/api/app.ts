@@ -11,6 +11,7 @@ import type { PublishJobData } from '../../shared/queue.js';
 import type { Store } from '../../shared/store/port.js';
 import { bearerCheck, requireBearer } from './http/auth.js';
 import { HttpError, errorBody } from './http/errors.js';
+import { rejectNul } from './http/nul.js';
 import { createRequestIds, type RequestIds } from './http/request-ids.js';
 import { registerEraseRoute } from './erase/route.js';
 import { registerIngestRoutes } from './ingest/routes.js';
@@ -95,6 +96,7 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
     redis: deps.redis,
     queueName: config.queueName,
     startedAt: deps.startedAt,
+    hideTopics: config.readApiKey !== undefined,
     openapi: {
       maxBatchEvents: config.maxBatchEvents,
       maxBodyBytes: config.maxBodyBytes,
@@ -132,6 +134,7 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
   registerHealthRoutes(router, { store, redis: deps.redis, queueName: config.queueName, isReady: deps.isReady });
 
   app.use(requestIds(deps.log, ids));
+  app.use(rejectNul());
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   // Koa's own error listener would print stack traces for errors already answered.

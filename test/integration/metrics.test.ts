@@ -241,8 +241,8 @@ describe('metrics', function () {
     });
   });
 
-  it('stays open when reads are protected: counts only, no event data', async () => {
-    const guarded = await startCluster({ redisUrl: shared.redis.url, workers: 0, env: { API_KEY: 'k-metrics', READ_API_KEY: 'k-reads' } });
+  it('stays open when reads are protected: counts only, no event data, no topic names', async () => {
+    const guarded = await startCluster({ redisUrl: shared.redis.url, workers: 1, env: { API_KEY: 'k-metrics', READ_API_KEY: 'k-reads' } });
     try {
       expect((await get(guarded.baseUrl, '/stats')).status).to.equal(401);
       // A new API answers /health before its Redis connection is up, and a scrape meanwhile
@@ -253,6 +253,21 @@ describe('metrics', function () {
       });
       const m = await scrape(guarded.baseUrl);
       expect(value(m, 'aggregator_events_received_total')).to.equal(0);
+
+      // Topic names are event data: with READ_API_KEY set, every count is in the overflow series.
+      const secret = 'hidden-topic-name';
+      const auth = { authorization: 'Bearer k-metrics' };
+      const events = [event({ topic: secret }), event({ topic: `${secret}-2` })];
+      expect((await request(guarded.baseUrl, 'POST', '/publish', events, { headers: auth })).status).to.equal(202);
+      await waitFor(async () => (await get(guarded.baseUrl, '/stats', { authorization: 'Bearer k-reads' })).body.unique_processed === 2, {
+        what: 'the events counted',
+      });
+      const text = await (await fetch(`${guarded.baseUrl}/metrics`)).text();
+      expect(text).not.to.include(secret);
+      const after = parseMetrics(text);
+      expect(pick(after, 'aggregator_events_stored_total').filter((x) => x.labels.topic !== undefined)).to.deep.equal([]);
+      expect(value(after, 'aggregator_events_stored_total', { overflow: 'true' })).to.equal(2);
+      expect(value(after, 'aggregator_publish_events_total', { overflow: 'true' })).to.equal(2);
     } finally {
       await guarded.destroy();
     }

@@ -115,4 +115,31 @@ describe('npm start', function () {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('on Ctrl-C (SIGINT to its whole process group) stops the API and the worker before its private Redis', async () => {
+    const dir = path.join(dataDir, 'ctrl-c');
+    const port = await freePort();
+    const baseUrl = `http://127.0.0.1:${port}`;
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
+    // A group of its own, as a shell gives a foreground job: the terminal's Ctrl-C signals the group.
+    const started = spawn(process.execPath, [path.join(ROOT, 'dist/scripts/start.js')], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    child = started;
+    output = '';
+    started.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    started.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const exited = new Promise<number | null>((resolve) => started.once('exit', (code) => resolve(code)));
+    const redisUrl = await waitFor(() => /private redis-server at (redis:\/\/\S+)/.exec(output)?.[1], { what: 'the private Redis to start' });
+    const pid = await redisPid(redisUrl);
+    await waitFor(async () => (await fetch(`${baseUrl}/ready`).catch(() => undefined))?.status === 200, { timeoutMs: 30_000, what: 'the API and worker to be ready' });
+    expect((await publish(baseUrl, event({ topic: 'ctrl-c' }))).status).to.equal(202);
+
+    process.kill(-started.pid!, 'SIGINT');
+    expect(await exited).to.equal(0);
+    expect(alive(pid)).to.equal(false);
+    // Redis was stopped by start itself (SIGTERM, after its children), never by the Ctrl-C.
+    const redisLog = fs.readFileSync(path.join(dir, 'redis', 'redis.log'), 'utf8');
+    expect(redisLog).to.match(/Received SIGTERM/);
+    expect(redisLog).not.to.match(/Received SIGINT/);
+    expect(output).not.to.match(/ECONNREFUSED/);
+  });
 });

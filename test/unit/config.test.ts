@@ -111,7 +111,6 @@ describe('config', () => {
       REDIS_URL: '',
       QUEUE_NAME: '',
       DATA_DIR: '',
-      API_KEY: '',
       LOG_LEVEL: '',
     });
     expect(config).to.deep.equal(loadConfig({}));
@@ -134,5 +133,26 @@ describe('config', () => {
       expect(err.problems, bad).to.have.length(1);
       expect(err.problems[0], bad).to.match(/^EVENT_RETENTION: /);
     }
+  });
+
+  for (const name of ['API_KEY', 'READ_API_KEY']) {
+    it(`refuses ${name} set but empty: an empty key is no authentication`, () => {
+      const err = configError({ [name]: '' });
+      expect(err.problems).to.have.length(1);
+      expect(err.problems[0]).to.include(name).and.include('empty');
+    });
+  }
+
+  it('never echoes a value that may be a secret', () => {
+    const err = configError({
+      REDIS_URL: 'http://user:hunter2@redis:6379',
+      DATABASE_URL: 'mysql://u:hunter3@db/x',
+      API_KEY: '  ',
+      QUEUE_NAME: 'a:b',
+    });
+    expect(err.problems).to.have.length(4);
+    expect(err.message).to.not.include('hunter2').and.not.include('hunter3');
+    // Not a secret: shown, so the operator sees what was wrong.
+    expect(err.message).to.include('"a:b"');
   });
 });

@@ -2,6 +2,7 @@
 // with no request under way (idle keep-alive connections, and connections that have sent
 // nothing yet) are closed first, and a new socket is turned away only when every socket is
 // busy. Node's own server.maxConnections would turn it away while idle ones sit there.
+// A socket that connected and has sent nothing counts as idle here: the oldest one is closed.
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../../../shared/log.js';
@@ -16,6 +17,17 @@ export function capConnections(server: Server, cap: number, log: Logger): void {
       // them yet, so it is not closed here.
       server.closeIdleConnections();
       for (const s of open) if (s.destroyed) open.delete(s);
+    }
+    if (open.size >= cap) {
+      // A socket that has sent nothing yet holds a slot without a request: the oldest such
+      // gives way, rather than every new client being refused until its header deadline.
+      for (const s of open) {
+        if (s.bytesRead === 0) {
+          s.destroy();
+          open.delete(s);
+          break;
+        }
+      }
     }
     if (open.size >= cap) {
       if (dropped++ % 1000 === 0) log.warn({ maxConnections: cap, dropped }, 'connection cap reached with every connection busy: closing new sockets');

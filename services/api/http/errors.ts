@@ -3,6 +3,7 @@
 // `errorBody` is the one place an error becomes the contract's answer.
 import type { Context } from 'koa';
 import type { Logger } from '../../../shared/log.js';
+import { STORE_RETRY_AFTER_SECONDS, StoreUnavailableError } from '../../../shared/store/unavailable.js';
 
 export class HttpError extends Error {
   readonly expose: boolean;
@@ -26,6 +27,7 @@ export function unavailable(message: string, retryAfterSeconds: number, code = '
 
 /** The one rule from an error to its status: its own status when it is an HTTP error's, else 500. */
 export function statusOf(err: unknown): number {
+  if (err instanceof StoreUnavailableError) return 503;
   const status = (err as { status?: unknown } | null | undefined)?.status;
   return typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
 }
@@ -65,6 +67,15 @@ export type ErrorAnswer = { status: number; headers: Record<string, string>; bod
 
 /** Any error thrown while answering, as the contract's JSON: `{error, message, ...}`. */
 export function errorAnswer(err: unknown, log: Logger): ErrorAnswer {
+  // The store out of reach is the client's cue to retry, as /ready says, never a 500.
+  if (err instanceof StoreUnavailableError) {
+    log.warn({ err: err.message }, 'store unavailable');
+    return {
+      status: 503,
+      headers: { 'Retry-After': String(STORE_RETRY_AFTER_SECONDS) },
+      body: { error: 'store_unavailable', message: 'the store is unavailable; retry later' },
+    };
+  }
   const e = (err ?? {}) as Partial<HttpError> & { headers?: Record<string, string> };
   const status = statusOf(err);
   const exposed = status < 500 || e.expose === true;

@@ -7,7 +7,7 @@ import { validateEvents, type Event, type ValidationDetail } from '../../../shar
 import { HttpError, unavailable } from '../http/errors.js';
 import type { Backlog } from '../publish/backlog.js';
 import type { Enqueuer } from '../publish/enqueue.js';
-import { inflightBytes, readBody, type InflightBytes } from '../publish/read-body.js';
+import { inflightBytes, readBinaryBody, type InflightBytes } from '../publish/read-body.js';
 
 export type TakeLimits = {
   maxBodyBytes: number;
@@ -54,7 +54,7 @@ export class Intake {
    * body it refuses), and queues those events; resolves once they are durably in Redis.
    */
   async take<T extends { events: Event[] }>(req: IncomingMessage, decode: (bytes: Buffer) => T): Promise<T> {
-    const body = await readBody(req, this.limits.maxBodyBytes, this.inflight);
+    const body = await readBinaryBody(req, this.limits.maxBodyBytes, this.inflight);
     try {
       const decoded = decode(body.bytes);
       const n = decoded.events.length;

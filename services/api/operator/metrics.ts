@@ -21,9 +21,20 @@ import { liveWorkers } from '../../../shared/heartbeat.js';
 import { statusOf } from '../http/errors.js';
 import { readStats } from '../read/stats.js';
 import { PublishCounts } from './publish-counts.js';
-import { HEARTBEAT_HISTOGRAMS, MIRRORED, type HeartbeatHistogram, type MirroredSeries, type Snapshot } from './series.js';
+import { HEARTBEAT_HISTOGRAMS, MAX_TOPIC_LABELS, MIRRORED, type HeartbeatHistogram, type MirroredSeries, type Snapshot } from './series.js';
 
-export type MetricsDeps = { store: Store; queue: Queue; redis: Redis; queueName: string; startedAt: number };
+export type MetricsDeps = {
+  store: Store;
+  queue: Queue;
+  redis: Redis;
+  queueName: string;
+  startedAt: number;
+  /**
+   * No series names a topic (every count is in the overflow series): set when READ_API_KEY
+   * guards event data, since /metrics stays open and topic names are data.
+   */
+  hideTopics?: boolean;
+};
 
 export type Metrics = {
   contentType: string;
@@ -98,16 +109,17 @@ function mirrorHistogram(registry: Registry, { name, help, pick }: HeartbeatHist
 }
 
 export function createMetrics(deps: MetricsDeps): Metrics {
+  const topicLabels = deps.hideTopics === true ? 0 : MAX_TOPIC_LABELS;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   // prom-client names three gauges `_total`, which Prometheus reserves for counters
   // (`promtool check metrics` refuses them); each has a per-type gauge without the suffix.
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
-  let snap: Snapshot = { stats: null, workers: null, storeError: false };
+  let snap: Snapshot = { stats: null, workers: null, storeError: false, topicLabels };
   const snapshot = () => snap;
   for (const series of MIRRORED) mirror(registry, series, snapshot);
   for (const histogram of HEARTBEAT_HISTOGRAMS) mirrorHistogram(registry, histogram, snapshot);
-  const publishes = new PublishCounts(registry);
+  const publishes = new PublishCounts(registry, topicLabels);
   const recordPublish: Metrics['recordPublish'] = (status, seconds, accepted) => publishes.record(status, seconds, accepted);
 
   const observePublish: Metrics['observePublish'] = async (ctx, next) => {
@@ -130,7 +142,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       readStats(deps).catch(() => null),
       liveWorkers(deps.redis, deps.queueName).catch(() => null),
     ]);
-    return { stats, workers, storeError: stats === null };
+    return { stats, workers, storeError: stats === null, topicLabels };
   }
 
   // One scrape at a time: the collect callbacks read the snapshot taken for their scrape.

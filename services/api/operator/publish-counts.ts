@@ -15,7 +15,11 @@ export class PublishCounts {
   /** One labels object per status, made once: every publish is counted with one of a few. */
   private readonly statusLabels = new Map<number, { status: string }>();
 
-  constructor(registry: Registry) {
+  /** `topicLabels`: how many topics keep their name (0: none, when topic names must not show). */
+  constructor(
+    registry: Registry,
+    private readonly topicLabels = MAX_TOPIC_LABELS,
+  ) {
     this.requests = new Counter({
       name: 'aggregator_publish_requests_total',
       help: 'Publish requests answered by this API process, by HTTP status.',
@@ -59,7 +63,7 @@ export class PublishCounts {
 
   private topicLabel(topic: string): string | undefined {
     if (this.labelledTopics.has(topic)) return topic;
-    if (this.labelledTopics.size < MAX_TOPIC_LABELS) {
+    if (this.labelledTopics.size < this.topicLabels) {
       this.labelledTopics.add(topic);
       return topic;
     }

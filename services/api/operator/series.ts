@@ -32,7 +32,13 @@ function capTopics(entries: readonly (readonly [string, number])[], total: numbe
   return kept;
 }
 
-export type Snapshot = { stats: StatsAnswer | null; workers: WorkerState[] | null; storeError: boolean };
+export type Snapshot = {
+  stats: StatsAnswer | null;
+  workers: WorkerState[] | null;
+  storeError: boolean;
+  /** Topics that keep their name: MAX_TOPIC_LABELS, or 0 when topic names must not show. */
+  topicLabels: number;
+};
 
 type Samples = [Partial<Record<string, string>>, number][] | undefined;
 
@@ -72,19 +78,19 @@ export const MIRRORED: readonly MirroredSeries[] = [
     'aggregator_events_stored_total',
     perTopic('Events stored, first copies only (GET /stats unique_processed, per_topic)'),
     TOPIC,
-    (s) => (s.stats ? capTopics(Object.entries(s.stats.per_topic), s.stats.unique_processed) : undefined),
+    (s) => (s.stats ? capTopics(Object.entries(s.stats.per_topic), s.stats.unique_processed, s.topicLabels) : undefined),
   ),
   counter(
     'aggregator_events_duplicate_dropped_total',
     `Copies of already stored events dropped (GET /stats duplicate_dropped, duplicates_per_topic); the ${MAX_TOPIC_LABELS} topics with most copies labelled by name, the rest summed in the series labelled overflow="true" (and no topic).`,
     TOPIC,
-    (s) => (s.stats ? capTopics(Object.entries(s.stats.duplicates_per_topic), s.stats.duplicate_dropped) : undefined),
+    (s) => (s.stats ? capTopics(Object.entries(s.stats.duplicates_per_topic), s.stats.duplicate_dropped, s.topicLabels) : undefined),
   ),
   counter(
     'aggregator_events_conflicts_total',
     `Dropped copies whose content differed from the stored copy (GET /stats conflicts, conflicts_per_topic); the ${MAX_TOPIC_LABELS} topics with most conflicts labelled by name, the rest summed in the series labelled overflow="true" (and no topic).`,
     TOPIC,
-    (s) => (s.stats ? capTopics(Object.entries(s.stats.conflicts_per_topic), s.stats.conflicts) : undefined),
+    (s) => (s.stats ? capTopics(Object.entries(s.stats.conflicts_per_topic), s.stats.conflicts, s.topicLabels) : undefined),
   ),
   counter(
     'aggregator_jobs_redelivered_total',

@@ -21,10 +21,13 @@ export function bodyKind(type: string): BodyKind {
   );
 }
 
-/** The items of a body's bytes, read strictly (see json-text.ts). */
-export function itemsOf(kind: BodyKind, bytes: Uint8Array): Items {
-  const text = decodeUtf8(bytes);
-  return kind === 'ndjson' ? ndjsonItems(text) : jsonItems(text);
+/**
+ * The items of a body's bytes, read strictly (see json-text.ts); more than `maxItems` is a
+ * 413 found by counting, before any item is parsed.
+ */
+export function itemsOf(kind: BodyKind, body: Uint8Array | string, maxItems = Infinity): Items {
+  const text = typeof body === 'string' ? body : decodeUtf8(body);
+  return kind === 'ndjson' ? ndjsonItems(text, maxItems) : jsonItems(text, maxItems);
 }
 
 export function validateBatch({ items, details: textDetails, invalid: textInvalid }: Items, maxBatchEvents: number): Event[] {

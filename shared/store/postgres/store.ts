@@ -3,6 +3,7 @@
 import pg from 'pg';
 import type { Logger } from '../../log.js';
 import { StoreConfigError, type Store } from '../port.js';
+import { isStoreUnreachable, StoreUnavailableError } from '../unavailable.js';
 import * as read from './read.js';
 import { checkSchema, migrate, TABLES } from './schema.js';
 import * as sweep from './sweep.js';
@@ -29,6 +30,9 @@ const CONNECT_TIMEOUT_MS = 5000;
  * a commit holding the seq lock would otherwise stop every writer until then.
  */
 const IDLE_IN_TRANSACTION_MS = 30_000;
+
+/** SQLSTATE of "relation ... does not exist". */
+const UNDEFINED_TABLE = '42P01';
 
 const EXPECTED = 'expected postgres://user:password@host:5432/database';
 
@@ -88,6 +92,13 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
   // An idle connection that breaks (database restart) must not crash the process; the
   // pool replaces it, and the next query tells its caller.
   pool.on('error', (err) => opts.log?.warn({ err: withoutSecrets(err.message, u) }, 'PostgreSQL connection lost'));
+  // A session that ends while checked out (pg_terminate_backend, a reset between two
+  // statements of a transaction) emits 'error' on its client, where the pool listens only
+  // while it is idle: unheard, that event would end the process. Its holder learns of it
+  // from its next query, which fails, and gives the client back as broken.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => opts.log?.debug({ err: withoutSecrets(err.message, u) }, 'PostgreSQL session ended'));
+  });
 
   let client: pg.PoolClient;
   try {
@@ -108,29 +119,71 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
   client.release();
   opts.log?.info({ location }, 'PostgreSQL store open');
 
+  /**
+   * A database that came back empty (dropped and re-created, restored from nothing) is
+   * given its tables again by the first call that misses one: one migration at a time.
+   */
+  let migrating: Promise<void> | undefined;
+  function migrateAgain(): Promise<void> {
+    migrating ??= (async () => {
+      const c = await pool.connect();
+      try {
+        await migrate(c);
+        c.release();
+        opts.log?.warn({ location }, 'PostgreSQL store tables were missing: created again');
+      } catch (err) {
+        c.release(err instanceof Error ? err : new Error(String(err)));
+        throw err;
+      }
+    })().finally(() => (migrating = undefined));
+    return migrating;
+  }
+
+  /** The database out of reach, as the error callers know (503 for readers, retry for workers). */
+  function unreachable(err: unknown): unknown {
+    if (!isStoreUnreachable(err) || err instanceof StoreUnavailableError) return err;
+    const reason = withoutSecrets(err instanceof Error ? err.message : String(err), u);
+    return new StoreUnavailableError(`PostgreSQL at ${location} is unavailable: ${reason}`, { cause: err });
+  }
+
+  /** One store call: a missing table migrates and tries once more; an unreachable database is said so. */
+  async function call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(opts.migrate ?? true) || (err as { code?: unknown }).code !== UNDEFINED_TABLE) throw unreachable(err);
+      try {
+        await migrateAgain();
+        return await fn();
+      } catch (again) {
+        throw unreachable(again);
+      }
+    }
+  }
+
   let closed: Promise<void> | undefined;
   const retention = retentionOf(opts);
   const cutoff = () => new Date(cutoffMs(retention));
   return {
     kind: 'postgres',
     location,
-    commitJobs: (jobs) => commitJobs(pool, jobs, cutoff()),
-    listEvents: (q) => read.listEvents(pool, q, cutoff()),
-    listEventsJson: (q) => read.listEventsJson(pool, q, cutoff()),
-    lastSeq: () => read.lastSeq(pool),
-    getEvent: (topic, eventId) => read.getEvent(pool, topic, eventId, cutoff()),
-    goneReason: (topic, eventId) => read.goneReason(pool, topic, eventId, cutoff()),
-    eraseEvent: (topic, eventId) => sweep.eraseEvent(pool, topic, eventId, cutoff()),
-    expireStep: (limit) => (retention.ms === undefined ? Promise.resolve(0) : sweep.expireStep(pool, limit, cutoff())),
-    jobsCommittedBefore: (q) => sweep.jobsCommittedBefore(pool, q),
-    forgetJobs: (ids) => sweep.forgetJobs(pool, ids),
-    counts: (q) => read.counts(pool, q),
-    listTopics: (q) => read.listTopics(pool, q),
-    committedJobIds: (ids) => read.committedJobIds(pool, ids),
+    commitJobs: (jobs) => call(() => commitJobs(pool, jobs, cutoff())),
+    listEvents: (q) => call(() => read.listEvents(pool, q, cutoff())),
+    listEventsJson: (q) => call(() => read.listEventsJson(pool, q, cutoff())),
+    lastSeq: () => call(() => read.lastSeq(pool)),
+    getEvent: (topic, eventId) => call(() => read.getEvent(pool, topic, eventId, cutoff())),
+    goneReason: (topic, eventId) => call(() => read.goneReason(pool, topic, eventId, cutoff())),
+    eraseEvent: (topic, eventId) => call(() => sweep.eraseEvent(pool, topic, eventId, cutoff())),
+    expireStep: (limit) => (retention.ms === undefined ? Promise.resolve(0) : call(() => sweep.expireStep(pool, limit, cutoff()))),
+    jobsCommittedBefore: (q) => call(() => sweep.jobsCommittedBefore(pool, q)),
+    forgetJobs: (ids) => call(() => sweep.forgetJobs(pool, ids)),
+    counts: (q) => call(() => read.counts(pool, q)),
+    listTopics: (q) => call(() => read.listTopics(pool, q)),
+    committedJobIds: (ids) => call(() => read.committedJobIds(pool, ids)),
     async ping() {
-      await pool.query('SELECT 1');
+      await call(() => pool.query('SELECT 1 FROM store_meta LIMIT 1'));
     },
-    integrityCheck: () => integrityCheck(pool),
+    integrityCheck: () => call(() => integrityCheck(pool)),
     async sizeBytes() {
       const { rows } = await pool.query<{ bytes: string }>(
         'SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))), 0)::text AS bytes FROM unnest($1::text[]) AS t',

@@ -1,0 +1,104 @@
+// Network faults between hosts, made by a TCP proxy the test owns (test/support/tcp-proxy.ts)
+// on the links of one process: a worker's link to PostgreSQL or to Redis slowed by 200 ms and
+// cut for a few seconds mid-load, the API's link to Redis cut. Each case: the processes
+// survive, every identity is stored once, every `?wait` verdict is right, the books balance.
+import { expect } from 'chai';
+import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
+import { createTestDatabase, type TestDatabase } from '../../tools/harness/postgres.js';
+import { checkBooks, produce } from '../support/books.js';
+import { requirePostgres } from '../support/postgres.js';
+import { startTestRedis, type TestRedis } from '../support/redis.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+import { mixedChunks, workload } from '../support/workload.js';
+
+const CUT_MS = 3000;
+
+/** Cuts `proxy` for CUT_MS once `load` has run a moment, then heals it; the cut must land mid-load. */
+async function cutMidLoad(proxy: TcpProxy, load: Promise<unknown>): Promise<void> {
+  let done = false;
+  const watched = load.finally(() => (done = true));
+  await new Promise((r) => setTimeout(r, 400));
+  expect(done, 'the load still running when the link is cut').to.equal(false);
+  const open = proxy.sockets.size;
+  proxy.cut();
+  expect(open, 'connections cut').to.be.greaterThan(0);
+  await new Promise((r) => setTimeout(r, CUT_MS));
+  proxy.heal();
+  await watched;
+}
+
+describe('network faults (a TCP proxy on one link)', function () {
+  this.timeout(120_000);
+  let redis: TestRedis;
+  let db: TestDatabase;
+  let cluster: Cluster | undefined;
+  const proxies: TcpProxy[] = [];
+
+  async function proxy(url: string, delayMs = 0): Promise<TcpProxy> {
+    const p = TcpProxy.forUrl(url);
+    p.delayMs = delayMs;
+    await p.start();
+    proxies.push(p);
+    return p;
+  }
+
+  before(async function () {
+    await requirePostgres(this);
+    redis = await startTestRedis();
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+  beforeEach(async () => {
+    db = await createTestDatabase({ prefix: 'agg_net' });
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && cluster) console.log(cluster.logTail(30));
+    await cluster?.destroy();
+    cluster = undefined;
+    for (const p of proxies.splice(0)) await p.close();
+    await db?.drop();
+  });
+
+  it("survives its worker's link to PostgreSQL slowed by 200 ms and cut for 3 s mid-load", async () => {
+    cluster = await startCluster({ redisUrl: redis.url, workers: 0, store: 'postgres', databaseUrl: db.url });
+    const link = await proxy(db.url, 200);
+    const worker = await cluster.startWorker({ DATABASE_URL: link.url(db.url) });
+    const { events } = workload(1500, 0.2, { source: 'pg-cut' });
+    let result: Awaited<ReturnType<typeof produce>> | undefined;
+    await cutMidLoad(
+      link,
+      produce(cluster.baseUrl, mixedChunks(events)).then((r) => (result = r)),
+    );
+    await checkBooks(cluster.baseUrl, events, result!.answered, result!.accepted);
+    expect(worker.alive(), 'the worker is alive').to.equal(true);
+  });
+
+  it("survives its worker's link to Redis slowed by 200 ms and cut for 3 s mid-load", async () => {
+    cluster = await startCluster({ redisUrl: redis.url, workers: 0, store: 'postgres', databaseUrl: db.url });
+    const link = await proxy(redis.url, 200);
+    const worker = await cluster.startWorker({ REDIS_URL: link.url(redis.url) });
+    const { events } = workload(1500, 0.2, { source: 'redis-cut' });
+    let result: Awaited<ReturnType<typeof produce>> | undefined;
+    await cutMidLoad(
+      link,
+      produce(cluster.baseUrl, mixedChunks(events)).then((r) => (result = r)),
+    );
+    await checkBooks(cluster.baseUrl, events, result!.answered, result!.accepted);
+    expect(worker.alive(), 'the worker is alive').to.equal(true);
+  });
+
+  it('survives the API cut from Redis for 3 s mid-load: producers retry, nothing is lost or doubled', async () => {
+    const link = await proxy(redis.url);
+    cluster = await startCluster({ redisUrl: link.url(redis.url), workers: 0, store: 'postgres', databaseUrl: db.url });
+    await cluster.startWorker({ REDIS_URL: redis.url });
+    const { events } = workload(1500, 0.2, { source: 'api-cut' });
+    let result: Awaited<ReturnType<typeof produce>> | undefined;
+    await cutMidLoad(
+      link,
+      produce(cluster.baseUrl, mixedChunks(events)).then((r) => (result = r)),
+    );
+    await checkBooks(cluster.baseUrl, events, result!.answered, result!.accepted, { lostAnswers: true });
+    expect(cluster.api.alive(), 'the API is alive').to.equal(true);
+  });
+});

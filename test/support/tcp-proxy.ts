@@ -1,0 +1,87 @@
+// A TCP proxy a test owns, between one process and a server (PostgreSQL, Redis): it can add
+// latency to every chunk, cut the link (every connection closed, new ones refused) and heal
+// it, or reset the connections under way. The network faults that hosts meet, without root.
+import net from 'node:net';
+
+export class TcpProxy {
+  readonly sockets = new Set<net.Socket>();
+  private server: net.Server | undefined;
+  private isCut = false;
+  /** Added to every chunk, each way (order is kept: every chunk waits the same). */
+  delayMs = 0;
+  port = 0;
+
+  constructor(
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+  ) {}
+
+  /** A URL like `url`, its host and port this proxy's. */
+  static forUrl(url: string): TcpProxy {
+    const u = new URL(url);
+    return new TcpProxy(u.hostname, Number(u.port || (u.protocol.startsWith('redis') ? 6379 : 5432)));
+  }
+
+  url(of: string): string {
+    const u = new URL(of);
+    u.hostname = '127.0.0.1';
+    u.port = String(this.port);
+    return u.toString();
+  }
+
+  async start(): Promise<void> {
+    this.server = net.createServer((client) => this.accept(client));
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as net.AddressInfo).port;
+  }
+
+  private accept(client: net.Socket): void {
+    client.on('error', () => undefined);
+    if (this.isCut) {
+      client.resetAndDestroy();
+      return;
+    }
+    const upstream = net.connect(this.targetPort, this.targetHost);
+    upstream.on('error', () => undefined);
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.once('close', () => {
+        this.sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    this.pipe(client, upstream);
+    this.pipe(upstream, client);
+  }
+
+  private pipe(from: net.Socket, to: net.Socket): void {
+    from.on('data', (chunk) => {
+      const send = () => {
+        if (!to.destroyed) to.write(chunk);
+      };
+      if (this.delayMs > 0) setTimeout(send, this.delayMs);
+      else send();
+    });
+  }
+
+  /** Resets every connection under way; new ones are let through. */
+  reset(): void {
+    for (const s of this.sockets) s.resetAndDestroy();
+  }
+
+  /** Resets every connection and refuses new ones until heal(). */
+  cut(): void {
+    this.isCut = true;
+    this.reset();
+  }
+
+  heal(): void {
+    this.isCut = false;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
