@@ -20,8 +20,12 @@ export const MAX_SEQ_SQL = 'SELECT max(coalesce((SELECT max(seq) FROM events), 0
 /** The small dedup tier is merged into the large one once it holds this many, or a sixteenth of all. */
 const MERGE_MIN_ROWS = 100_000;
 
-/** Keys per read when a writer builds its filter of stored keys. */
-const KEY_PAGE = 50_000;
+/**
+ * Keys per read when a writer builds its filter of stored keys, one read per turn of the event
+ * loop: small, so that the jobs the worker takes meanwhile wait for one read at most (about
+ * 5 ms; 50,000 keys per read made its first job wait over a second longer).
+ */
+const KEY_PAGE = 5_000;
 
 /** topic -> stored, dropped, conflicts */
 type TopicTally = Map<string, [number, number, number]>;
