@@ -92,6 +92,39 @@ function prefillSorted(dir: string, total: number): void {
   db.close();
 }
 
+/**
+ * For 100 million and more, where even that takes an hour here: the main dedup tier alone,
+ * `total` random 53-bit keys written in key order, plus one real expired identity (uuidOf(1),
+ * the copy measure() sends). A worker's start and its filter read only the dedup tiers and the
+ * count of stored identities, so they see what a store of `total` identities shows them; the
+ * other keys lead to no event row (a lookup that hit one would find nothing to verify).
+ */
+function prefillKeys(dir: string, total: number): void {
+  void openSqliteStore({ dataDir: dir }).close();
+  const db = new Database(path.join(dir, STORE_FILE));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = OFF');
+  const dedup = db.prepare('INSERT INTO dedup (k, seq) VALUES (?, ?)');
+  const gap = 2 ** 53 / total;
+  const real = dedupKey('orders', uuidOf(1));
+  const started = performance.now();
+  for (let at = 0; at < total; at += CHUNK) {
+    db.transaction(() => {
+      for (let i = at; i < Math.min(total, at + CHUNK); i++) {
+        const k = Math.floor(i * gap + Math.random() * (gap - 1));
+        if (k !== real) dedup.run(k, i + 2);
+      }
+    })();
+    if ((at + CHUNK) % (10 * CHUNK) === 0) console.log(`${(at + CHUNK).toLocaleString()} keys, ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  }
+  // Above every seq the keys point at, as the store's highest seq.
+  db.prepare('INSERT OR REPLACE INTO dedup (k, seq) VALUES (?, ?)').run(real, total + 2);
+  db.prepare("INSERT INTO gone (seq, topic, event_id, erased) VALUES (?, 'orders', ?, 0)").run(total + 2, packId(uuidOf(1)));
+  db.prepare(`UPDATE counters SET value = ${total + 1} WHERE name IN ('received', 'unique_processed', 'expired')`).run();
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+}
+
 /** Starts a worker on `dir`, with one job already queued; resolves at its first commit. */
 async function measure(dir: string, redisUrl: string, worker: string, filterMaxMb: string | undefined): Promise<void> {
   const queueName = `start-${process.pid}`;
@@ -167,6 +200,7 @@ async function measure(dir: string, redisUrl: string, worker: string, filterMaxM
 
 const [cmd, dir, arg, maxMb] = process.argv.slice(2);
 if (cmd === 'prefill' && dir && arg) prefill(dir, Number(arg));
+else if (cmd === 'prefill-keys' && dir && arg) prefillKeys(dir, Number(arg));
 else if (cmd === 'prefill-sorted' && dir && arg) prefillSorted(dir, Number(arg));
 else if (cmd === 'measure' && dir && arg) await measure(dir, arg, path.resolve('dist/services/worker/main.js'), maxMb);
 else {

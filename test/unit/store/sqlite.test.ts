@@ -282,6 +282,16 @@ describe('sqlite store', () => {
       expect(outcome!.results.map((r) => r.status)).to.deep.equal(['duplicate', 'stored']);
     });
 
+    it('a build under way when the store closes ends quietly', async () => {
+      const a = await open();
+      await a.commitJobs([{ id: 'a0', events: batch(0, 1000) }]);
+      const b = await open({ filterKeyPage: 10 });
+      const building = b.prepareWrites();
+      await b.commitJobs([{ id: 'b0', events: [ev('t', 'during')] }]);
+      await b.close();
+      expect(await building).to.deep.equal({ status: 'closed' });
+    });
+
     it('keeps no filter past SQLITE_KEY_FILTER_MAX_MB, and stays exact', async () => {
       const a = await open();
       await a.commitJobs([{ id: 'a0', events: batch(0, 2000) }]);
