@@ -5,7 +5,8 @@
 // start reads only the dedup tiers, the same whichever way they were filled.
 //
 //   node dist/bench/worker-start.js prefill <dir> <identities>
-//   node dist/bench/worker-start.js measure <dir> <redis-url>
+//   node dist/bench/worker-start.js measure <dir> <redis-url> [SQLITE_KEY_FILTER_MAX_MB]
+//   node dist/bench/worker-start.js commit-rate <dir> <SQLITE_KEY_FILTER_MAX_MB>
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -125,6 +126,22 @@ function prefillKeys(dir: string, total: number): void {
   db.close();
 }
 
+/**
+ * New events per second through the commit path, 20 commits of 1,000, after the filter's
+ * build (or with none, `maxMb` 0): what a worker's commits cost before its filter is built.
+ */
+async function commitRate(dir: string, maxMb: number): Promise<void> {
+  const store = openSqliteStore({ dataDir: dir, keyFilterMaxMb: maxMb });
+  const build = await store.prepareWrites();
+  const started = performance.now();
+  for (let j = 0; j < 20; j++) {
+    const events = Array.from({ length: 1000 }, (_, i) => ({ topic: 'orders', event_id: `rate-${process.pid}-${j}-${i}`, timestamp: '2026-01-01T00:00:00Z', source: 'bench', payload: {} }));
+    await store.commitJobs([{ id: newJobId(events.length), events }]);
+  }
+  console.log(`filter ${build.status}: ${Math.round(20_000 / ((performance.now() - started) / 1000))} new events/s`);
+  await store.close();
+}
+
 /** Starts a worker on `dir`, with one job already queued; resolves at its first commit. */
 async function measure(dir: string, redisUrl: string, worker: string, filterMaxMb: string | undefined): Promise<void> {
   const queueName = `start-${process.pid}`;
@@ -200,10 +217,11 @@ async function measure(dir: string, redisUrl: string, worker: string, filterMaxM
 
 const [cmd, dir, arg, maxMb] = process.argv.slice(2);
 if (cmd === 'prefill' && dir && arg) prefill(dir, Number(arg));
+else if (cmd === 'commit-rate' && dir && arg) await commitRate(dir, Number(arg));
 else if (cmd === 'prefill-keys' && dir && arg) prefillKeys(dir, Number(arg));
 else if (cmd === 'prefill-sorted' && dir && arg) prefillSorted(dir, Number(arg));
 else if (cmd === 'measure' && dir && arg) await measure(dir, arg, path.resolve('dist/services/worker/main.js'), maxMb);
 else {
-  console.error('usage: worker-start prefill <dir> <identities> | measure <dir> <redis-url> [filter-max-mb]');
+  console.error('usage: worker-start prefill|prefill-sorted|prefill-keys <dir> <identities> | measure <dir> <redis-url> [filter-max-mb] | commit-rate <dir> <filter-max-mb>');
   process.exit(2);
 }
