@@ -102,6 +102,7 @@ const EnvSchema = v.object({
   WORKER_CONTENDED_LINGER_MS: int('WORKER_CONTENDED_LINGER_MS', 25, 0, 1000),
   SQLITE_CACHE_MB: int('SQLITE_CACHE_MB', 16, 1, 65_536),
   SQLITE_BUSY_TIMEOUT_MS: int('SQLITE_BUSY_TIMEOUT_MS', 10_000, 0, 600_000),
+  SQLITE_KEY_FILTER_MAX_MB: int('SQLITE_KEY_FILTER_MAX_MB', 256, 0, 65_536),
   EVENT_RETENTION: duration('EVENT_RETENTION'),
   SQLITE_SYNCHRONOUS: v.optional(
     v.pipe(v.string(), v.trim(), v.toUpperCase(), v.picklist(['FULL', 'NORMAL'], 'SQLITE_SYNCHRONOUS must be FULL or NORMAL')),
@@ -147,6 +148,8 @@ export type Config = Readonly<{
   workerContendedLingerMs: number;
   sqliteCacheMb: number;
   sqliteBusyTimeoutMs: number;
+  /** The most a worker's filter of stored keys may hold (SQLite); past it every key is looked up. */
+  sqliteKeyFilterMaxMb: number;
   sqliteSynchronous: 'FULL' | 'NORMAL';
   /** Events older than this (by processed_at) are no longer served, and deleted; unset: kept forever. */
   eventRetentionMs: number | undefined;
@@ -219,6 +222,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     workerContendedLingerMs: e.WORKER_CONTENDED_LINGER_MS,
     sqliteCacheMb: e.SQLITE_CACHE_MB,
     sqliteBusyTimeoutMs: e.SQLITE_BUSY_TIMEOUT_MS,
+    sqliteKeyFilterMaxMb: e.SQLITE_KEY_FILTER_MAX_MB,
     sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
     eventRetentionMs: e.EVENT_RETENTION,
   });

@@ -71,6 +71,8 @@ describe('config', () => {
     ['QUEUE_NAME', 'events:v2'],
     ['WORKER_CONCURRENCY', '0'],
     ['API_KEY', '   '],
+    ['SQLITE_KEY_FILTER_MAX_MB', '-1'],
+    ['SQLITE_KEY_FILTER_MAX_MB', '1.5'],
   ] as const) {
     it(`refuses ${name}=${JSON.stringify(value)} with a message naming ${name}`, () => {
       const err = configError({ [name]: value });
@@ -115,6 +117,12 @@ describe('config', () => {
     });
     expect(config).to.deep.equal(loadConfig({}));
     expect(config.apiKey).to.equal(undefined);
+  });
+
+  it('reads SQLITE_KEY_FILTER_MAX_MB, 256 by default, 0 allowed (no filter)', () => {
+    expect(loadConfig({}).sqliteKeyFilterMaxMb).to.equal(256);
+    expect(loadConfig({ SQLITE_KEY_FILTER_MAX_MB: '0' }).sqliteKeyFilterMaxMb).to.equal(0);
+    expect(loadConfig({ SQLITE_KEY_FILTER_MAX_MB: '1024' }).sqliteKeyFilterMaxMb).to.equal(1024);
   });
 
   it('reads EVENT_RETENTION as a duration, unset meaning forever', () => {

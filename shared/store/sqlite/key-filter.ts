@@ -8,6 +8,8 @@
 // It grows by segments, as a scalable Bloom filter does: once one holds as many keys as it
 // was sized for, a new one twice the size of everything so far takes the next keys, and a
 // key is looked for in each. 10 bits (1.25 bytes) per key, 7 probes in one cache line.
+// Sized at its build for half as many keys again as the store holds: about 1.9 bytes per
+// stored identity then; just after it adds a segment, up to 3 times that.
 
 const BITS_PER_KEY = 10;
 const PROBES = 7;
@@ -78,21 +80,53 @@ class Segment {
   }
 }
 
+/** Bytes a segment sized for `capacity` keys holds. */
+function segmentBytes(capacity: number): number {
+  return Math.ceil((capacity * BITS_PER_KEY) / BLOCK_BITS) * BLOCK_WORDS * 4;
+}
+
+/**
+ * Bytes a filter holds for `keys` stored keys when it is built: 1.5 times their 1.25 bytes,
+ * about 1.9 bytes per key (it then grows by segments as keys come, see add()).
+ */
+export function filterBytesFor(keys: number): number {
+  return segmentBytes(Math.max(MIN_CAPACITY, Math.ceil(keys * 1.5)));
+}
+
 export class KeyFilter {
   private readonly segments: Segment[];
+  /**
+   * Set once a key could not be added without passing `maxBytes`: from then on the filter
+   * says "maybe" for every key (a key it failed to hold must never be called new), and its
+   * owner should drop it.
+   */
+  full = false;
 
-  /** Sized for `expected` keys and then half as many again, so that it starts in one segment. */
-  constructor(expected = 0) {
+  /**
+   * Sized for `expected` keys and then half as many again, so that it starts in one segment.
+   * `maxBytes`: the most it may ever hold (check filterBytesFor first: the first segment is
+   * allocated whatever the bound).
+   */
+  constructor(
+    expected = 0,
+    private readonly maxBytes = Infinity,
+  ) {
     this.segments = [new Segment(Math.max(MIN_CAPACITY, Math.ceil(expected * 1.5)))];
   }
 
   /** Adds a key, unless the filter may hold it already; says which (one hash for both). */
   add(k: number): 'added' | 'maybe-held' {
+    if (this.full) return 'maybe-held';
     hash(k);
     for (const s of this.segments) if (s.has()) return 'maybe-held';
     let last = this.segments[this.segments.length - 1]!;
     if (last.count >= last.capacity) {
-      last = new Segment(2 * this.segments.reduce((n, s) => n + s.capacity, 0));
+      const capacity = 2 * this.segments.reduce((n, s) => n + s.capacity, 0);
+      if (this.size().bytes + segmentBytes(capacity) > this.maxBytes) {
+        this.full = true;
+        return 'maybe-held';
+      }
+      last = new Segment(capacity);
       this.segments.push(last);
     }
     last.add();
@@ -101,6 +135,7 @@ export class KeyFilter {
 
   /** False: the key was never added. True: it may have been. */
   mayHave(k: number): boolean {
+    if (this.full) return true;
     hash(k);
     for (const s of this.segments) if (s.has()) return true;
     return false;

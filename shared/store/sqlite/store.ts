@@ -10,7 +10,7 @@ import { createLookup } from './lookup.js';
 import { createReader } from './read.js';
 import { STORE_FILE, migrate } from './schema.js';
 import { createSweeper } from './sweep.js';
-import { createWriter, type FilterProgress } from './write.js';
+import { createWriter, type FilterBuild, type FilterProgress } from './write.js';
 
 const OPEN_TIMEOUT_MS = 30 * 60_000;
 
@@ -22,6 +22,8 @@ export type SqliteOptions = {
   busyTimeoutMs?: number;
   /** Keys per read while a writer builds its filter of stored keys (tests make it small). */
   filterKeyPage?: number;
+  /** SQLITE_KEY_FILTER_MAX_MB: the most a writer's filter of stored keys may hold. */
+  keyFilterMaxMb?: number;
   /** EVENT_RETENTION in ms; unset: events are kept forever. */
   retentionMs?: number | undefined;
   /** The clock expiry is judged by (tests move it). */
@@ -34,9 +36,9 @@ const ERASE_CHECKPOINT_PAUSE_MS = 50;
 
 /**
  * The adapter plus what only SQLite has: its file, and the in-memory filter of stored keys
- * a writer builds once (built at the first commit unless prepared).
+ * a writer builds once, in the background (started at the first commit unless prepared).
  */
-export type SqliteStore = Store & { readonly file: string; prepareWrites(onProgress?: FilterProgress): Promise<void> };
+export type SqliteStore = Store & { readonly file: string; prepareWrites(onProgress?: FilterProgress): Promise<FilterBuild> };
 
 export function openSqliteStore(opts: SqliteOptions): SqliteStore {
   fs.mkdirSync(opts.dataDir, { recursive: true });
@@ -66,7 +68,10 @@ export function openSqliteStore(opts: SqliteOptions): SqliteStore {
 
   const retention = retentionOf(opts);
   const lookup = createLookup(db);
-  const writer = createWriter(db, lookup, retention, opts.filterKeyPage);
+  const writer = createWriter(db, lookup, retention, {
+    ...(opts.filterKeyPage !== undefined && { keyPage: opts.filterKeyPage }),
+    ...(opts.keyFilterMaxMb !== undefined && { filterMaxBytes: opts.keyFilterMaxMb * 1024 * 1024 }),
+  });
   const read = createReader(db, lookup, retention);
   const sweeper = createSweeper(db, lookup, retention);
   const ping = db.prepare('SELECT 1');

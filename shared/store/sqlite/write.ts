@@ -6,7 +6,7 @@ import { payloadJson } from '../../schema.js';
 import { sameContent } from '../content.js';
 import { dedupKey } from '../identity.js';
 import { unpackId } from './compact-id.js';
-import { KeyFilter } from './key-filter.js';
+import { filterBytesFor, KeyFilter } from './key-filter.js';
 import type { EventResult, JobOutcome, JobToCommit } from '../port.js';
 import { cutoffMs, type Retention } from '../retention.js';
 import { isGone, type HeldRow, type Lookup } from './lookup.js';
@@ -20,8 +20,12 @@ export const MAX_SEQ_SQL = 'SELECT max(coalesce((SELECT max(seq) FROM events), 0
 /** The small dedup tier is merged into the large one once it holds this many, or a sixteenth of all. */
 const MERGE_MIN_ROWS = 100_000;
 
-/** Keys per read when a writer builds its filter of stored keys. */
-const KEY_PAGE = 50_000;
+/**
+ * Keys per read when a writer builds its filter of stored keys, one read per turn of the event
+ * loop: small, so that the jobs the worker takes meanwhile wait for one read at most (about
+ * 5 ms; 50,000 keys per read made its first job wait over a second longer).
+ */
+const KEY_PAGE = 5_000;
 
 /** topic -> stored, dropped, conflicts */
 type TopicTally = Map<string, [number, number, number]>;
@@ -29,18 +33,34 @@ type TopicTally = Map<string, [number, number, number]>;
 /** Stored keys read so far into the filter, of about `total`. */
 export type FilterProgress = (read: number, total: number) => void;
 
+/**
+ * How a build of the filter ended: `built` (the writer uses it from its next commit, `keys`
+ * in `bytes`), `over-bound` (it would need more than the bound: the writer keeps none and
+ * looks every key up), `closed` (the store closed meanwhile).
+ */
+export type FilterBuild = { status: 'built'; keys: number; bytes: number } | { status: 'over-bound'; keys: number; maxBytes: number } | { status: 'closed' };
+
 export type Writer = {
   commit(jobs: readonly JobToCommit[]): JobOutcome[];
   /**
-   * Builds the filter of stored keys now rather than at the first commit (a worker's start),
-   * a page of keys per turn of the event loop: a process reading ten million keys still
-   * answers signals and timers meanwhile.
+   * Starts building the filter of stored keys (unless started), a page of keys per turn of
+   * the event loop, and resolves once it is built. Commits need not wait: until then each
+   * looks its keys up in the dedup tiers, exact, only slower. A worker calls it at its start;
+   * otherwise the first commit starts it.
    */
-  prepare(onProgress?: FilterProgress): Promise<void>;
+  prepare(onProgress?: FilterProgress): Promise<FilterBuild>;
 };
 
-/** `keyPage`: keys per read while the filter is built. */
-export function createWriter(db: Database.Database, lookup: Lookup, retention: Retention, keyPage = KEY_PAGE): Writer {
+export type WriterOptions = {
+  /** Keys per read while the filter is built (tests make it small). */
+  keyPage?: number;
+  /** The most the filter may hold; past it the writer keeps no filter. */
+  filterMaxBytes?: number;
+};
+
+export function createWriter(db: Database.Database, lookup: Lookup, retention: Retention, opts: WriterOptions = {}): Writer {
+  const keyPage = opts.keyPage ?? KEY_PAGE;
+  const filterMaxBytes = opts.filterMaxBytes ?? Infinity;
   const maxSeq = db.prepare(MAX_SEQ_SQL).pluck();
   const jobRow = db.prepare('SELECT first_seq, stored FROM jobs WHERE id = ?');
   const insertJob = db.prepare(
@@ -64,63 +84,88 @@ export function createWriter(db: Database.Database, lookup: Lookup, retention: R
   );
   const mergeRecent = db.prepare('INSERT OR IGNORE INTO dedup (k, seq) SELECT k, seq FROM dedup_recent ORDER BY k');
   const clearRecent = db.prepare('DELETE FROM dedup_recent');
-  // In pages rather than row by row: a call per row into the driver cost a third more.
-  const keyPages = ['dedup', 'dedup_recent'].map((table) => db.prepare(`SELECT k FROM ${table} WHERE k > ? ORDER BY k LIMIT ${keyPage}`).pluck());
-  // Events deleted since are still identities the filter must hold.
-  const eventsAfter = db
-    .prepare('SELECT topic, event_id FROM events WHERE seq > @after UNION ALL SELECT topic, event_id FROM gone WHERE seq > @after')
+  // In pages rather than row by row: a call per row into the driver cost a third more. The
+  // small tier first: a merge moves keys from it into the large one, never back (see build).
+  const keyPages = ['dedup_recent', 'dedup'].map((table) => db.prepare(`SELECT k FROM ${table} WHERE k > ? ORDER BY k LIMIT ${keyPage}`).pluck());
+  // Events deleted since are still identities the filter must hold. One statement, so one
+  // snapshot: an event deleted meanwhile is in one table or the other, never in neither.
+  const eventsBetween = db
+    .prepare(
+      'SELECT topic, event_id FROM events WHERE seq > @after AND seq <= @through UNION ALL SELECT topic, event_id FROM gone WHERE seq > @after AND seq <= @through',
+    )
     .raw();
 
-  // Every key of every event up to `filterThrough` is in `filter`: the keys of both tiers at
-  // the build, then each commit's own, and the events other processes committed since this
-  // one's last commit, read at the start of the next.
-  // Keys it holds that were never committed (a commit rolled back) only cost a lookup.
+  // Every key of every event up to `filterThrough` is in `filter`: the keys of both tiers read
+  // by the build, the events stored since, read by its catch-up, then each commit's own, and
+  // the events other processes committed since this one's last commit, read at the start of
+  // the next. Keys it holds that were never committed (a commit rolled back) only cost a lookup.
+  // No filter (not built yet, or over its bound): every key is looked up, exact as well.
   let filter: KeyFilter | undefined;
   let filterThrough = 0;
+  let building: Promise<FilterBuild> | undefined;
+  let lastBuild: FilterBuild | undefined;
+
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
 
   /**
-   * Reads every key of both tiers into a new filter, a page at a time, and yields how many it
-   * has read of about how many. One read snapshot (a deferred transaction, held until the
-   * last page) makes the keys and `filterThrough` agree; writers go on meanwhile, and the
-   * first commit catches up on what they stored. Driven in one go by a commit that finds no
-   * filter, or a page per turn of the event loop by prepare().
+   * Reads every stored key into a new filter, a page per turn of the event loop, each page its
+   * own short read (no snapshot held for minutes: the write-ahead log could not be
+   * checkpointed meanwhile), while this writer and others commit. Sound because:
+   * - `through` is read first: every event up to it is committed, its key in one of the tiers;
+   * - the small tier is read first, then the large one: a key is in the large tier for good
+   *   once there, and a merge moves keys from the small tier into the large one in one
+   *   transaction, so a key in the small tier at the start is read in one or the other;
+   * - every event after `through` (this writer's commits during the build included, which
+   *   looked their keys up and add none) is read by the catch-up, by seq, before the filter
+   *   is used; only the few committed in the last turn are left to the next commit's.
    */
-  function* buildFilter(): Generator<[read: number, total: number], void> {
-    db.exec('BEGIN');
-    try {
-      const through = maxSeq.get() as number;
-      const total = counter.get('unique_processed') as number;
-      const f = new KeyFilter(total);
-      let read = 0;
-      for (const page of keyPages) {
-        // Keys are never negative.
-        for (let after = -1; ; ) {
-          const keys = page.all(after) as number[];
-          for (const k of keys) f.add(k);
-          yield [(read += keys.length), total];
-          if (keys.length < keyPage) break;
-          after = keys[keyPage - 1]!;
-        }
+  async function build(onProgress: FilterProgress | undefined): Promise<FilterBuild> {
+    if (!db.open) return { status: 'closed' };
+    let through = maxSeq.get() as number;
+    const total = counter.get('unique_processed') as number;
+    if (filterBytesFor(total) > filterMaxBytes) return { status: 'over-bound', keys: total, maxBytes: filterMaxBytes };
+    const f = new KeyFilter(total, filterMaxBytes);
+    let read = 0;
+    for (const page of keyPages) {
+      // Keys are never negative.
+      for (let after = -1; ; ) {
+        await turn();
+        if (!db.open) return { status: 'closed' };
+        const keys = page.all(after) as number[];
+        for (const k of keys) f.add(k);
+        if (f.full) return { status: 'over-bound', keys: total, maxBytes: filterMaxBytes };
+        onProgress?.((read += keys.length), total);
+        if (keys.length < keyPage) break;
+        after = keys[keyPage - 1]!;
       }
-      filter = f;
-      filterThrough = through;
-    } finally {
-      // Closed meanwhile (a worker stopping during its start): nothing left to end.
-      if (db.open && db.inTransaction) db.exec('COMMIT');
     }
+    // The catch-up, by windows of seqs: each window's end is read before it, so every seq in
+    // it is committed, in `events` or `gone`.
+    for (;;) {
+      const head = maxSeq.get() as number;
+      if (head <= through) break;
+      const upTo = Math.min(head, through + keyPage);
+      for (const [topic, eventId] of eventsBetween.iterate({ after: through, through: upTo }) as IterableIterator<[string, string | Buffer]>) {
+        f.add(dedupKey(topic, unpackId(eventId)));
+      }
+      through = upTo;
+      await turn();
+      if (!db.open) return { status: 'closed' };
+    }
+    if (f.full) return { status: 'over-bound', keys: f.size().keys, maxBytes: filterMaxBytes };
+    filter = f;
+    filterThrough = through;
+    return { status: 'built', ...f.size() };
   }
 
-  let building: Promise<void> | undefined;
-  async function buildFilterInTurns(onProgress: FilterProgress | undefined): Promise<void> {
-    for (const [read, total] of buildFilter()) {
-      onProgress?.(read, total);
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+  function startBuild(onProgress?: FilterProgress): Promise<FilterBuild> {
+    building ??= build(onProgress).then((outcome) => (lastBuild = outcome));
+    return building;
   }
 
   function catchUp(f: KeyFilter, through: number): void {
     if (through <= filterThrough) return;
-    for (const [topic, eventId] of eventsAfter.iterate({ after: filterThrough }) as IterableIterator<[string, string | Buffer]>) {
+    for (const [topic, eventId] of eventsBetween.iterate({ after: filterThrough, through }) as IterableIterator<[string, string | Buffer]>) {
       f.add(dedupKey(topic, unpackId(eventId)));
     }
     filterThrough = through;
@@ -130,12 +175,12 @@ export function createWriter(db: Database.Database, lookup: Lookup, retention: R
    * The stored copy of an identity, or a claim on it at `nextSeq` (undefined) when there is
    * none. A key lives in exactly one tier: it enters `dedup_recent` only if `dedup` lacks it.
    */
-  function claim(f: KeyFilter, topic: string, eventId: string, nextSeq: number): { row: HeldRow | undefined; newKey: boolean } {
+  function claim(f: KeyFilter | undefined, topic: string, eventId: string, nextSeq: number): { row: HeldRow | undefined; newKey: boolean } {
     const k = dedupKey(topic, eventId);
     // The small tier first: copies are mostly of recent events, and its pages are cached,
     // while a probe of the large tier reads a page of its own for each random key.
     // One hash for the question and the answer: a key the filter has never seen is added now.
-    const seq = f.add(k) === 'maybe-held' ? ((seqInRecent.get(k) ?? seqInMain.get(k)) as number | undefined) : undefined;
+    const seq = f === undefined || f.add(k) === 'maybe-held' ? ((seqInRecent.get(k) ?? seqInMain.get(k)) as number | undefined) : undefined;
     if (seq === undefined) {
       claimRecent.run(k, nextSeq);
       return { row: undefined, newKey: true };
@@ -174,11 +219,11 @@ export function createWriter(db: Database.Database, lookup: Lookup, retention: R
   }
 
   /** The outcomes, and the last seq the commit used. */
-  const commit = db.transaction((f: KeyFilter, jobs: readonly JobToCommit[]): { outcomes: JobOutcome[]; through: number } => {
+  const commit = db.transaction((f: KeyFilter | undefined, jobs: readonly JobToCommit[]): { outcomes: JobOutcome[]; through: number } => {
     const now = Date.now();
     const cutoff = cutoffMs(retention);
     let nextSeq = (maxSeq.get() as number) + 1;
-    catchUp(f, nextSeq - 1);
+    if (f !== undefined) catchUp(f, nextSeq - 1);
     const totals = { received: 0, stored: 0, dropped: 0, conflicts: 0, jobs: 0, redeliveries: 0, recent: 0 };
     const perTopic: TopicTally = new Map();
     const outcomes: JobOutcome[] = [];
@@ -259,18 +304,24 @@ export function createWriter(db: Database.Database, lookup: Lookup, retention: R
   });
   return {
     commit(jobs) {
-      if (building !== undefined) throw new Error('the filter of stored keys is still being built: await prepare() before committing');
-      if (filter === undefined) for (const step of buildFilter()) void step;
-      const f = filter!;
+      // Not awaited: this commit and the next ones look their keys up until it is built. A
+      // build that failed is not tried again by every commit: the lookups stay exact.
+      if (building === undefined) startBuild().catch(() => undefined);
+      const f = filter;
       // Immediate: take the write lock at BEGIN, so two writers never deadlock upgrading a read.
       const { outcomes, through } = commit.immediate(f, jobs);
-      // Only once committed: a rolled-back commit's events may be stored by another later.
-      filterThrough = through;
+      if (f !== undefined && f.full) {
+        // Over its bound: from now on every key is looked up, and its memory is given back.
+        filter = undefined;
+        lastBuild = { status: 'over-bound', keys: f.size().keys, maxBytes: filterMaxBytes };
+      } else if (f !== undefined) {
+        // Only once committed: a rolled-back commit's events may be stored by another later.
+        filterThrough = through;
+      }
       return outcomes;
     },
     prepare(onProgress) {
-      if (filter !== undefined) return Promise.resolve();
-      return (building ??= buildFilterInTurns(onProgress).finally(() => (building = undefined)));
+      return lastBuild !== undefined ? Promise.resolve(lastBuild) : startBuild(onProgress);
     },
   };
 }

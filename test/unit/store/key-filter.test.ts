@@ -42,4 +42,21 @@ describe('key filter', () => {
     for (let i = 1_400_000; i < 1_600_000; i++) f.add(i * 7919);
     expect(f.size().bytes, 'a second segment, twice the first').to.be.above(1_500_000 * 1.25 * 3 - 8);
   });
+
+  it('past its bound adds no segment, and from then on says "maybe" for every key', () => {
+    // The first segment (65,536 keys) fits in 100,000 bytes; a second (twice as large) does not.
+    const f = new KeyFilter(0, 100_000);
+    const held: number[] = [];
+    for (let i = 0; f.size().keys < 65_536; i++) if (f.add(i * 7919) === 'added') held.push(i * 7919);
+    expect(f.full).to.equal(false);
+    // A key it may hold already (a false "maybe", common in a full segment) needs no room.
+    let k = 2 ** 40;
+    while (f.mayHave(k)) k++;
+    expect(f.add(k)).to.equal('maybe-held');
+    expect(f.full).to.equal(true);
+    expect(f.size().bytes).to.be.at.most(100_000);
+    // Keys it never saw included: a key it could not hold must never be called new.
+    for (let i = 0; i < 1000; i++) expect(f.mayHave(2 ** 41 + i)).to.equal(true);
+    expect(held.every((k) => f.mayHave(k))).to.equal(true);
+  });
 });

@@ -194,7 +194,7 @@ describe('sqlite store', () => {
       expect(fromC).to.include({ stored: 1, dropped: 120_011 });
     });
 
-    it('is built a page at a time, timers running between pages, from the snapshot it started in', async () => {
+    it('is built a page at a time, timers running between pages, while another writer stores more', async () => {
       const a = await open();
       for (let j = 0; j < 5; j++) await a.commitJobs([{ id: `a-${j}`, events: batch(j * 1000, 1000) }]);
       const b = await open({ filterKeyPage: 10 });
@@ -203,8 +203,7 @@ describe('sqlite store', () => {
       const ticksAt: number[] = [];
       let ticks = 0;
       const timer = setInterval(() => ticks++, 1);
-      // Meanwhile a stores more: b's snapshot is the one its build began with, and its first
-      // commit catches up on the rest.
+      // Meanwhile a stores more: b's build catches up on it before b uses its filter.
       let stored = false;
       const building = b.prepareWrites((read, total) => {
         progress.push([read, total]);
@@ -214,10 +213,13 @@ describe('sqlite store', () => {
           void a.commitJobs([{ id: 'a-late', events: batch(5000, 10) }]);
         }
       });
-      await building;
+      const outcome0 = await building;
       clearInterval(timer);
+      expect(outcome0).to.include({ status: 'built' });
       expect(progress.length).to.be.at.least(500);
-      expect(progress.at(-1)).to.deep.equal([5000, 5000]);
+      // The late keys may be read with the small tier, or only by the catch-up.
+      expect(progress.at(-1)![0]).to.be.within(5000, 5010);
+      expect(progress.at(-1)![1]).to.equal(5000);
       expect(progress.map(([read]) => read)).to.deep.equal([...progress.map(([read]) => read)].sort((x, y) => x - y));
       expect(ticksAt.at(-1)).to.be.above(ticksAt[0]!);
       // Built once: asking again reads nothing more.
@@ -226,17 +228,93 @@ describe('sqlite store', () => {
       expect(outcome).to.include({ stored: 1, dropped: 5010 });
     });
 
-    it('refuses a commit while its filter is being built, and commits once it is', async () => {
+    /** Every kind of verdict, for identities `tag` makes distinct from other calls'. */
+    async function verdicts(store: SqliteStore, other: SqliteStore, tag: string) {
+      await other.commitJobs([{ id: `seed-${tag}`, events: [ev('v', `dup-${tag}`, { n: 1 }), ev('v', `conf-${tag}`, { n: 1 }), ev('v', `gone-${tag}`, { n: 1 })] }]);
+      expect(await other.eraseEvent('v', `gone-${tag}`)).to.include({ status: 'erased' });
+      const [outcome] = await store.commitJobs([
+        {
+          id: `verdicts-${tag}`,
+          events: [ev('v', `new-${tag}`), ev('v', `dup-${tag}`, { n: 1 }), ev('v', `conf-${tag}`, { n: 2 }), ev('v', `gone-${tag}`, { n: 2 }), ev('v', `new-${tag}`)],
+        },
+      ]);
+      return outcome!.results.map((r) => r.status);
+    }
+    const EXPECTED = ['stored', 'duplicate', 'conflict', 'duplicate', 'duplicate'];
+
+    it('commits before its filter is built, with exact verdicts, and after it is built', async function () {
+      this.timeout(60_000);
+      const a = await open();
+      await a.commitJobs([{ id: 'a0', events: batch(0, 3000) }]);
+      const b = await open({ filterKeyPage: 10 });
+      let built = false;
+      const building = b.prepareWrites().then((outcome) => ((built = true), outcome));
+      // The build reads 10 keys per turn of the event loop: these commits come long before its end.
+      const [copies] = await b.commitJobs([{ id: 'b0', events: [...batch(0, 3000), ev('t0', 'new-b0')] }]);
+      expect(copies).to.include({ stored: 1, dropped: 3000 });
+      expect(await verdicts(b, a, 'early')).to.deep.equal(EXPECTED);
+      // Another writer stores keys while the build goes on (after the build started, so
+      // only its catch-up can hold them), and so does this one.
+      await a.commitJobs([{ id: 'a1', events: batch(3000, 500) }]);
+      await b.commitJobs([{ id: 'b1', events: batch(3500, 500) }]);
+      expect(built, 'the build still runs').to.equal(false);
+      expect(await building).to.include({ status: 'built' });
+      expect(await verdicts(b, a, 'late')).to.deep.equal(EXPECTED);
+      // Every key stored before and during the build is a copy now, whoever stored it.
+      const [after] = await b.commitJobs([{ id: 'b2', events: [...batch(0, 4000), ev('t0', 'new-b0'), ev('t0', 'new-b2')] }]);
+      expect(after).to.include({ stored: 1, dropped: 4001 });
+      expect(await a.counts({ jobIds: [], topicsLimit: 100 })).to.deep.include({ uniqueProcessed: 4000 + 2 + 2 * 4 });
+    });
+
+    it('a commit while the build runs neither waits for it nor breaks it, even when that commit is rolled back', async () => {
       const a = await open();
       await a.commitJobs([{ id: 'a0', events: batch(0, 1000) }]);
       const b = await open({ filterKeyPage: 10 });
       const building = b.prepareWrites();
-      let refused: unknown;
-      await b.commitJobs([{ id: 'b0', events: batch(0, 1) }]).catch((err: unknown) => (refused = err));
-      expect(String(refused)).to.match(/still being built/);
-      await building;
-      const [outcome] = await b.commitJobs([{ id: 'b0', events: [...batch(0, 1), ev('t0', 'new')] }]);
-      expect(outcome).to.include({ stored: 1, dropped: 1 });
+      const broken = { ...ev('t', 'x2'), payload: { n: 1n } as Record<string, unknown> };
+      let failed: unknown;
+      await b.commitJobs([{ id: 'b0', events: [ev('t', 'x1'), broken] }]).catch((err: unknown) => (failed = err));
+      expect(failed).to.be.instanceOf(Error);
+      // What b failed to store, a stores: a copy for b once its filter is built.
+      await a.commitJobs([{ id: 'a1', events: [ev('t', 'x1')] }]);
+      expect(await building).to.include({ status: 'built' });
+      const [outcome] = await b.commitJobs([{ id: 'b1', events: [ev('t', 'x1'), ev('t', 'x3')] }]);
+      expect(outcome!.results.map((r) => r.status)).to.deep.equal(['duplicate', 'stored']);
+    });
+
+    it('a build under way when the store closes ends quietly', async () => {
+      const a = await open();
+      await a.commitJobs([{ id: 'a0', events: batch(0, 1000) }]);
+      const b = await open({ filterKeyPage: 10 });
+      const building = b.prepareWrites();
+      await b.commitJobs([{ id: 'b0', events: [ev('t', 'during')] }]);
+      await b.close();
+      expect(await building).to.deep.equal({ status: 'closed' });
+    });
+
+    it('keeps no filter past SQLITE_KEY_FILTER_MAX_MB, and stays exact', async () => {
+      const a = await open();
+      await a.commitJobs([{ id: 'a0', events: batch(0, 2000) }]);
+      const none = openSqliteStore({ dataDir: dir, keyFilterMaxMb: 0 });
+      opened.push(none);
+      expect(await none.prepareWrites()).to.deep.include({ status: 'over-bound', keys: 2000 });
+      const [copies] = await none.commitJobs([{ id: 'n0', events: [...batch(0, 2000), ev('t0', 'new-n0')] }]);
+      expect(copies).to.include({ stored: 1, dropped: 2000 });
+      expect(await verdicts(none, a, 'unbounded')).to.deep.equal(EXPECTED);
+    });
+
+    it('a writer whose filter outgrows its bound drops it and stays exact', async function () {
+      this.timeout(60_000);
+      // 0.1 MB holds the first segment (80 KB for 65,536 keys) and not the second (160 KB).
+      const b = openSqliteStore({ dataDir: dir, keyFilterMaxMb: 0.1 });
+      opened.push(b);
+      expect(await b.prepareWrites()).to.include({ status: 'built' });
+      for (let j = 0; j < 7; j++) await b.commitJobs([{ id: `b-${j}`, events: batch(j * 10_000, 10_000) }]);
+      const [outcome] = await b.commitJobs([{ id: 'b-copies', events: [...batch(0, 70_000), ev('t0', 'new')] }]);
+      expect(outcome).to.include({ stored: 1, dropped: 70_000 });
+      expect(await b.prepareWrites()).to.include({ status: 'over-bound' });
+      const a = await open();
+      expect(await verdicts(b, a, 'dropped')).to.deep.equal(EXPECTED);
     });
 
     it('stays exact when writers alternate commit by commit, each copying what the other just stored', async () => {
