@@ -45,7 +45,7 @@ export function eventCountOfJobId(id: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-const JOB_OPTIONS: JobsOptions = {
+export const JOB_OPTIONS: JobsOptions = {
   // The store records every finished job id, so Redis need not keep completed jobs.
   removeOnComplete: true,
   // Failed jobs stay for inspection and replay, up to a bound.

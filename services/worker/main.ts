@@ -30,8 +30,8 @@ const store = await opener.open(async (err, attempt) => {
   await heartbeat.beat();
 });
 if (store === undefined) {
-  // Stopped while the store was opening (its filter of stored keys can take seconds to
-  // build): no job was taken, so there is nothing to hand back.
+  // Stopped while the store was opening (a database away, a data directory not writable):
+  // no job was taken, so there is nothing to hand back.
   log.info('stopped before taking any job');
 } else {
   // Expired events and job ids past their horizon, deleted in the background (sweeper.ts).
