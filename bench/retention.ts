@@ -172,6 +172,12 @@ class PacedLoad {
 
 const mb = (b: number) => (b / 1e6).toFixed(1);
 
+/**
+ * What grows with the identities: on SQLite the database file alone, since the WAL's size
+ * is a high-water mark of writes between checkpoints, not of what is stored.
+ */
+const grown = (s: Sample) => s.sizeBytes - (s.walBytes ?? 0);
+
 /** Least-squares slope of y over x. */
 function slope(xs: number[], ys: number[]): number {
   const n = xs.length;
@@ -189,7 +195,7 @@ function slope(xs: number[], ys: number[]): number {
 function table(samples: Sample[], perIdentity: number): string {
   const head =
     store === 'sqlite'
-      ? '| elapsed | stored so far | expired | `events` rows | `gone` rows | `jobs` rows | `copies` rows | size on disk (MB) | of which WAL (MB) | free pages (MB) | size − `gone` × slope (MB) |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
+      ? '| elapsed | stored so far | expired | `events` rows | `gone` rows | `jobs` rows | `copies` rows | size on disk (MB) | WAL (MB) | database file (MB) | free pages (MB) | file − `gone` × slope (MB) |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
       : '| elapsed | stored so far | expired | `events` rows | `gone` rows | `jobs` rows | `copies` rows | store tables (MB) | `events` table (MB) | size − `gone` × slope (MB) |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |';
   const lines = samples.map((s) => {
     const common = [
@@ -202,8 +208,11 @@ function table(samples: Sample[], perIdentity: number): string {
       s.rows.copies,
       mb(s.sizeBytes),
     ];
-    const rest = mb(s.sizeBytes - s.rows.gone * perIdentity);
-    const extra = store === 'sqlite' ? [mb(s.walBytes ?? 0), mb((s.freePages ?? 0) * (s.pageSize ?? 0)), rest] : [mb(s.eventsBytes ?? 0), rest];
+    const rest = mb(grown(s) - s.rows.gone * perIdentity);
+    const extra =
+      store === 'sqlite'
+        ? [mb(s.walBytes ?? 0), mb(s.sizeBytes - (s.walBytes ?? 0)), mb((s.freePages ?? 0) * (s.pageSize ?? 0)), rest]
+        : [mb(s.eventsBytes ?? 0), rest];
     return `| ${[...common, ...extra].join(' | ')} |`;
   });
   return [head, ...lines].join('\n');
@@ -269,7 +278,7 @@ async function main(): Promise<void> {
     // steady size, and the store grows by the identities alone: the slope of size over
     // `gone` rows is what one expired identity costs, everything else included.
     const steady = samples.slice(0, -1).filter((s) => s.elapsedS >= 2 * retentionS);
-    const perIdentity = steady.length >= 2 ? slope(steady.map((s) => s.rows.gone), steady.map((s) => s.sizeBytes)) : 0;
+    const perIdentity = steady.length >= 2 ? slope(steady.map((s) => s.rows.gone), steady.map(grown)) : 0;
     const storedRate = (final.stats.unique_processed - (samples[0]?.stats.unique_processed ?? 0)) / loadS;
     const eventsRows = steady.map((s) => s.rows.events);
 
@@ -290,7 +299,7 @@ async function main(): Promise<void> {
       '',
       `- books: received ${final.stats.received} = unique_processed ${final.stats.unique_processed} + duplicate_dropped ${final.stats.duplicate_dropped}: ${books ? 'balanced' : 'NOT balanced'}; expired ${final.stats.expired ?? 0}`,
       steady.length >= 2
-        ? `- from ${Math.round(steady[0]!.elapsedS)} s (two retention periods) on: \`events\` rows between ${Math.min(...eventsRows)} and ${Math.max(...eventsRows)}; the size grows with \`gone\` by ${perIdentity.toFixed(0)} bytes per expired identity (least-squares slope of size over \`gone\` rows, everything else in the store included: dedup index, job ids, pages not yet reused); the last column takes that growth out`
+        ? `- from ${Math.round(steady[0]!.elapsedS)} s (two retention periods) on: \`events\` rows between ${Math.min(...eventsRows)} and ${Math.max(...eventsRows)}; the ${store === 'sqlite' ? 'database file' : 'store'} grows with \`gone\` by ${perIdentity.toFixed(0)} bytes per expired identity (least-squares slope of its size over \`gone\` rows, everything else in it included: dedup index, job ids, pages not yet reused); the last column takes that growth out`
         : '- the run was too short for a steady state (less than two retention periods)',
       '',
     ].join('\n');
