@@ -68,7 +68,12 @@ type Sample = {
 };
 
 /** Row counts and sizes, read straight from the store (a measuring tool may; the service never sees it). */
-type Probe = { sample(): Promise<Omit<Sample, 'elapsedS' | 'sent' | 'stats'>>; close(): Promise<void> };
+type Probe = {
+  sample(): Promise<Omit<Sample, 'elapsedS' | 'sent' | 'stats'>>;
+  /** Anything the store needs from outside the service to reuse deleted rows' space; a note on it, or undefined. */
+  upkeep(): Promise<string | undefined>;
+  close(): Promise<void>;
+};
 
 function sqliteProbe(dataDir: string): Probe {
   const file = path.join(dataDir, STORE_FILE);
@@ -90,13 +95,19 @@ function sqliteProbe(dataDir: string): Probe {
         db.close();
       }
     },
+    upkeep: () => Promise.resolve(undefined),
     close: () => Promise.resolve(),
   };
 }
 
 function postgresProbe(url: string): Probe {
   const client = new pg.Client({ connectionString: url });
-  const connected = client.connect();
+  const vacuumClient = new pg.Client({ connectionString: url });
+  const connected = Promise.all([client.connect(), vacuumClient.connect()]);
+  const vacuumMs: number[] = [];
+  let server: { autovacuum: boolean } | undefined;
+  const upkeeper = async () =>
+    (server ??= { autovacuum: (await client.query<{ autovacuum: string }>('SHOW autovacuum')).rows[0]!.autovacuum === 'on' });
   return {
     async sample() {
       await connected;
@@ -110,7 +121,24 @@ function postgresProbe(url: string): Probe {
       );
       return { rows, sizeBytes: Number(sz[0]!.total), eventsBytes: Number(sz[0]!.events) };
     },
-    close: () => client.end(),
+    // PostgreSQL reuses a deleted row's space once VACUUM has marked it free, which
+    // autovacuum does by itself (on by default). A server where it is off (some test setups
+    // turn it off) would show the table growing by every deleted row: there the bench does
+    // autovacuum's job, a plain VACUUM of the database at every sample (autovacuum's default
+    // naptime is a minute), and says so in the results.
+    async upkeep() {
+      await connected;
+      const on = (await upkeeper()).autovacuum;
+      if (on) return undefined;
+      const t = performance.now();
+      await vacuumClient.query('VACUUM');
+      vacuumMs.push(performance.now() - t);
+      return `autovacuum is off on this server: the bench ran a plain \`VACUUM\` of the database after each sample, as autovacuum would (${vacuumMs.length} runs, ${(vacuumMs.reduce((a, b) => a + b, 0) / vacuumMs.length / 1000).toFixed(1)} s on average, at most ${(Math.max(...vacuumMs) / 1000).toFixed(1)} s)`;
+    },
+    close: async () => {
+      await client.end();
+      await vacuumClient.end();
+    },
   };
 }
 
@@ -258,14 +286,24 @@ async function main(): Promise<void> {
           (s.walBytes !== undefined ? ` (WAL ${mb(s.walBytes)} MB, free ${mb((s.freePages ?? 0) * (s.pageSize ?? 0))} MB)` : ` (events ${mb(s.eventsBytes ?? 0)} MB)`),
       );
     };
+    let upkeepNote: string | undefined;
+    let upkeeping: Promise<void> = Promise.resolve();
+    const upkeep = () => {
+      upkeeping = upkeeping.then(async () => {
+        upkeepNote = await probe!.upkeep();
+      });
+    };
     load.start();
     await take();
+    upkeep();
     for (let k = 1; k * intervalMs <= runMs; k++) {
       const wait = t0 + k * intervalMs - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       await take();
+      upkeep();
     }
     await load.stop();
+    await upkeeping;
     const loadS = (performance.now() - t0) / 1000;
     log(`load stopped after ${loadS.toFixed(0)} s: ${load.sent} events sent (${(load.sent / loadS).toFixed(0)}/s), ${load.retries} retries; draining`);
     await waitFor(async () => (await stats()).pending === 0, { timeoutMs: 300_000, what: 'the queue to drain' });
@@ -277,7 +315,7 @@ async function main(): Promise<void> {
     // Once a full retention period plus a sweep has passed, the events table is at its
     // steady size, and the store grows by the identities alone: the slope of size over
     // `gone` rows is what one expired identity costs, everything else included.
-    const steady = samples.slice(0, -1).filter((s) => s.elapsedS >= 2 * retentionS);
+    const steady = samples.slice(0, -1).filter((s) => s.elapsedS >= 2 * retentionS - 1);
     const perIdentity = steady.length >= 2 ? slope(steady.map((s) => s.rows.gone), steady.map(grown)) : 0;
     const storedRate = (final.stats.unique_processed - (samples[0]?.stats.unique_processed ?? 0)) / loadS;
     const eventsRows = steady.map((s) => s.rows.events);
@@ -291,6 +329,7 @@ async function main(): Promise<void> {
       `- machine: ${cpus.length} cores ${cpus[0]?.model.trim() ?? ''}, shared with other work while it ran; Node.js ${process.version}`,
       `- run: \`npm run bench:retention -- --store ${store} --rate ${rate} --retention ${retentionS} --minutes ${runMs / 60_000} --interval ${intervalMs / 1000} --dup ${dupRatio} --batch ${batch} --workers ${workers}\``,
       `- load: ${load.sent} events published in ${loadS.toFixed(0)} s (${(load.sent / loadS).toFixed(0)}/s asked ${rate}/s, ${dupRatio * 100}% copies of recent events, batches of ${batch}), ${load.retries} retries after 503; ${workers} worker(s); \`EVENT_RETENTION=${retentionS}s\``,
+      ...(upkeepNote !== undefined ? [`- ${upkeepNote}`] : []),
       `- stored: ${storedRate.toFixed(0)} events/s, so the steady \`events\` table should hold about ${Math.round(storedRate * retentionS)} rows (rate x retention, plus up to one sweep interval of 5 s)`,
       '',
       table(samples, perIdentity),
