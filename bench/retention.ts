@@ -338,7 +338,7 @@ async function main(): Promise<void> {
       '',
       `- books: received ${final.stats.received} = unique_processed ${final.stats.unique_processed} + duplicate_dropped ${final.stats.duplicate_dropped}: ${books ? 'balanced' : 'NOT balanced'}; expired ${final.stats.expired ?? 0}`,
       steady.length >= 2
-        ? `- from ${Math.round(steady[0]!.elapsedS)} s (two retention periods) on: \`events\` rows between ${Math.min(...eventsRows)} and ${Math.max(...eventsRows)}; the ${store === 'sqlite' ? 'database file' : 'store'} grows with \`gone\` by ${perIdentity.toFixed(0)} bytes per expired identity (least-squares slope of its size over \`gone\` rows, everything else in it included: dedup index, job ids, pages not yet reused); the last column takes that growth out`
+        ? `- from ${Math.round(steady[0]!.elapsedS)} s (two retention periods) on: \`events\` rows between ${Math.min(...eventsRows)} and ${Math.max(...eventsRows)}; the ${store === 'sqlite' ? 'database file' : 'store'} grows with \`gone\` by ${perIdentity.toFixed(0)} bytes per expired identity (least-squares slope of its size over \`gone\` rows, everything else in it included: ${store === 'sqlite' ? 'dedup index' : '`identities`'}, job ids, pages not yet reused); the last column takes that growth out`
         : '- the run was too short for a steady state (less than two retention periods)',
       '',
     ].join('\n');
