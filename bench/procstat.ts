@@ -1,0 +1,34 @@
+// What the kernel says of a process (CPU used, peak memory), and a flush of the page cache.
+import { execSync } from 'node:child_process';
+import fs from 'node:fs';
+
+/**
+ * Writes out what earlier steps left dirty in the page cache (a copied 10 M prefill is over
+ * a GB): else the kernel flushes it during the next measurement, on the same two cores.
+ */
+export function settle(): void {
+  execSync('sync');
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+export function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime, in clock ticks of 1/100 s (USER_HZ on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Peak resident memory of a process, from the kernel's high-water mark. */
+export function peakRssMb(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : 0;
+  } catch {
+    return 0;
+  }
+}
