@@ -125,8 +125,11 @@ type Project = { name: string; files: string[]; port: number };
 
 function compose(p: Project, args: string[], timeoutMs = 120_000): Promise<RunResult> {
   const files = p.files.flatMap((f) => ['-f', path.join(ROOT, f)]);
-  // API_KEY unset whatever the caller's environment holds: the publisher sends no key.
-  const env = { ...podmanEnv, API_PORT: String(p.port), API_KEY: '', READ_API_KEY: '' };
+  // API_KEY unset whatever the caller's environment holds: the publisher sends no key (and an
+  // empty key is a configuration error, so it is left out rather than emptied).
+  const env: NodeJS.ProcessEnv = { ...podmanEnv, API_PORT: String(p.port) };
+  delete env.API_KEY;
+  delete env.READ_API_KEY;
   return run('docker-compose', ['-p', p.name, ...files, ...args], { timeoutMs, env, cwd: ROOT }).then((r) => {
     if (r.timedOut) throw new Error(`docker-compose ${args.join(' ')}: no end after ${secs(timeoutMs)}`);
     if (r.code !== 0) throw new Error(`docker-compose ${args.join(' ')}: exit ${r.code}\n${(r.stderr || r.stdout).trim().slice(-3000)}`);
