@@ -1,6 +1,7 @@
 // The HTTP API as a Koa app. It mounts the three parts, each in its folder: publishing
-// (publish/), reading (read/) and the operator's view (operator/), and gives every answer
-// a request id and every error one shape (http/errors.ts).
+// (publish/), reading (read/) and the operator's view (operator/), inside one shell
+// (http/koa-shell.ts: a request id, a logger and one answer writer for every request,
+// one shape for every error), which the lean publish path shares.
 import Koa from 'koa';
 import Router from '@koa/router';
 import type { Queue } from 'bullmq';
@@ -10,9 +11,9 @@ import type { Logger } from '../../shared/log.js';
 import type { PublishJobData } from '../../shared/queue.js';
 import type { Store } from '../../shared/store/port.js';
 import { bearerCheck, requireBearer } from './http/auth.js';
-import { HttpError, errorBody } from './http/errors.js';
+import { koaShell, type ShellState } from './http/koa-shell.js';
 import { rejectNul } from './http/nul.js';
-import { createRequestIds, type RequestIds } from './http/request-ids.js';
+import { requestContexts } from './http/request-context.js';
 import { registerEraseRoute } from './erase/route.js';
 import { registerIngestRoutes } from './ingest/routes.js';
 import { registerOperatorRoutes } from './operator/routes.js';
@@ -45,33 +46,7 @@ type ApiDeps = {
   isReady: () => boolean;
 };
 
-type State = PublishState & { log: Logger };
-
-/** Gives every answer its request id, and every error the contract's shape. */
-function requestIds(log: Logger, ids: RequestIds): Koa.Middleware<State> {
-  return async (ctx, next) => {
-    const reqId = ids.of(ctx.get('x-request-id'));
-    // The child logger is made only when a line is written.
-    let child: Logger | undefined;
-    Object.defineProperty(ctx.state, 'log', { get: () => (child ??= log.child({ reqId })), configurable: true });
-    ctx.set('X-Request-Id', reqId);
-    const started = performance.now();
-    try {
-      await next();
-      if (ctx.status === 404 && ctx.body === undefined) {
-        throw new HttpError(404, 'not_found', `no route for ${ctx.method} ${ctx.path}`);
-      }
-    } catch (err) {
-      errorBody(ctx, err, ctx.state.log);
-    }
-    if (log.isLevelEnabled('debug')) {
-      ctx.state.log.debug(
-        { method: ctx.method, path: ctx.path, status: ctx.status, ms: +(performance.now() - started).toFixed(2) },
-        'request',
-      );
-    }
-  };
-}
+type State = PublishState & ShellState;
 
 /** The Koa app alone, every route on it (the publish routes included). */
 export function createApp(deps: ApiDeps): Koa<State> {
@@ -84,7 +59,7 @@ export function createApp(deps: ApiDeps): Koa<State> {
  */
 export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener } {
   const { config, store } = deps;
-  const ids = createRequestIds();
+  const contexts = requestContexts(deps.log);
   const app = new Koa<State>({ proxy: false });
   const router = new Router<State>();
   const requireKey = requireBearer(config.apiKey, 'API_KEY');
@@ -133,14 +108,14 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
   });
   registerHealthRoutes(router, { store, redis: deps.redis, queueName: config.queueName, isReady: deps.isReady });
 
-  app.use(requestIds(deps.log, ids));
+  app.use(koaShell(contexts));
   app.use(rejectNul());
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   // Koa's own error listener would print stack traces for errors already answered.
   app.silent = true;
   const listener = leanPublish(
-    { publisher, checkKey: bearerCheck(config.apiKey, 'API_KEY'), record: operator.recordPublish, ids, log: deps.log },
+    { publisher, checkKey: bearerCheck(config.apiKey, 'API_KEY'), record: operator.recordPublish, contexts, log: deps.log },
     app.callback(),
   );
   return { app, listener };

@@ -4,10 +4,11 @@
 // alone, so the answer is written as raw HTTP/1.1, then the connection is closed: after
 // such an error the parser cannot tell where a next request would start.
 // https://nodejs.org/docs/latest-v20.x/api/http.html#event-clienterror
-import { STATUS_CODES, type Server, type ServerResponse } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../shared/log.js';
-import { HttpError, errorAnswer, type ErrorAnswer } from './errors.js';
+import { HttpError, errorAnswer } from './errors.js';
+import { rawJson } from './json-answer.js';
 
 /** What Node's parser reports, as the error the contract answers with. */
 function answerFor(err: NodeJS.ErrnoException & { reason?: string }): HttpError {
@@ -24,19 +25,6 @@ function answerFor(err: NodeJS.ErrnoException & { reason?: string }): HttpError 
     default:
       return new HttpError(400, 'bad_request', `the request is not valid HTTP/1.1${err.reason ? `: ${err.reason}` : ''}`);
   }
-}
-
-/** The answer as raw HTTP/1.1: there is no response object to write it to. */
-function rawResponse({ status, body: json }: ErrorAnswer): string {
-  const body = JSON.stringify(json);
-  return [
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
-    'Content-Type: application/json; charset=utf-8',
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    'Connection: close',
-    '',
-    body,
-  ].join('\r\n');
 }
 
 /** How long a closing socket may take to read its answer before it is cut. */
@@ -60,7 +48,7 @@ export function answerClientErrors(server: Server, log: Logger): void {
     answered.add(socket);
     const answer = errorAnswer(answerFor(err), log);
     log.debug({ code: err.code, status: answer.status }, 'client error');
-    socket.end(rawResponse(answer));
+    socket.end(rawJson(answer));
     setTimeout(() => socket.destroy(), LINGER_MS).unref();
   });
 }

@@ -1,9 +1,11 @@
 // Errors that know their HTTP meaning, in the spirit of Koa's `expose`: a 4xx message is
 // for the client; a 5xx keeps its detail in the log and answers with a generic message.
-// `errorBody` is the one place an error becomes the contract's answer.
-import type { Context } from 'koa';
+// `errorAnswer` is the one place an error becomes the contract's answer, on every path
+// (the Koa shell, the lean publish path, `Expect` refusals, the parser's client errors);
+// `statusOf` is its status alone, for what counts answers (operator/metrics.ts).
 import type { Logger } from '../../../shared/log.js';
 import { STORE_RETRY_AFTER_SECONDS, StoreUnavailableError } from '../../../shared/store/unavailable.js';
+import type { JsonAnswer } from './json-answer.js';
 
 export class HttpError extends Error {
   readonly expose: boolean;
@@ -62,11 +64,8 @@ function codeForStatus(status: number): string {
   }
 }
 
-/** The contract's answer to an error: its status, its headers and its JSON body. */
-export type ErrorAnswer = { status: number; headers: Record<string, string>; body: Record<string, unknown> };
-
-/** Any error thrown while answering, as the contract's JSON: `{error, message, ...}`. */
-export function errorAnswer(err: unknown, log: Logger): ErrorAnswer {
+/** Any error thrown while answering, as the contract's JSON: `{error, message, ...}`, with its status and headers. */
+export function errorAnswer(err: unknown, log: Logger): JsonAnswer {
   // The store out of reach is the client's cue to retry, as /ready says, never a 500.
   if (err instanceof StoreUnavailableError) {
     log.warn({ err: err.message }, 'store unavailable');
@@ -89,12 +88,4 @@ export function errorAnswer(err: unknown, log: Logger): ErrorAnswer {
       ...(err instanceof HttpError ? err.extra : {}),
     },
   };
-}
-
-/** errorAnswer, given to Koa. */
-export function errorBody(ctx: Context, err: unknown, log: Logger): void {
-  const answer = errorAnswer(err, log);
-  ctx.status = answer.status;
-  for (const [k, v] of Object.entries(answer.headers)) ctx.set(k, v);
-  ctx.body = answer.body;
 }

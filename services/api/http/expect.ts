@@ -6,6 +6,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { bearerCheck } from './auth.js';
 import { errorAnswer, HttpError } from './errors.js';
+import { writeJson } from './json-answer.js';
 import type { Logger } from '../../../shared/log.js';
 
 export type ExpectOptions = { apiKey: string | undefined; readApiKey: string | undefined; maxBodyBytes: number; log: Logger };
@@ -32,16 +33,8 @@ function refusal(req: IncomingMessage, o: ExpectOptions, checkKey: (h: string) =
 }
 
 function answer(res: ServerResponse, err: unknown, log: Logger): void {
-  const { status, headers, body } = errorAnswer(err, log);
   // The body was never asked for: the connection cannot carry a next request after it.
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    ...headers,
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': String(Buffer.byteLength(text)),
-    Connection: 'close',
-  });
-  res.end(text);
+  writeJson(res, errorAnswer(err, log), true);
 }
 
 export function handleExpect(server: Server, o: ExpectOptions): void {

@@ -9,7 +9,8 @@ import type { Logger } from '../../../shared/log.js';
 import type { Event } from '../../../shared/schema.js';
 import type { BearerCheck } from '../http/auth.js';
 import { errorAnswer } from '../http/errors.js';
-import type { RequestIds } from '../http/request-ids.js';
+import { writeJson, type JsonAnswer } from '../http/json-answer.js';
+import type { RequestContexts } from '../http/request-context.js';
 import type { Publisher } from './route.js';
 
 export type Listener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -18,14 +19,12 @@ type LeanDeps = {
   publisher: Publisher;
   checkKey: BearerCheck;
   record: (status: number, seconds: number, accepted: readonly Event[] | undefined) => void;
-  ids: RequestIds;
+  contexts: RequestContexts;
   log: Logger;
 };
 
 /** Characters for which parseurl (Koa's URL parser) leaves its fast path for url.parse. */
 const PARSEURL_SLOW = /[\t\n\f\r #\u00a0\ufeff]/;
-
-const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** The publish path a URL names exactly, with its query, or undefined when Koa should see it. */
 function publishTarget(url: string): { path: string; query: string | undefined } | undefined {
@@ -44,46 +43,23 @@ function waitOf(query: string | undefined): string | string[] | undefined {
   return values.length <= 1 ? values[0] : values;
 }
 
-/** Koa's JSON answer: its status, headers in Koa's order, the body as JSON.stringify writes it. */
-function answer(res: ServerResponse, status: number, reqId: string, headers: Record<string, string> | undefined, body: unknown): void {
-  // As Koa: nothing more is written to a socket that cannot take it.
-  if (res.writableEnded || (res.socket !== null && !res.socket.writable)) {
-    res.end();
-    return;
-  }
-  const text = JSON.stringify(body);
-  res.statusCode = status;
-  res.setHeader('X-Request-Id', reqId);
-  if (headers !== undefined) for (const k in headers) res.setHeader(k, headers[k]!);
-  res.setHeader('Content-Type', JSON_TYPE);
-  res.setHeader('Content-Length', Buffer.byteLength(text));
-  res.end(text);
-}
-
 export function leanPublish(deps: LeanDeps, koa: Listener): Listener {
-  const { publisher, checkKey, record, ids, log } = deps;
+  const { publisher, checkKey, record, contexts, log } = deps;
 
   async function serve(req: IncomingMessage, res: ServerResponse, path: string, query: string | undefined): Promise<void> {
-    const reqId = ids.of(req.headers['x-request-id'] as string | undefined);
-    let child: Logger | undefined;
-    const logOf = () => (child ??= log.child({ reqId }));
-    const started = performance.now();
-    let status: number;
-    let headers: Record<string, string> | undefined;
-    let body: unknown;
+    const request = contexts.open(req, res);
+    let answer: JsonAnswer;
     try {
       checkKey(req.headers.authorization ?? '');
       const done = await publisher(req, req.headers['content-type'] ?? '', waitOf(query));
-      record(done.status, (performance.now() - started) / 1000, done.accepted);
-      ({ status, body } = done);
+      record(done.status, request.seconds(), done.accepted);
+      answer = done;
     } catch (err) {
-      ({ status, headers, body } = errorAnswer(err, logOf()));
-      record(status, (performance.now() - started) / 1000, undefined);
+      answer = errorAnswer(err, request.log);
+      record(answer.status, request.seconds(), undefined);
     }
-    answer(res, status, reqId, headers, body);
-    if (log.isLevelEnabled('debug')) {
-      logOf().debug({ method: 'POST', path, status, ms: +(performance.now() - started).toFixed(2) }, 'request');
-    }
+    writeJson(res, answer);
+    request.answered('POST', path, answer.status);
   }
 
   return (req, res) => {
