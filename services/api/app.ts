@@ -21,7 +21,7 @@ import type { Backlog } from './publish/backlog.js';
 import type { Enqueuer } from './publish/enqueue.js';
 import type { ResultWaiter } from './publish/results.js';
 import { leanPublish, type Listener } from './publish/lean.js';
-import { createPublisher, registerPublishRoutes, type PublishState } from './publish/route.js';
+import { createPublishShell, registerPublishRoutes } from './publish/route.js';
 import { DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT, registerEventRoutes } from './read/events.js';
 import type { Fanout } from './read/fanout.js';
 import { registerHealthRoutes } from './read/health.js';
@@ -46,10 +46,8 @@ type ApiDeps = {
   isReady: () => boolean;
 };
 
-type State = PublishState & ShellState;
-
 /** The Koa app alone, every route on it (the publish routes included). */
-export function createApp(deps: ApiDeps): Koa<State> {
+export function createApp(deps: ApiDeps): Koa<ShellState> {
   return createApi(deps).app;
 }
 
@@ -57,11 +55,11 @@ export function createApp(deps: ApiDeps): Koa<State> {
  * The app, and the request listener to serve: it answers POST /publish and /publish/batch
  * on the lean path (publish/lean.ts) and hands every other request to the app.
  */
-export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener } {
+export function createApi(deps: ApiDeps): { app: Koa<ShellState>; listener: Listener } {
   const { config, store } = deps;
   const contexts = requestContexts(deps.log);
-  const app = new Koa<State>({ proxy: false });
-  const router = new Router<State>();
+  const app = new Koa<ShellState>({ proxy: false });
+  const router = new Router<ShellState>();
   const requireKey = requireBearer(config.apiKey, 'API_KEY');
   const requireReadKey = requireBearer(config.readApiKey, 'READ_API_KEY');
 
@@ -79,8 +77,8 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
       defaultEventsLimit: DEFAULT_EVENTS_LIMIT,
     },
   });
-  // One publisher for both paths: they share its bytes-in-flight bound.
-  const publisher = createPublisher({
+  // Both ways in to POST /publish answer through this one shell (publish/route.ts).
+  const publish = createPublishShell({
     maxBodyBytes: config.maxBodyBytes,
     maxBatchEvents: config.maxBatchEvents,
     maxInflightBytes: config.maxInflightBytes,
@@ -88,8 +86,10 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
     backlog: deps.backlog,
     enqueuer: deps.enqueuer,
     results: deps.results,
+    checkKey: bearerCheck(config.apiKey, 'API_KEY'),
+    record: operator.recordPublish,
   });
-  registerPublishRoutes(router, publisher, { requireKey, observe: operator.observePublish });
+  registerPublishRoutes(router, publish);
   registerIngestRoutes(router, { config, backlog: deps.backlog, enqueuer: deps.enqueuer, observe: operator.observePublish });
   // Before any /events/:topic/... route, so that `stream` is never read as a topic.
   registerStreamRoute(router, { fanout: deps.fanout, requireReadKey });
@@ -114,9 +114,6 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
   app.use(router.allowedMethods({ throw: true }));
   // Koa's own error listener would print stack traces for errors already answered.
   app.silent = true;
-  const listener = leanPublish(
-    { publisher, checkKey: bearerCheck(config.apiKey, 'API_KEY'), record: operator.recordPublish, contexts, log: deps.log },
-    app.callback(),
-  );
+  const listener = leanPublish({ shell: publish, contexts, log: deps.log }, app.callback());
   return { app, listener };
 }

@@ -1,11 +1,35 @@
-// Waiting for results (POST /publish?wait=s): the API process' one subscription to the
-// workers' commit notices (../commits.ts), and a table of the requests waiting on each job. A request
-// registers before its job is added (see enqueue.ts), so no result can come back before
-// someone listens for it. Each waiter costs one timer and one map entry, freed the moment
-// it is answered or gives up: a thousand waiting requests are a thousand small objects.
+// Waiting for results (POST /publish?wait=s), all of `?wait` in one file: the query read
+// (waitSeconds), the API process' one subscription to the workers' commit notices
+// (../commits.ts) with a table of the requests waiting on each job, and the answer a wait
+// ends with (answerAfterWait). A request registers before its job is added (see
+// enqueue.ts), so no result can come back before someone listens for it. Each waiter costs
+// one timer and one map entry, freed the moment it is answered or gives up: a thousand
+// waiting requests are a thousand small objects.
 import type { EventResult } from '../../../shared/store/port.js';
+import { HttpError } from '../http/errors.js';
 import type { CommitFeed } from '../commits.js';
 import type { Placement } from './enqueue.js';
+
+/** The longest a producer may wait for its results, in seconds. */
+const MAX_WAIT_SECONDS = 30;
+
+/**
+ * `?wait=s` of a query string ('' when none): undefined when absent, else a number of
+ * seconds with 0 < s <= 30; a repeated `wait` is refused.
+ */
+export function waitSeconds(query: string): number | undefined {
+  if (query === '') return undefined;
+  const values = new URLSearchParams(query).getAll('wait');
+  if (values.length === 0) return undefined;
+  const text = values.length === 1 ? values[0]!.trim() : undefined;
+  const seconds = text !== undefined && /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+  if (!(seconds > 0 && seconds <= MAX_WAIT_SECONDS)) {
+    // The value as given: a repeated one as the list of its values.
+    const given = JSON.stringify(values.length === 1 ? values[0] : values);
+    throw new HttpError(400, 'invalid_query', `wait must be a number of seconds above 0 and at most ${MAX_WAIT_SECONDS} (got ${given})`);
+  }
+  return seconds;
+}
 
 type Waiter = { offset: number; count: number; done: (results: EventResult[] | undefined) => void };
 
@@ -70,5 +94,15 @@ export function createResultWaiter(feed: CommitFeed): ResultWaiter {
       waiting.clear();
       return Promise.resolve();
     },
+  };
+}
+
+/** A publish the producer waited for: 200 with every result when all came in time, else the 202 it would have had. */
+export async function answerAfterWait(waiting: Registration, timeoutMs: number, accepted: { accepted: number; job: string }) {
+  const results = await waiting.wait(timeoutMs);
+  if (results === undefined || results.length !== accepted.accepted) return { status: 202 as const, body: { status: 'accepted', ...accepted } };
+  return {
+    status: 200 as const,
+    body: { status: 'processed', ...accepted, results: results.map((r, index) => ({ index, status: r.status, seq: r.seq })) },
   };
 }

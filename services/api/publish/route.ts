@@ -1,17 +1,28 @@
-// POST /publish and /publish/batch: body (under the bytes-in-flight bound), validation,
-// backlog, enqueue. `createPublisher` holds the whole answer and knows nothing of Koa, so
-// the Koa routes and the lean path beside Koa (lean.ts) give the same answers by sharing it.
+// POST /publish and /publish/batch, one shell for both ways a request reaches them.
+//
+// Why two ways, and one shell: a one-event publish through Koa's context, router and
+// middleware costs more than the publish itself, so the listener answers the exact paths
+// beside Koa (lean.ts); the Koa routes stay for every other spelling the router accepts
+// (`/PUBLISH`, `/publish/`, a query no plain parser reads alike) and keep GET /publish a
+// 405 with its Allow header. Dropping the Koa routes would mean copying the router's
+// matching and its 405s into lean.ts; keeping both means they must never differ, so
+// neither holds any of the answer: `createPublishShell` is the whole request (API_KEY,
+// `?wait`, body, validation, backlog, enqueue, the metrics' count, errors through
+// errorAnswer) as a JsonAnswer, and each way only writes it, Koa through its shell and the
+// lean path straight, both with http/json-answer.ts and http/request-context.ts.
 import type { IncomingMessage } from 'node:http';
-import type { Context } from 'koa';
 import type Router from '@koa/router';
 import type { Event } from '../../../shared/schema.js';
-import { HttpError, unavailable } from '../http/errors.js';
-import type { Guard } from '../http/auth.js';
+import type { BearerCheck } from '../http/auth.js';
+import { errorAnswer, unavailable } from '../http/errors.js';
+import type { JsonAnswer } from '../http/json-answer.js';
+import { answerWith, type ShellState } from '../http/koa-shell.js';
+import type { RequestContext } from '../http/request-context.js';
 import type { Backlog } from './backlog.js';
 import { bodyKind, itemsOf, validateBatch } from './body.js';
 import type { Enqueuer } from './enqueue.js';
 import { inflightBytes, readBody } from './read-body.js';
-import type { Registration, ResultWaiter } from './results.js';
+import { answerAfterWait, waitSeconds, type Registration, type ResultWaiter } from './results.js';
 
 type PublisherDeps = {
   maxBodyBytes: number;
@@ -23,37 +34,22 @@ type PublisherDeps = {
   results: ResultWaiter;
 };
 
-type PublishDeps = {
-  /** API_KEY's guard. */
-  requireKey: Guard;
-  /** Put first, so that every answer is counted and timed (the operator's metrics). */
-  observe: (ctx: Context, next: () => Promise<void>) => Promise<void>;
+type ShellDeps = PublisherDeps & {
+  checkKey: BearerCheck;
+  /** The operator's metrics: every answer counted and timed, 401s and 503s included. */
+  record: (status: number, seconds: number, accepted: readonly Event[] | undefined) => void;
 };
-
-/** `accepted`: the events of an answered publish, for its metrics. */
-export type PublishState = { accepted?: readonly Event[] };
 
 /** A successful publish: 202 accepted, or 200 with the results a `?wait` got in time. */
 type PublishAnswer = { status: 200 | 202; body: Record<string, unknown>; accepted: readonly Event[] };
 
-/** The request (its body unread), its Content-Type ('' when absent) and its `wait` query value; throws an HttpError for any refusal. */
-export type Publisher = (req: IncomingMessage, contentType: string, waitQuery: string | string[] | undefined) => Promise<PublishAnswer>;
+/** The request (its body unread), its Content-Type ('' when absent) and its `?wait` seconds; throws an HttpError for any refusal. */
+type Publisher = (req: IncomingMessage, contentType: string, wait: number | undefined) => Promise<PublishAnswer>;
 
-/** The longest a producer may wait for its results, in seconds. */
-const MAX_WAIT_SECONDS = 30;
+/** A publish request, whichever way it came (its query string '' when none), as the answer to write. */
+export type PublishShell = (req: IncomingMessage, request: RequestContext, query: string) => Promise<JsonAnswer>;
 
-/** `?wait=s`: absent, or a number of seconds with 0 < s <= 30. */
-function parseWait(raw: string | string[] | undefined): number | undefined {
-  if (raw === undefined) return undefined;
-  const text = Array.isArray(raw) ? undefined : raw.trim();
-  const seconds = text !== undefined && /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
-  if (!(seconds > 0 && seconds <= MAX_WAIT_SECONDS)) {
-    throw new HttpError(400, 'invalid_query', `wait must be a number of seconds above 0 and at most ${MAX_WAIT_SECONDS} (got ${JSON.stringify(raw)})`);
-  }
-  return seconds;
-}
-
-export function createPublisher(deps: PublisherDeps): Publisher {
+function createPublisher(deps: PublisherDeps): Publisher {
   const inflight = inflightBytes(deps.maxInflightBytes);
 
   /** The request's events; the body's bytes live only in here, its parsed events after. */
@@ -68,9 +64,8 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     }
   };
 
-  return async (req, contentType, waitQuery) => {
+  return async (req, contentType, wait) => {
     const started = performance.now();
-    const wait = parseWait(waitQuery);
     const { events, held } = await readEvents(req, contentType);
     // The body's bytes stay counted until the job is in Redis: the events they became are held till then.
     let holding = true;
@@ -88,33 +83,36 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       // From here on the events are durably queued: whatever the wait gives, the answer is a success.
       inflight.give(held);
       holding = false;
-      if (waiting === undefined) return { status: 202, body: { status: 'accepted', accepted: events.length, job: placement.job }, accepted: events };
-      const results = await waiting.wait(Math.max(0, wait! * 1000 - (performance.now() - started)));
-      if (results !== undefined && results.length === events.length) {
-        return {
-          status: 200,
-          body: {
-            status: 'processed',
-            accepted: events.length,
-            job: placement.job,
-            results: results.map((r, index) => ({ index, status: r.status, seq: r.seq })),
-          },
-          accepted: events,
-        };
-      }
-      return { status: 202, body: { status: 'accepted', accepted: events.length, job: placement.job }, accepted: events };
+      const accepted = { accepted: events.length, job: placement.job };
+      if (waiting === undefined) return { status: 202, body: { status: 'accepted', ...accepted }, accepted: events };
+      const timeLeftMs = Math.max(0, wait! * 1000 - (performance.now() - started));
+      return { ...(await answerAfterWait(waiting, timeLeftMs, accepted)), accepted: events };
     } finally {
       if (holding) inflight.give(held);
     }
   };
 }
 
-export function registerPublishRoutes<S extends PublishState>(router: Router<S>, publisher: Publisher, deps: PublishDeps): void {
-  const publish = async (ctx: Context) => {
-    const answer = await publisher(ctx.req, ctx.get('content-type'), ctx.query.wait);
-    (ctx.state as PublishState).accepted = answer.accepted;
-    ctx.status = answer.status;
-    ctx.body = answer.body;
+/** One shell for both ways, and one publisher: they share its bytes-in-flight bound. */
+export function createPublishShell(deps: ShellDeps): PublishShell {
+  const publisher = createPublisher(deps);
+  return async (req, request, query) => {
+    try {
+      deps.checkKey(req.headers.authorization ?? '');
+      const done = await publisher(req, req.headers['content-type'] ?? '', waitSeconds(query));
+      deps.record(done.status, request.seconds(), done.accepted);
+      return done;
+    } catch (err) {
+      const answer = errorAnswer(err, request.log);
+      deps.record(answer.status, request.seconds(), undefined);
+      return answer;
+    }
   };
-  for (const path of ['/publish', '/publish/batch']) router.post(path, deps.observe, deps.requireKey, publish);
+}
+
+/** The Koa routes: every spelling of the paths that lean.ts leaves to Koa. */
+export function registerPublishRoutes<S extends ShellState>(router: Router<S>, shell: PublishShell): void {
+  for (const path of ['/publish', '/publish/batch']) {
+    router.post(path, async (ctx) => answerWith(ctx, await shell(ctx.req, ctx.state.request, ctx.querystring)));
+  }
 }
