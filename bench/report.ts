@@ -1,7 +1,7 @@
 // The Markdown tables of a run, as printed and as BENCHMARKS.md keeps them.
 import { serviceCpuSeconds, sum } from './accounting.js';
 import type { RunResult, WritersResult } from './results.js';
-import { streamSection } from './subscribers.js';
+import { streamSection } from './stream-report.js';
 
 export type RunMeta = Record<string, string>;
 

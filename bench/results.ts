@@ -5,7 +5,8 @@ import { ROOT } from '../tools/harness/root.js';
 import type { LoadResult } from './load.js';
 import type { RecoveryResult } from './recovery.js';
 import type { Scenario } from './scenarios.js';
-import type { CommitTimes, SubscribersResult } from './subscribers.js';
+import type { CommitTimes } from './stream-report.js';
+import type { SubscribersResult } from './subscribers.js';
 
 /** Where each run's JSON goes, and the prefill cache. */
 export const RESULTS = path.join(ROOT, 'bench-results');

@@ -17,7 +17,7 @@ import { Sampler } from './sampler.js';
 import type { Scenario } from './scenarios.js';
 import { BenchService, type ServiceOptions } from './service.js';
 import { measureStages } from './stage-limits.js';
-import { commitTimes } from './subscribers.js';
+import { commitTimes } from './stream-report.js';
 
 export type RunOptions = ServiceOptions & {
   stages: boolean;
