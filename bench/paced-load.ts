@@ -3,13 +3,13 @@
 import { Connection, prepareRequest } from './http-client.js';
 import { stream } from './workload.js';
 
+export type PacedLoadOptions = { rate: number; batch: number; lanes: number; dupRatio: number };
+
 /**
  * The paced producer: batch i is due at i x batch / rate seconds after the start; `lanes`
  * keep-alive connections take the batches in turn, so a slow answer delays no other lane.
  * A 503 (backlog over its limit) is retried after its Retry-After, as producers do.
  */
-export type PacedLoadOptions = { rate: number; batch: number; lanes: number; dupRatio: number };
-
 export class PacedLoad {
   sent = 0;
   retries = 0;
