@@ -53,7 +53,7 @@ async function startNatsServer(dir: string): Promise<{ proc: ChildProcess; serve
   const port = await freePort();
   const proc = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+  proc.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
   for (let i = 0; i < 100; i++) {
     if (proc.exitCode !== null) throw new Error(`nats-server exited: ${err}`);
     if (await listening(port)) return { proc, servers: `127.0.0.1:${port}` };

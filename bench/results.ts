@@ -35,6 +35,8 @@ export type RunResult = {
   exact: boolean;
   final: Counters;
   expected: Counters;
+  /** The store on disk once the workers stopped (SQLite file and WAL; PostgreSQL database). */
+  storeBytes?: number;
   stages?: { bareHttp: StageRate; bullmq: StageRate; store: StageRate };
   recovery?: RecoveryResult;
 };

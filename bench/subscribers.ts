@@ -150,7 +150,7 @@ async function runSubscribers(
   return {
     type: 'done',
     subscribers: spec.count,
-    follows: spec.topics === undefined ? 'every event' : `one of ${spec.topics.length} topics each`,
+    follows: spec.topics === undefined ? 'every event' : spec.topics.length === 1 ? `${spec.topics[0]} (all of them)` : `one of ${spec.topics.length} topics each`,
     expected: subs.reduce((n, s) => n + s.want, 0),
     delivered: { min: Math.min(...counts), max: Math.max(...counts) },
     exact: subs.every((s) => s.ordered && s.count === s.want),
