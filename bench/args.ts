@@ -22,7 +22,7 @@ Runs the service as real processes and measures it against round three's targets
                       wait: one event per request with ?wait=5, latency until processed
                       recovery: a worker SIGKILLed mid-stream; time until its jobs are committed
   --scale F           every size times F (events, prefills, JetStream messages, writers'
-                      events), for a short run: --scale 0.01 takes a minute or two
+                      events), for a short run (--scale 0.01: about four minutes on a loaded two-core machine)
   --store sqlite|postgres          the store of the scenarios that do not name theirs (default sqlite)
   --events N          events to publish per scenario (default per scenario)
   --batch N           events per request; 1 = one event per request

@@ -56,7 +56,7 @@ export function streamSection(
     // Same events in every run: while the cores are full, the rate can be at most this
     // share of the runs without subscribers, whatever the stream's latency.
     const baseCpu = bases.reduce((n, x) => n + total(x.cpu), 0) / bases.length;
-    const cpuShare = r.subscribers === 0 || bases.length === 0 ? '(baseline)' : `${((100 * baseCpu) / total(r.cpu)).toFixed(0)}%`;
+    const cpuShare = r.subscribers === 0 ? '(baseline)' : bases.length === 0 ? '–' : `${((100 * baseCpu) / total(r.cpu)).toFixed(0)}%`;
     const s = r.stream;
     lines.push(
       `| ${r.name} | ${r.subscribers} | ${r.follows} | ${fmt(r.endToEnd)} | ${fmt(r.publish)} | ${r.subscribers === 0 ? '(baseline)' : ratio} | ${r.commits ? `${r.commits.meanMs.toFixed(0)} / ≤ ${r.commits.p99UpToMs} (${fmt(r.commits.meanEvents)})` : '–'} | ${s ? `${s.latencyMs.p50} / ${s.latencyMs.p90} / **${s.latencyMs.p99}** / ${s.latencyMs.max}${s.unmeasured > 0 ? ` (${fmt(s.unmeasured)} without a notice)` : ''}` : '–'} | ${s ? (s.exact ? `yes (${fmt(s.expected)} in all)` : `**no** (${fmt(s.delivered.min)} to ${fmt(s.delivered.max)} per subscriber; ${fmt(s.expected)} due in all)`) : '–'} | ${s ? s.reconnects : '–'} | ${s ? s.cpuSeconds.toFixed(1) : '–'} | ${r.cpu.api ?? '–'} | ${total(r.cpu).toFixed(1)} (${(total(r.cpu) / r.seconds).toFixed(2)}) | ${cpuShare} |`,
