@@ -17,6 +17,8 @@ export type LoadSpec = {
   prefix: string;
   /** Ask for the verdicts, waiting up to this many seconds (POST /publish?wait=s): latency is then publish to processed. */
   wait?: number;
+  /** Paced: events per second asked; request i is sent no sooner than its share of the run (none: as fast as answers come). */
+  rate?: number;
 };
 
 export type LoadProgress = { type: 'progress'; accepted: number; requests: number; retries: number };
@@ -79,6 +81,10 @@ async function runLoad(spec: LoadSpec, onProgress: (p: LoadProgress) => void, re
     while (issued < totalRequests) {
       const i = issued++;
       const n = sizes[i]!;
+      if (spec.rate !== undefined) {
+        const due = started + (i * spec.batch * 1000) / spec.rate;
+        if (due > performance.now()) await new Promise((r) => setTimeout(r, due - performance.now()));
+      }
       for (;;) {
         const t0 = performance.now();
         const res = await connection.request(requests[i]!).catch(() => undefined);

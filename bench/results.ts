@@ -5,7 +5,8 @@ import { ROOT } from '../tools/harness/root.js';
 import type { LoadResult } from './load.js';
 import type { RecoveryResult } from './recovery.js';
 import type { Scenario } from './scenarios.js';
-import type { CommitTimes, SubscribersResult } from './subscribers.js';
+import type { CommitTimes } from './stream-report.js';
+import type { SubscribersResult } from './subscribers.js';
 
 /** Where each run's JSON goes, and the prefill cache. */
 export const RESULTS = path.join(ROOT, 'bench-results');
@@ -34,6 +35,8 @@ export type RunResult = {
   exact: boolean;
   final: Counters;
   expected: Counters;
+  /** The store on disk once the workers stopped (SQLite file and WAL; PostgreSQL database). */
+  storeBytes?: number;
   stages?: { bareHttp: StageRate; bullmq: StageRate; store: StageRate };
   recovery?: RecoveryResult;
 };

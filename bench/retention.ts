@@ -14,16 +14,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import Database from 'better-sqlite3';
-import pg from 'pg';
 import { startRedisServer } from '../scripts/redis-server.js';
 import { startCluster, type Cluster, type StoreKind } from '../tools/harness/cluster.js';
 import { get } from '../tools/harness/http.js';
 import { ROOT } from '../tools/harness/root.js';
 import { waitFor } from '../tools/harness/wait.js';
-import { STORE_FILE } from '../shared/store/sqlite/schema.js';
-import { Connection, prepareRequest } from './http-client.js';
-import { stream } from './workload.js';
+import { PacedLoad } from './paced-load.js';
+import { grown, mb, slope, table } from './retention-report.js';
+import { postgresProbe, sqliteProbe, type Probe, type Sample, type Stats } from './retention-probes.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -49,202 +47,6 @@ const dupRatio = Number(args.dup);
 const batch = Number(args.batch);
 const workers = Number(args.workers);
 const lanes = Number(args.lanes);
-
-type Stats = { received: number; unique_processed: number; duplicate_dropped: number; pending: number | null; expired?: number; erased?: number };
-
-type Sample = {
-  elapsedS: number;
-  sent: number;
-  stats: Stats;
-  rows: { events: number; gone: number; jobs: number; copies: number };
-  /** The store on disk: SQLite file + WAL; PostgreSQL: the store's tables with their indexes and TOAST. */
-  sizeBytes: number;
-  /** SQLite: the WAL alone, and the pages free for reuse. */
-  walBytes?: number;
-  freePages?: number;
-  pageSize?: number;
-  /** PostgreSQL: the events table with its indexes. */
-  eventsBytes?: number;
-};
-
-/** Row counts and sizes, read straight from the store (a measuring tool may; the service never sees it). */
-type Probe = {
-  sample(): Promise<Omit<Sample, 'elapsedS' | 'sent' | 'stats'>>;
-  /** Anything the store needs from outside the service to reuse deleted rows' space; a note on it, or undefined. */
-  upkeep(): Promise<string | undefined>;
-  close(): Promise<void>;
-};
-
-function sqliteProbe(dataDir: string): Probe {
-  const file = path.join(dataDir, STORE_FILE);
-  const size = (f: string) => (fs.existsSync(f) ? fs.statSync(f).size : 0);
-  return {
-    sample() {
-      // A connection per sample: nothing of the bench holds a read snapshot between samples,
-      // which would keep the workers' checkpoints from resetting the WAL.
-      const db = new Database(file, { readonly: true, fileMustExist: true });
-      try {
-        db.pragma('busy_timeout = 5000');
-        const count = (t: string) => (db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n;
-        const rows = { events: count('events'), gone: count('gone'), jobs: count('jobs'), copies: count('copies') };
-        const freePages = db.pragma('freelist_count', { simple: true }) as number;
-        const pageSize = db.pragma('page_size', { simple: true }) as number;
-        const walBytes = size(`${file}-wal`);
-        return Promise.resolve({ rows, sizeBytes: size(file) + walBytes, walBytes, freePages, pageSize });
-      } finally {
-        db.close();
-      }
-    },
-    upkeep: () => Promise.resolve(undefined),
-    close: () => Promise.resolve(),
-  };
-}
-
-function postgresProbe(url: string): Probe {
-  const client = new pg.Client({ connectionString: url });
-  const vacuumClient = new pg.Client({ connectionString: url });
-  const connected = Promise.all([client.connect(), vacuumClient.connect()]);
-  const vacuumMs: number[] = [];
-  let server: { autovacuum: boolean } | undefined;
-  const upkeeper = async () =>
-    (server ??= { autovacuum: (await client.query<{ autovacuum: string }>('SHOW autovacuum')).rows[0]!.autovacuum === 'on' });
-  return {
-    async sample() {
-      await connected;
-      const count = async (t: string) => Number((await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${t}`)).rows[0]!.n);
-      const rows = { events: await count('events'), gone: await count('gone'), jobs: await count('jobs'), copies: await count('copies') };
-      const { rows: sz } = await client.query<{ total: string; events: string }>(
-        `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::text AS total,
-                pg_total_relation_size('events')::text AS events
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname = current_schema() AND c.relkind = 'r'`,
-      );
-      return { rows, sizeBytes: Number(sz[0]!.total), eventsBytes: Number(sz[0]!.events) };
-    },
-    // PostgreSQL reuses a deleted row's space once VACUUM has marked it free, which
-    // autovacuum does by itself (on by default). A server where it is off (some test setups
-    // turn it off) would show the table growing by every deleted row: there the bench does
-    // autovacuum's job, a plain VACUUM of the database at every sample (autovacuum's default
-    // naptime is a minute), and says so in the results.
-    async upkeep() {
-      await connected;
-      const on = (await upkeeper()).autovacuum;
-      if (on) return undefined;
-      const t = performance.now();
-      await vacuumClient.query('VACUUM');
-      vacuumMs.push(performance.now() - t);
-      return `autovacuum is off on this server: the bench ran a plain \`VACUUM\` of the database after each sample, as autovacuum would (${vacuumMs.length} runs, ${(vacuumMs.reduce((a, b) => a + b, 0) / vacuumMs.length / 1000).toFixed(1)} s on average, at most ${(Math.max(...vacuumMs) / 1000).toFixed(1)} s)`;
-    },
-    close: async () => {
-      await client.end();
-      await vacuumClient.end();
-    },
-  };
-}
-
-/**
- * The paced producer: batch i is due at i x batch / rate seconds after the start; `lanes`
- * keep-alive connections take the batches in turn, so a slow answer delays no other lane.
- * A 503 (backlog over its limit) is retried after its Retry-After, as producers do.
- */
-class PacedLoad {
-  sent = 0;
-  retries = 0;
-  private stopping = false;
-  private next = 0;
-  private readonly events;
-  private readonly url: URL;
-  private running: Promise<void>[] = [];
-  private started = 0;
-
-  constructor(baseUrl: string) {
-    this.url = new URL('/publish', baseUrl);
-    this.events = stream({ ids: 'random', topics: 10, dupRatio, seed: 24, prefix: 'ret' });
-  }
-
-  start(): void {
-    this.started = performance.now();
-    this.running = Array.from({ length: lanes }, () => this.lane());
-  }
-
-  private async lane(): Promise<void> {
-    const connection = new Connection(Number(this.url.port), this.url.hostname);
-    try {
-      while (!this.stopping) {
-        const i = this.next++;
-        const due = this.started + (i * batch * 1000) / rate;
-        const wait = due - performance.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        if (this.stopping) return;
-        const body = JSON.stringify({ events: Array.from({ length: batch }, () => this.events.next()) });
-        const req = prepareRequest(this.url.host, this.url.pathname, 'application/json', body);
-        for (;;) {
-          const res = await connection.request(req).catch(() => undefined);
-          if (res?.status === 202) break;
-          if (res !== undefined && res.status !== 503) throw new Error(`publish answered ${res.status}`);
-          this.retries++;
-          await new Promise((r) => setTimeout(r, Math.min(1000, (res?.retryAfter ?? 0.05) * 1000)));
-        }
-        this.sent += batch;
-      }
-    } finally {
-      connection.close();
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    await Promise.all(this.running);
-  }
-}
-
-const mb = (b: number) => (b / 1e6).toFixed(1);
-
-/**
- * What grows with the identities: on SQLite the database file alone, since the WAL's size
- * is a high-water mark of writes between checkpoints, not of what is stored.
- */
-const grown = (s: Sample) => s.sizeBytes - (s.walBytes ?? 0);
-
-/** Least-squares slope of y over x. */
-function slope(xs: number[], ys: number[]): number {
-  const n = xs.length;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (xs[i]! - mx) * (ys[i]! - my);
-    den += (xs[i]! - mx) ** 2;
-  }
-  return den === 0 ? 0 : num / den;
-}
-
-function table(samples: Sample[], perIdentity: number): string {
-  const head =
-    store === 'sqlite'
-      ? '| elapsed | stored so far | expired | `events` rows | `gone` rows | `jobs` rows | `copies` rows | size on disk (MB) | WAL (MB) | database file (MB) | free pages (MB) | file − `gone` × slope (MB) |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
-      : '| elapsed | stored so far | expired | `events` rows | `gone` rows | `jobs` rows | `copies` rows | store tables (MB) | `events` table (MB) | size − `gone` × slope (MB) |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |';
-  const lines = samples.map((s) => {
-    const common = [
-      `${Math.round(s.elapsedS)} s`,
-      s.stats.unique_processed,
-      s.stats.expired ?? 0,
-      s.rows.events,
-      s.rows.gone,
-      s.rows.jobs,
-      s.rows.copies,
-      mb(s.sizeBytes),
-    ];
-    const rest = mb(grown(s) - s.rows.gone * perIdentity);
-    const extra =
-      store === 'sqlite'
-        ? [mb(s.walBytes ?? 0), mb(s.sizeBytes - (s.walBytes ?? 0)), mb((s.freePages ?? 0) * (s.pageSize ?? 0)), rest]
-        : [mb(s.eventsBytes ?? 0), rest];
-    return `| ${[...common, ...extra].join(' | ')} |`;
-  });
-  return [head, ...lines].join('\n');
-}
 
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-retention-'));
@@ -275,7 +77,7 @@ async function main(): Promise<void> {
     };
     log(`rate ${rate}/s in batches of ${batch}, ${dupRatio * 100}% copies, retention ${retentionS} s, ${runMs / 60_000} min, a sample every ${intervalMs / 1000} s`);
 
-    const load = new PacedLoad(c.baseUrl);
+    const load = new PacedLoad(c.baseUrl, { rate, batch, lanes, dupRatio });
     const samples: Sample[] = [];
     const t0 = performance.now();
     const take = async () => {
@@ -332,7 +134,7 @@ async function main(): Promise<void> {
       ...(upkeepNote !== undefined ? [`- ${upkeepNote}`] : []),
       `- stored: ${storedRate.toFixed(0)} events/s, so the steady \`events\` table should hold about ${Math.round(storedRate * retentionS)} rows (rate x retention, plus up to one sweep interval of 5 s)`,
       '',
-      table(samples, perIdentity),
+      table(store, samples, perIdentity),
       '',
       `The last row is taken after the load stopped and the queue drained.`,
       '',

@@ -17,7 +17,8 @@ import { Sampler } from './sampler.js';
 import type { Scenario } from './scenarios.js';
 import { BenchService, type ServiceOptions } from './service.js';
 import { measureStages } from './stage-limits.js';
-import { commitTimes } from './subscribers.js';
+import { storeBytes } from './store-size.js';
+import { commitTimes } from './stream-report.js';
 
 export type RunOptions = ServiceOptions & {
   stages: boolean;
@@ -56,7 +57,7 @@ async function runLoad(s: Scenario, service: BenchService, sampler: Sampler): Pr
   progress(`${s.name}: building the load's requests`, true);
   const load = await child<LoadResult>(
     'load.js',
-    { url: baseUrl, events: s.events, batch: s.batch, concurrency: s.concurrency, dupRatio: s.dupRatio, topics: s.topics, ids: s.ids, seed: 11, prefix: 'run', ...(s.wait !== undefined && { wait: s.wait }) } satisfies LoadSpec,
+    { url: baseUrl, events: s.events, batch: s.batch, concurrency: s.concurrency, dupRatio: s.dupRatio, topics: s.topics, ids: s.ids, seed: 11, prefix: 'run', ...(s.wait !== undefined && { wait: s.wait }), ...(s.rate !== undefined && { rate: s.rate }) } satisfies LoadSpec,
     (p: LoadProgress) => (sampler.accepted = p.accepted),
     start,
   );
@@ -95,7 +96,8 @@ async function connectSubscribers(s: Scenario, service: BenchService, opts: RunO
   return subscribers;
 }
 
-export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunResult> {
+export async function runScenario(s: Scenario, asked: RunOptions): Promise<RunResult> {
+  const opts = { ...asked, store: s.store ?? asked.store };
   const service = await BenchService.start(s, opts);
   const sampler = new Sampler(s, service.cluster.baseUrl);
   let subscribers: Subscribers | undefined;
@@ -131,6 +133,8 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRes
     };
     say(summaryLine(result));
     await service.cluster.stop();
+    // Once the workers have stopped: SQLite's WAL checkpointed, as a store at rest has it.
+    result.storeBytes = await storeBytes(service);
     if (opts.stages) result.stages = await measureStages(s, service.redis, service.dir, opts.store, s.events / result.jobs);
     return result;
   } finally {
