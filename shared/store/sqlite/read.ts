@@ -4,7 +4,7 @@ import { eventJson, type EventJsonPage, type EventJsonQuery } from '../event-jso
 import type { EventHistory, GoneReason, StoreCounts, StoredEvent, TopicCounts } from '../port.js';
 import { cutoffMs, type Retention } from '../retention.js';
 import { isGone, type Lookup, type StoredRow } from './lookup.js';
-import { MAX_SEQ_SQL } from './write.js';
+import { MAX_SEQ_SQL } from './schema.js';
 
 export type Reader = {
   listEvents(q: { topic?: string | undefined; after: number; limit: number }): StoredEvent[];

@@ -10,7 +10,8 @@ import { createLookup } from './lookup.js';
 import { createReader } from './read.js';
 import { STORE_FILE, migrate } from './schema.js';
 import { createSweeper } from './sweep.js';
-import { createWriter, type FilterBuild, type FilterProgress } from './write.js';
+import type { FilterBuild, FilterProgress } from './stored-keys.js';
+import { createWriter } from './write.js';
 
 const OPEN_TIMEOUT_MS = 30 * 60_000;
 
