@@ -80,9 +80,10 @@ export function createApp(deps: ApiDeps): Koa<State> {
 
 /**
  * The app, and the request listener to serve: it answers POST /publish and /publish/batch
- * on the lean path (publish/lean.ts) and hands every other request to the app.
+ * on the lean path (publish/lean.ts) and hands every other request to the app. `close()`
+ * stops the dashboard's per-second sampling (operator/rates.ts).
  */
-export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener } {
+export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener; close(): Promise<void> } {
   const { config, store } = deps;
   const ids = createRequestIds();
   const app = new Koa<State>({ proxy: false });
@@ -143,5 +144,5 @@ export function createApi(deps: ApiDeps): { app: Koa<State>; listener: Listener 
     { publisher, checkKey: bearerCheck(config.apiKey, 'API_KEY'), record: operator.recordPublish, ids, log: deps.log },
     app.callback(),
   );
-  return { app, listener };
+  return { app, listener, close: () => operator.close() };
 }
