@@ -33,6 +33,7 @@ import type { Pool, PoolClient } from 'pg';
 import type { Event } from '../../schema.js';
 import type { JobOutcome, JobToCommit } from '../port.js';
 import { MAX_SEQ_SQL } from './schema.js';
+import { inTransaction } from './transaction.js';
 import { ORD_BITS, identityKey, plan, settle, type Known, type Plan } from './verdicts.js';
 
 /** Transaction-scoped lock that orders the tails of commits (an arbitrary constant). */
@@ -44,28 +45,10 @@ export const SHARDS = 16;
 /** A stored copy, or (no content, `expired` or erased) what is kept of it once deleted or expired. */
 type StoredRow = { k: number; claim: string; seq: string; ts: string | null; source: Buffer | null; payload: string | null; outlived: boolean };
 
-
 /** `cutoff`: events processed before it are expired (copies of them are plain duplicates). */
 export async function commitJobs(pool: Pool, jobs: readonly JobToCommit[], cutoff: Date = new Date(0)): Promise<JobOutcome[]> {
   if (jobs.length === 0) return [];
-  const client = await pool.connect();
-  try {
-    // Read committed whatever the server's default: each statement must see what committed
-    // before it began (the claim it waited for, the max(seq) after the lock).
-    await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
-    const outcomes = await commitInTransaction(client, jobs, cutoff);
-    await client.query('COMMIT');
-    client.release();
-    return outcomes;
-  } catch (err) {
-    // A connection that cannot even roll back is not given back to the pool.
-    const broken = await client.query('ROLLBACK').then(
-      () => undefined,
-      (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
-    );
-    client.release(broken);
-    throw err;
-  }
+  return inTransaction(pool, (client) => commitInTransaction(client, jobs, cutoff));
 }
 
 async function commitInTransaction(client: PoolClient, jobs: readonly JobToCommit[], cutoff: Date): Promise<JobOutcome[]> {
