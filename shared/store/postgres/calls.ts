@@ -11,7 +11,7 @@ import { withoutSecrets } from './url.js';
 const UNDEFINED_TABLE = '42P01';
 
 /** One store call: a missing table migrates and tries once more; an unreachable database is said so. */
-export type StoreCall = <T>(fn: () => Promise<T>) => Promise<T>;
+type StoreCall = <T>(fn: () => Promise<T>) => Promise<T>;
 
 export function storeCalls(pool: pg.Pool, o: { parsed: URL; location: string; migrate: boolean; log: Logger | undefined }): StoreCall {
   /** One migration at a time, however many calls missed a table. */

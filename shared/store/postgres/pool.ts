@@ -15,7 +15,7 @@ const CONNECT_TIMEOUT_MS = 5000;
  */
 const IDLE_IN_TRANSACTION_MS = 30_000;
 
-export type PoolOptions = {
+type PoolOptions = {
   url: string;
   /** The URL as parsed, whose password is kept out of every message. */
   parsed: URL;

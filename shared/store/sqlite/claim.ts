@@ -6,7 +6,7 @@ import type { KeyFilter } from './key-filter.js';
 import type { HeldRow, Lookup } from './lookup.js';
 
 /** The stored copy (undefined: the identity is claimed), and whether a key entered the small tier. */
-export type Claim = { row: HeldRow | undefined; newKey: boolean };
+type Claim = { row: HeldRow | undefined; newKey: boolean };
 
 /**
  * The stored copy of an identity, or a claim on it at `nextSeq` (undefined) when there is

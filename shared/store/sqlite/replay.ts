@@ -5,7 +5,7 @@ import { copyResult } from './copy-verdict.js';
 import type { Lookup } from './lookup.js';
 
 /** The outcome of a job committed before, or undefined for a job not seen yet. */
-export type Replayer = (job: JobToCommit, cutoff: number) => JobOutcome | undefined;
+type Replayer = (job: JobToCommit, cutoff: number) => JobOutcome | undefined;
 
 export function createReplayer(db: Database.Database, lookup: Lookup): Replayer {
   const jobRow = db.prepare('SELECT first_seq, stored FROM jobs WHERE id = ?');
