@@ -53,9 +53,10 @@ export function createApp(deps: ApiDeps): Koa<ShellState> {
 
 /**
  * The app, and the request listener to serve: it answers POST /publish and /publish/batch
- * on the lean path (publish/lean.ts) and hands every other request to the app.
+ * on the lean path (publish/lean.ts) and hands every other request to the app. `close()`
+ * stops the dashboard's per-second sampling (operator/rates.ts).
  */
-export function createApi(deps: ApiDeps): { app: Koa<ShellState>; listener: Listener } {
+export function createApi(deps: ApiDeps): { app: Koa<ShellState>; listener: Listener; close(): Promise<void> } {
   const { config, store } = deps;
   const contexts = requestContexts(deps.log);
   const app = new Koa<ShellState>({ proxy: false });
@@ -115,5 +116,5 @@ export function createApi(deps: ApiDeps): { app: Koa<ShellState>; listener: List
   // Koa's own error listener would print stack traces for errors already answered.
   app.silent = true;
   const listener = leanPublish({ shell: publish, contexts, log: deps.log }, app.callback());
-  return { app, listener };
+  return { app, listener, close: () => operator.close() };
 }

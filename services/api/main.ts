@@ -79,7 +79,11 @@ const fanout = parts.add(
 // Producers waiting for results get their 202 when stopping begins: their events are queued already.
 const results = parts.add('results', createResultWaiter(commits));
 
-const { listener } = createApi({ config, log, store, queue, redis, enqueuer, results, backlog, fanout, startedAt, isReady: () => server.ready });
+// Closing stops the dashboard's sampling, which reads the store, the queue and Redis.
+const { listener } = parts.add(
+  'rates',
+  createApi({ config, log, store, queue, redis, enqueuer, results, backlog, fanout, startedAt, isReady: () => server.ready }),
+);
 server.server.on('error', (err) => {
   log.fatal({ err }, 'cannot listen');
   process.exit(1);

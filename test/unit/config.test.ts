@@ -1,7 +1,27 @@
 // Configuration by environment: the contract's defaults, and a bad value stops the process
 // with a message naming the variable.
+import fs from 'node:fs';
+import path from 'node:path';
 import { expect } from 'chai';
-import { ConfigError, loadConfig } from '../../shared/config.js';
+import { ConfigError, loadConfig, VARIABLES, type Variable } from '../../shared/config.js';
+
+const OPERATIONS = path.resolve(import.meta.dirname, '../../docs/operations.md');
+
+/** The row docs/operations.md gives a variable, from the configuration table. */
+function docsRow(name: string, e: Variable): string {
+  const unset = e.unset === undefined ? 'unset' : `unset (${e.unset})`;
+  const shown = e.default === undefined ? unset : e.parse.show(e.default);
+  const usedBy = e.usedBy.map((p) => (p === 'api' ? 'API' : 'worker')).join(', ');
+  return `| \`${name}\` | ${shown} | ${e.parse.bounds} | ${usedBy} | ${e.meaning} |`;
+}
+
+/** The variables table of docs/operations.md, by variable. */
+function documentedRows(): Map<string, string> {
+  const text = fs.readFileSync(OPERATIONS, 'utf8');
+  const section = text.slice(text.indexOf('\n## Configuration\n'), text.indexOf('\n## Is it well?'));
+  const rows = section.split('\n').filter((line) => line.startsWith('| `'));
+  return new Map(rows.map((row) => [/^\| `([^`]+)`/.exec(row)![1]!, row]));
+}
 
 function configError(env: Record<string, string | undefined>): ConfigError {
   try {
@@ -162,5 +182,14 @@ describe('config', () => {
     expect(err.message).to.not.include('hunter2').and.not.include('hunter3');
     // Not a secret: shown, so the operator sees what was wrong.
     expect(err.message).to.include('"a:b"');
+  });
+
+  it('is documented in docs/operations.md: every variable it reads, with its default, bounds, processes and meaning', () => {
+    const table = Object.entries(VARIABLES as Record<string, Variable>).filter(([, e]) => e.key !== undefined);
+    const expected = new Map(table.map(([name, e]) => [name, docsRow(name, e)]));
+    const documented = documentedRows();
+    // On a mismatch, the expected rows say what to paste into the docs.
+    expect([...documented.keys()].sort(), [...expected.values()].join('\n')).to.deep.equal([...expected.keys()].sort());
+    for (const [name, row] of expected) expect(documented.get(name), name).to.equal(row);
   });
 });

@@ -7,28 +7,11 @@
 // apart from a new event exactly (write.ts reads `gone` for its seq).
 import type { Pool, PoolClient } from 'pg';
 import type { EraseOutcome, JobMark } from '../port.js';
+import { inTransaction } from './transaction.js';
 import { SHARDS } from './write.js';
 
 /** Serialises sweepers of several workers (an arbitrary constant): one deletes, the others skip the step. */
 const SWEEP_LOCK = '7165440215342907003';
-
-async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
-    const out = await fn(client);
-    await client.query('COMMIT');
-    client.release();
-    return out;
-  } catch (err) {
-    const broken = await client.query('ROLLBACK').then(
-      () => undefined,
-      (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
-    );
-    client.release(broken);
-    throw err;
-  }
-}
 
 /**
  * Keeps the identities of these deleted events, deletes their copy log, and adds them to the

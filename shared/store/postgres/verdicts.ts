@@ -74,6 +74,72 @@ export type PlanInput = {
   claimBases: ReadonlyMap<string, string>;
 };
 
+/** A plan being made: its input, its output so far, and the first copy of each identity it stores. */
+type Planning = {
+  readonly p: PlanInput;
+  readonly out: Plan;
+  /** The first copy of each identity this call stores: its placeholder seq and content. */
+  readonly fresh: Map<string, { seq: number; content: Content }>;
+};
+
+function tally(out: Plan, topic: string): TopicTally {
+  let t = out.topics.get(topic);
+  if (t === undefined) out.topics.set(topic, (t = { events: 0, dropped: 0, conflicts: 0 }));
+  return t;
+}
+
+/**
+ * An event that is not the copy this call stores: a copy of the first copy in this call, or
+ * of the copy stored before (logged unless that one is expired or erased).
+ */
+function copyVerdict(s: Planning, e: Event, id: string, claimOrd: number, won: boolean): { result: EventResult; claim: string | undefined } {
+  if (won) {
+    // A later copy, in this call, of an identity this call stores.
+    const f = s.fresh.get(id)!;
+    return { result: copyOf(e, f.content, f.seq), claim: claimOf(s.p.commitId, claimOrd) };
+  }
+  const stored = storedCopy(s.p.known, e);
+  return { result: copyOf(e, stored.content, stored.seq), claim: stored.content === undefined ? undefined : stored.claim };
+}
+
+/** Event `ord` of a new job: stored, or a copy counted and logged. */
+function planEvent(s: Planning, outcome: JobOutcome, e: Event, ord: number): void {
+  const id = identityKey(e);
+  const claimOrd = s.p.firstOrd.get(id)!;
+  const won = s.p.claimed.has(claimOrd);
+  if (won && claimOrd === ord) {
+    const content = contentOf(e);
+    s.out.newRows.push({ ord, e, payload: content.payload });
+    const seq = -s.out.newRows.length;
+    s.fresh.set(id, { seq, content });
+    outcome.results.push({ status: 'stored', seq });
+    outcome.stored++;
+    tally(s.out, e.topic).events++;
+    return;
+  }
+  const { result, claim } = copyVerdict(s, e, id, claimOrd, won);
+  outcome.results.push(result);
+  if (claim !== undefined) s.out.copies.push({ claim, conflict: result.status === 'conflict' });
+  outcome.dropped++;
+  const t = tally(s.out, e.topic);
+  t.dropped++;
+  if (result.status === 'conflict') {
+    outcome.conflicts++;
+    t.conflicts++;
+  }
+}
+
+function planNewJob(s: Planning, job: JobToCommit, j: number): void {
+  const totals = s.out.totals;
+  const outcome: JobOutcome = { id: job.id, stored: 0, dropped: 0, conflicts: 0, redelivered: false, results: [] };
+  totals.received += job.events.length;
+  job.events.forEach((e, k) => planEvent(s, outcome, e, s.p.ordBase[j]! + k));
+  totals.stored += outcome.stored;
+  totals.dropped += outcome.dropped;
+  totals.conflicts += outcome.conflicts;
+  s.out.outcomes.push(outcome);
+}
+
 export function plan(p: PlanInput): Plan {
   const out: Plan = {
     newRows: [],
@@ -82,67 +148,14 @@ export function plan(p: PlanInput): Plan {
     totals: { received: 0, stored: 0, dropped: 0, conflicts: 0, redeliveries: 0, jobs: p.inserted.size },
     outcomes: [],
   };
-  const tally = (topic: string): TopicTally => {
-    let t = out.topics.get(topic);
-    if (t === undefined) out.topics.set(topic, (t = { events: 0, dropped: 0, conflicts: 0 }));
-    return t;
-  };
-  // The first copy of each identity this call stores: its placeholder seq and content.
-  const fresh = new Map<string, { seq: number; content: Content }>();
-
+  const s: Planning = { p, out, fresh: new Map() };
   p.jobs.forEach((job, j) => {
     const first = p.firstIndex.get(job.id)!;
-    if (first !== j || !p.inserted.has(job.id)) {
-      out.totals.redeliveries++;
-      const results =
-        first !== j ? out.outcomes[first]!.results : redeliveredResults(job, p.claimBases.get(job.id)!, p.known);
-      // Nothing of a redelivery is counted again: it reports no new effect, only its verdicts.
-      out.outcomes.push({ id: job.id, stored: 0, dropped: 0, conflicts: 0, redelivered: true, results });
-      return;
-    }
-    const outcome: JobOutcome = { id: job.id, stored: 0, dropped: 0, conflicts: 0, redelivered: false, results: [] };
-    out.totals.received += job.events.length;
-    job.events.forEach((e, k) => {
-      const id = identityKey(e);
-      const ord = p.ordBase[j]! + k;
-      const claimOrd = p.firstOrd.get(id)!;
-      const won = p.claimed.has(claimOrd);
-      if (won && claimOrd === ord) {
-        const content = contentOf(e);
-        out.newRows.push({ ord, e, payload: content.payload });
-        const seq = -out.newRows.length;
-        fresh.set(id, { seq, content });
-        outcome.results.push({ status: 'stored', seq });
-        outcome.stored++;
-        tally(e.topic).events++;
-        return;
-      }
-      let result: EventResult;
-      let claim: string | undefined;
-      if (won) {
-        // A later copy, in this call, of an identity this call stores.
-        const f = fresh.get(id)!;
-        result = copyOf(e, f.content, f.seq);
-        claim = claimOf(p.commitId, claimOrd);
-      } else {
-        const s = storedCopy(p.known, e);
-        result = copyOf(e, s.content, s.seq);
-        claim = s.content === undefined ? undefined : s.claim;
-      }
-      outcome.results.push(result);
-      if (claim !== undefined) out.copies.push({ claim, conflict: result.status === 'conflict' });
-      outcome.dropped++;
-      const t = tally(e.topic);
-      t.dropped++;
-      if (result.status === 'conflict') {
-        outcome.conflicts++;
-        t.conflicts++;
-      }
-    });
-    out.totals.stored += outcome.stored;
-    out.totals.dropped += outcome.dropped;
-    out.totals.conflicts += outcome.conflicts;
-    out.outcomes.push(outcome);
+    if (first === j && p.inserted.has(job.id)) return planNewJob(s, job, j);
+    out.totals.redeliveries++;
+    const results = first !== j ? out.outcomes[first]!.results : redeliveredResults(job, p.claimBases.get(job.id)!, p.known);
+    // Nothing of a redelivery is counted again: it reports no new effect, only its verdicts.
+    out.outcomes.push({ id: job.id, stored: 0, dropped: 0, conflicts: 0, redelivered: true, results });
   });
   return out;
 }

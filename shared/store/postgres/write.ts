@@ -33,6 +33,7 @@ import type { Pool, PoolClient } from 'pg';
 import type { Event } from '../../schema.js';
 import type { JobOutcome, JobToCommit } from '../port.js';
 import { MAX_SEQ_SQL } from './schema.js';
+import { inTransaction } from './transaction.js';
 import { ORD_BITS, identityKey, plan, settle, type Known, type Plan } from './verdicts.js';
 
 /** Transaction-scoped lock that orders the tails of commits (an arbitrary constant). */
@@ -44,32 +45,33 @@ export const SHARDS = 16;
 /** A stored copy, or (no content, `expired` or erased) what is kept of it once deleted or expired. */
 type StoredRow = { k: number; claim: string; seq: string; ts: string | null; source: Buffer | null; payload: string | null; outlived: boolean };
 
-
 /** `cutoff`: events processed before it are expired (copies of them are plain duplicates). */
 export async function commitJobs(pool: Pool, jobs: readonly JobToCommit[], cutoff: Date = new Date(0)): Promise<JobOutcome[]> {
   if (jobs.length === 0) return [];
-  const client = await pool.connect();
-  try {
-    // Read committed whatever the server's default: each statement must see what committed
-    // before it began (the claim it waited for, the max(seq) after the lock).
-    await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
-    const outcomes = await commitInTransaction(client, jobs, cutoff);
-    await client.query('COMMIT');
-    client.release();
-    return outcomes;
-  } catch (err) {
-    // A connection that cannot even roll back is not given back to the pool.
-    const broken = await client.query('ROLLBACK').then(
-      () => undefined,
-      (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
-    );
-    client.release(broken);
-    throw err;
-  }
+  return inTransaction(pool, (client) => commitInTransaction(client, jobs, cutoff));
 }
 
 async function commitInTransaction(client: PoolClient, jobs: readonly JobToCommit[], cutoff: Date): Promise<JobOutcome[]> {
-  // Each event's ord: its position in this call, redelivered jobs' events included.
+  const { ordBase, firstIndex } = positions(jobs);
+  const { commitId, inserted, before, claimBases } = await recordJobs(client, ordBase, firstIndex);
+  const { firstOrd, firstCopy } = firstCopies(jobs, ordBase, firstIndex, inserted);
+  const claimed = await claim(client, commitId, firstOrd, firstCopy);
+
+  // The stored copies to compare with: identities claimed before this commit, and every
+  // identity of a job committed before (its verdicts are given again).
+  const toRead = new Map<string, Event>();
+  for (const [id, ord] of firstOrd) if (!claimed.has(ord)) toRead.set(id, firstCopy.get(id)!);
+  for (const id of before) for (const e of jobs[firstIndex.get(id)!]!.events) toRead.set(identityKey(e), e);
+  const known = await readStored(client, [...toRead.values()], cutoff);
+
+  const p = plan({ jobs, commitId, ordBase, firstIndex, inserted, firstOrd, claimed, known, claimBases });
+  await addCounts(client, p);
+  if (p.newRows.length === 0) return settle(p.outcomes, 0);
+  return settle(p.outcomes, await appendEvents(client, commitId, p.newRows));
+}
+
+/** Each job's first ord (its events' positions in this call, redelivered jobs' included), and the first job of each id. */
+function positions(jobs: readonly JobToCommit[]): { ordBase: number[]; firstIndex: Map<string, number> } {
   const ordBase: number[] = [];
   let total = 0;
   for (const job of jobs) {
@@ -77,12 +79,19 @@ async function commitInTransaction(client: PoolClient, jobs: readonly JobToCommi
     total += job.events.length;
   }
   if (total >= MAX_EVENTS_PER_COMMIT) throw new RangeError(`one commit holds at most ${MAX_EVENTS_PER_COMMIT - 1} events`);
-
   // A job id given twice in one call: the second is a redelivery of the first.
   const firstIndex = new Map<string, number>();
   jobs.forEach((job, j) => {
     if (!firstIndex.has(job.id)) firstIndex.set(job.id, j);
   });
+  return { ordBase, firstIndex };
+}
+
+/**
+ * Records the job ids under a new commit id, in one global order (see the top): which were
+ * new (`inserted`), which were committed before (`before`), and those ones' claim bases.
+ */
+async function recordJobs(client: PoolClient, ordBase: readonly number[], firstIndex: ReadonlyMap<string, number>) {
   // sort() without a comparator orders strings by UTF-16 code units: one total order that
   // every writer shares, which is all the lock order needs.
   const ids = [...firstIndex.keys()].sort();
@@ -106,8 +115,11 @@ async function commitInTransaction(client: PoolClient, jobs: readonly JobToCommi
     );
     for (const r of rows.rows) claimBases.set(r.id, r.claim_base);
   }
+  return { commitId, inserted, before, claimBases };
+}
 
-  // The identities of the new jobs, each with its first copy.
+/** The identities of the new jobs, each with the ord of its first copy and that copy. */
+function firstCopies(jobs: readonly JobToCommit[], ordBase: readonly number[], firstIndex: ReadonlyMap<string, number>, inserted: ReadonlySet<string>) {
   const firstOrd = new Map<string, number>();
   const firstCopy = new Map<string, Event>();
   jobs.forEach((job, j) => {
@@ -120,19 +132,7 @@ async function commitInTransaction(client: PoolClient, jobs: readonly JobToCommi
       }
     });
   });
-  const claimed = await claim(client, commitId, firstOrd, firstCopy);
-
-  // The stored copies to compare with: identities claimed before this commit, and every
-  // identity of a job committed before (its verdicts are given again).
-  const toRead = new Map<string, Event>();
-  for (const [id, ord] of firstOrd) if (!claimed.has(ord)) toRead.set(id, firstCopy.get(id)!);
-  for (const id of before) for (const e of jobs[firstIndex.get(id)!]!.events) toRead.set(identityKey(e), e);
-  const known = await readStored(client, [...toRead.values()], cutoff);
-
-  const p = plan({ jobs, commitId, ordBase, firstIndex, inserted, firstOrd, claimed, known, claimBases });
-  await addCounts(client, p);
-  if (p.newRows.length === 0) return settle(p.outcomes, 0);
-  return settle(p.outcomes, await appendEvents(client, commitId, p.newRows));
+  return { firstOrd, firstCopy };
 }
 
 /** Claims the identities first seen here, in one global order (see the top); returns the ords won. */

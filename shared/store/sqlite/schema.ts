@@ -87,6 +87,12 @@ const ADDED_COLUMNS: [table: string, column: string, definition: string][] = [
   ['jobs', 'conflicts', 'INTEGER NOT NULL DEFAULT 0'],
 ];
 
+/**
+ * The highest seq ever given: an event's row may be deleted (expired, erased), never its seq,
+ * which lives on in `gone`; a seq is never given twice.
+ */
+export const MAX_SEQ_SQL = 'SELECT max(coalesce((SELECT max(seq) FROM events), 0), coalesce((SELECT max(seq) FROM gone), 0))';
+
 /** Creates what is missing; idempotent, and safe while other processes use the file. */
 export function migrate(db: Database.Database): void {
   db.transaction(() => {

@@ -3,23 +3,19 @@
 // volume works, NFS does not.
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
-import type { Store } from '../port.js';
+import type Database from 'better-sqlite3';
+import type { EraseOutcome, Store } from '../port.js';
 import { retentionOf } from '../retention.js';
+import { openDatabase, type ConnectionOptions } from './connection.js';
 import { createLookup } from './lookup.js';
 import { createReader } from './read.js';
-import { STORE_FILE, migrate } from './schema.js';
-import { createSweeper } from './sweep.js';
-import { createWriter, type FilterBuild, type FilterProgress } from './write.js';
+import { STORE_FILE } from './schema.js';
+import { createSweeper, type Sweeper } from './sweep.js';
+import type { FilterBuild, FilterProgress } from './stored-keys.js';
+import { createWriter } from './write.js';
 
-const OPEN_TIMEOUT_MS = 30 * 60_000;
-
-export type SqliteOptions = {
+export type SqliteOptions = ConnectionOptions & {
   dataDir: string;
-  cacheMb?: number;
-  synchronous?: 'FULL' | 'NORMAL';
-  /** How long SQLite itself waits for another writer's lock; workers pass 0 and retry themselves. */
-  busyTimeoutMs?: number;
   /** Keys per read while a writer builds its filter of stored keys (tests make it small). */
   filterKeyPage?: number;
   /** SQLITE_KEY_FILTER_MAX_MB: the most a writer's filter of stored keys may hold. */
@@ -43,28 +39,7 @@ export type SqliteStore = Store & { readonly file: string; prepareWrites(onProgr
 export function openSqliteStore(opts: SqliteOptions): SqliteStore {
   fs.mkdirSync(opts.dataDir, { recursive: true });
   const file = path.join(opts.dataDir, STORE_FILE);
-  // Opening and migrating waits for other writers whatever the busy timeout asked for, and
-  // long enough for another process' migration of a large store (schema.ts, rekey).
-  const db = new Database(file, { timeout: OPEN_TIMEOUT_MS });
-  db.pragma('journal_mode = WAL');
-  // FULL: a commit is on disk before the job is acknowledged. NORMAL is safe against
-  // process crashes, not against power loss (see README, "Guarantees").
-  db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
-  // A small page cache: measured, 16 MB commits as fast as 256 MB at 10 million events
-  // (the OS page cache holds the file), and keeps each process' memory small.
-  db.pragma(`cache_size = ${-1024 * (opts.cacheMb ?? 16)}`);
-  // Checkpoint every ~40 MB of WAL rather than every 4 MB: pages rewritten by each commit
-  // (the tail of `events`, the recent dedup tier) are copied into the file once per
-  // checkpoint, not once per commit. Measured: about 5% more commits per second.
-  db.pragma('wal_autocheckpoint = 10000');
-  migrate(db);
-  // Only after migrating: rebuilding the dedup index sorts every event's key, which in memory
-  // took 1.2 GB at 10 million events; in temporary files 100 MB, and 44 s instead of 61.
-  db.pragma('temp_store = MEMORY');
-  db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 10_000}`);
-  // Deleted content is overwritten with zeros, not only unlinked: an erased payload must not
-  // linger in a free page or a cell's old bytes. Every connection, since any may delete.
-  db.pragma('secure_delete = ON');
+  const db = openDatabase(file, opts);
 
   const retention = retentionOf(opts);
   const lookup = createLookup(db);
@@ -75,16 +50,6 @@ export function openSqliteStore(opts: SqliteOptions): SqliteStore {
   const read = createReader(db, lookup, retention);
   const sweeper = createSweeper(db, lookup, retention);
   const ping = db.prepare('SELECT 1');
-
-  // better-sqlite3 is synchronous; the port is not, so that a networked store fits it too.
-  // A thrown error becomes a rejection.
-  const later = <T>(fn: () => T): Promise<T> => {
-    try {
-      return Promise.resolve(fn());
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
-  };
 
   return {
     kind: 'sqlite',
@@ -97,17 +62,7 @@ export function openSqliteStore(opts: SqliteOptions): SqliteStore {
     lastSeq: () => later(() => read.lastSeq()),
     getEvent: (topic, eventId) => later(() => read.getEvent(topic, eventId)),
     goneReason: (topic, eventId) => later(() => read.goneReason(topic, eventId)),
-    async eraseEvent(topic, eventId) {
-      const outcome = sweeper.erase(topic, eventId);
-      if (outcome.status !== 'erased') return outcome;
-      // The erased row's old pages still sit in WAL frames until a checkpoint copies the new
-      // ones over and empties the log; a writer committing meanwhile makes it wait its turn.
-      for (let i = 0; i < ERASE_CHECKPOINT_TRIES && db.open; i++) {
-        if (sweeper.checkpoint()) break;
-        await new Promise((r) => setTimeout(r, ERASE_CHECKPOINT_PAUSE_MS));
-      }
-      return outcome;
-    },
+    eraseEvent: (topic, eventId) => eraseAndCheckpoint(db, sweeper, topic, eventId),
     expireStep: (limit) => later(() => sweeper.expireStep(limit)),
     jobsCommittedBefore: (q) => later(() => sweeper.jobsCommittedBefore(q)),
     forgetJobs: (ids) => later(() => sweeper.forgetJobs(ids)),
@@ -117,21 +72,45 @@ export function openSqliteStore(opts: SqliteOptions): SqliteStore {
     ping: () => later(() => void ping.get()),
     integrityCheck: () =>
       later(() => (db.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check).filter((r) => r !== 'ok')),
-    sizeBytes: () =>
-      later(() => {
-        let total = 0;
-        for (const suffix of ['', '-wal']) {
-          try {
-            total += fs.statSync(file + suffix).size;
-          } catch {
-            // no WAL yet
-          }
-        }
-        return total;
-      }),
+    sizeBytes: () => later(() => fileBytes(file)),
     close: () =>
       later(() => {
         if (db.open) db.close();
       }),
   };
+}
+
+// better-sqlite3 is synchronous; the port is not, so that a networked store fits it too.
+// A thrown error becomes a rejection.
+function later<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+async function eraseAndCheckpoint(db: Database.Database, sweeper: Sweeper, topic: string, eventId: string): Promise<EraseOutcome> {
+  const outcome = sweeper.erase(topic, eventId);
+  if (outcome.status !== 'erased') return outcome;
+  // The erased row's old pages still sit in WAL frames until a checkpoint copies the new
+  // ones over and empties the log; a writer committing meanwhile makes it wait its turn.
+  for (let i = 0; i < ERASE_CHECKPOINT_TRIES && db.open; i++) {
+    if (sweeper.checkpoint()) break;
+    await new Promise((r) => setTimeout(r, ERASE_CHECKPOINT_PAUSE_MS));
+  }
+  return outcome;
+}
+
+/** The file and its WAL. */
+function fileBytes(file: string): number {
+  let total = 0;
+  for (const suffix of ['', '-wal']) {
+    try {
+      total += fs.statSync(file + suffix).size;
+    } catch {
+      // no WAL yet
+    }
+  }
+  return total;
 }

@@ -30,10 +30,6 @@ export function createSweeper(db: Database.Database, lookup: Lookup, retention: 
   const deleteEvent = db.prepare('DELETE FROM events WHERE seq = ?');
   const deleteCopies = db.prepare('DELETE FROM copies WHERE seq = ?');
   const bumpCounter = db.prepare('UPDATE counters SET value = value + ? WHERE name = ?');
-  const jobsFrom = db.prepare(
-    'SELECT id, committed_at AS at FROM jobs WHERE committed_at < ? AND (committed_at, id) > (?, ?) ORDER BY committed_at, id LIMIT ?',
-  );
-  const deleteJob = db.prepare('DELETE FROM jobs WHERE id = ?');
 
   const remove = (seq: number, topic: string, eventId: string, erased: boolean) => {
     keepIdentity.run(seq, topic, packId(eventId), erased ? 1 : 0);
@@ -66,23 +62,37 @@ export function createSweeper(db: Database.Database, lookup: Lookup, retention: 
     return { status: 'erased', seq: row.seq };
   });
 
-  const forget = db.transaction((ids: readonly string[]) => ids.reduce((n, id) => n + deleteJob.run(id).changes, 0));
-
   return {
     expireStep: (limit) => (retention.ms === undefined ? 0 : expire.immediate(limit)),
     erase: (topic, eventId) => erase.immediate(topic, eventId),
-    checkpoint() {
-      // TRUNCATE: the frames that held the erased rows' old pages are copied over and the WAL
-      // file emptied. It fails (busy) rather than wait while a writer holds the lock.
-      const patience = db.pragma('busy_timeout', { simple: true }) as number;
-      db.pragma('busy_timeout = 0');
-      try {
-        const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
-        return r !== undefined && r.busy === 0;
-      } finally {
-        db.pragma(`busy_timeout = ${patience}`);
-      }
-    },
+    checkpoint: () => checkpoint(db),
+    ...createJobPruning(db),
+  };
+}
+
+/**
+ * TRUNCATE: the frames that held the erased rows' old pages are copied over and the WAL file
+ * emptied. It fails (busy) rather than wait while a writer holds the lock.
+ */
+function checkpoint(db: Database.Database): boolean {
+  const patience = db.pragma('busy_timeout', { simple: true }) as number;
+  db.pragma('busy_timeout = 0');
+  try {
+    const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+    return r !== undefined && r.busy === 0;
+  } finally {
+    db.pragma(`busy_timeout = ${patience}`);
+  }
+}
+
+/** Committed job ids, oldest first, and their deletion once no redelivery can need them. */
+function createJobPruning(db: Database.Database): Pick<Sweeper, 'jobsCommittedBefore' | 'forgetJobs'> {
+  const jobsFrom = db.prepare(
+    'SELECT id, committed_at AS at FROM jobs WHERE committed_at < ? AND (committed_at, id) > (?, ?) ORDER BY committed_at, id LIMIT ?',
+  );
+  const deleteJob = db.prepare('DELETE FROM jobs WHERE id = ?');
+  const forget = db.transaction((ids: readonly string[]) => ids.reduce((n, id) => n + deleteJob.run(id).changes, 0));
+  return {
     jobsCommittedBefore: ({ before, after, limit }) =>
       jobsFrom.all(before, after?.at ?? -1, after?.id ?? '', limit) as JobMark[],
     forgetJobs: (ids) => (ids.length === 0 ? 0 : forget.immediate(ids)),
