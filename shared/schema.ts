@@ -1,5 +1,6 @@
-// The event: the one definition, used by the API on the way in and by workers on the way
-// out of the queue (a job that fails it there is a poison message).
+// The event: the one definition, used by the API on the way in and, its rules for the fields
+// and a check of the payload's text (eventOfFields), by workers on the way out of the queue
+// (a job that fails there is a poison message).
 import * as v from 'valibot';
 import { isJsonObjectText } from './json-object-text.js';
 
@@ -200,8 +201,9 @@ export const MAX_DETAILS = 1000;
 
 /** Validates every item; unknown fields are dropped, so what is queued is exactly the five fields. */
 /**
- * `keepPayloadJson: false` for a caller that never stores the events (the API): their JSON
- * would only stay in memory as long as they do.
+ * `keepPayloadJson: false` for a caller that never stores the events (the API): keeping their
+ * JSON for the job cost its collector more than serialising each payload again (measured with
+ * the bench's small payloads, docs/performance.md).
  */
 export function validateEvents(items: readonly unknown[], { keepPayloadJson = true }: { keepPayloadJson?: boolean } = {}): ValidationResult {
   const events: Event[] = new Array<Event>(items.length);
