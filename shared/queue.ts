@@ -28,7 +28,7 @@ export type FieldsJobData = {
 };
 
 /** A job's data as written before version 2 (and by the replay tool): still read. */
-export type EventsJobData = { events: Event[]; reply?: boolean };
+type EventsJobData = { events: Event[]; reply?: boolean };
 
 export type PublishJobData = FieldsJobData | EventsJobData;
 
