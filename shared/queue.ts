@@ -3,7 +3,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Queue, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Event } from './schema.js';
+import type { Event, EventFields } from './schema.js';
 
 export const JOB_NAME = 'publish';
 
@@ -15,11 +15,22 @@ export function queueKey(queueName: string, suffix: string): string {
   return `${KEY_PREFIX}:${queueName}:${suffix}`;
 }
 
-export type PublishJobData = {
-  events: Event[];
+/**
+ * A job's data as the API writes it (version 2): each event as its fields in order, the
+ * payload as the JSON text the API made of it, so a worker neither builds the payload
+ * object from the job nor serialises it again for the store (shared/job.ts).
+ */
+export type FieldsJobData = {
+  v: 2;
+  events: EventFields[];
   /** A producer waits for this job's results (POST /publish?wait=s): the worker publishes them. */
   reply?: boolean;
 };
+
+/** A job's data as written before version 2 (and by the replay tool): still read. */
+type EventsJobData = { events: Event[]; reply?: boolean };
+
+export type PublishJobData = FieldsJobData | EventsJobData;
 
 /**
  * Every job id carries its event count (`p-<count>-<uuid>`). The count then lives exactly

@@ -1,6 +1,8 @@
-// The event: the one definition, used by the API on the way in and by workers on the way
-// out of the queue (a job that fails it there is a poison message).
+// The event: the one definition, used by the API on the way in and, its rules for the fields
+// and a check of the payload's text (eventOfFields), by workers on the way out of the queue
+// (a job that fails there is a poison message).
 import * as v from 'valibot';
+import { isJsonObjectText } from './json-object-text.js';
 
 export const MAX_TEXT_CHARS = 255;
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
@@ -90,9 +92,44 @@ function payloadDepthOk(payload: Record<string, unknown>): boolean {
 // payload is serialized once per process, not twice. Weak, so it lives as long as the event.
 const serializedPayloads = new WeakMap<object, string>();
 
-/** The payload as JSON text, reusing the size check's serialization when there was one. */
+/** What a payload that came as JSON text (payloadFromJson) answers its text under. */
+const JSON_TEXT = Symbol('payload JSON text');
+
+/** The payload as JSON text: the text it came as, or the size check's serialization when there was one. */
 export function payloadJson(payload: Record<string, unknown>): string {
+  const text = (payload as { [JSON_TEXT]?: unknown })[JSON_TEXT];
+  if (typeof text === 'string') return text;
   return serializedPayloads.get(payload) ?? JSON.stringify(payload);
+}
+
+type HeldText = { json: string; value?: Record<string, unknown> };
+const parsed = (h: HeldText) => (h.value ??= JSON.parse(h.json) as Record<string, unknown>);
+
+// Read-only: the text is what gets stored, so the object must not drift from it.
+const payloadOfText: ProxyHandler<HeldText> = {
+  get: (h, key): unknown => (key === JSON_TEXT ? h.json : (Reflect.get(parsed(h), key) as unknown)),
+  has: (h, key) => key in parsed(h),
+  ownKeys: (h) => Reflect.ownKeys(parsed(h)),
+  getOwnPropertyDescriptor: (h, key) => Reflect.getOwnPropertyDescriptor(parsed(h), key),
+  getPrototypeOf: (h) => Object.getPrototypeOf(parsed(h)) as object | null,
+  set: () => false,
+  defineProperty: () => false,
+  deleteProperty: () => false,
+};
+
+/**
+ * A payload a worker holds as the JSON text it was queued as (see shared/job.ts): the store
+ * takes that text as it is (payloadJson), and nothing in the worker reads the object, so it
+ * is parsed only if something does.
+ */
+function payloadFromJson(json: string): Record<string, unknown> {
+  // Read through the handler, the proxy is the payload object the return type says.
+  return new Proxy<HeldText>({ json }, payloadOfText);
+}
+
+/** A payload's JSON text as the store needs it: one object, within the size and depth limits. */
+function payloadTextOk(json: string): boolean {
+  return (json.length * 3 <= MAX_PAYLOAD_BYTES || Buffer.byteLength(json, 'utf8') <= MAX_PAYLOAD_BYTES) && isJsonObjectText(json, MAX_PAYLOAD_DEPTH);
 }
 
 function payloadSizeOk(payload: Record<string, unknown>, keepJson = true): boolean {
@@ -164,8 +201,9 @@ export const MAX_DETAILS = 1000;
 
 /** Validates every item; unknown fields are dropped, so what is queued is exactly the five fields. */
 /**
- * `keepPayloadJson: false` for a caller that never stores the events (the API): their JSON
- * would only stay in memory as long as they do.
+ * `keepPayloadJson: false` for a caller that never stores the events (the API): keeping their
+ * JSON for the job cost its collector more than serialising each payload again (measured with
+ * the bench's small payloads, docs/performance.md).
  */
 export function validateEvents(items: readonly unknown[], { keepPayloadJson = true }: { keepPayloadJson?: boolean } = {}): ValidationResult {
   const events: Event[] = new Array<Event>(items.length);
@@ -212,4 +250,33 @@ export function validateEvents(items: readonly unknown[], { keepPayloadJson = tr
     }
   }
   return invalid === 0 ? { ok: true, events } : { ok: false, details, invalid };
+}
+
+/** An event's fields in order, its payload as JSON text: how a queued job carries it (shared/job.ts). */
+export type EventFields = [topic: string, event_id: string, timestamp: string, source: string, payload: string];
+
+export function fieldsOf(e: Event): EventFields {
+  return [e.topic, e.event_id, e.timestamp, e.source, payloadJson(e.payload)];
+}
+
+/**
+ * The event some queued fields hold, or undefined when they hold none: the schema's own rules
+ * for the four names and the time, and for the payload a check of its text (one JSON object,
+ * as deep and as large as the schema allows) in place of building the object again.
+ */
+export function eventOfFields(fields: unknown): Event | undefined {
+  if (!Array.isArray(fields) || fields.length !== 5) return undefined;
+  const [topic, event_id, timestamp, source, payload] = fields as unknown[];
+  if (
+    isName(topic) &&
+    isName(event_id) &&
+    typeof timestamp === 'string' &&
+    isIsoDateTime(timestamp) &&
+    isText(source) &&
+    typeof payload === 'string' &&
+    payloadTextOk(payload)
+  ) {
+    return { topic, event_id, timestamp, source, payload: payloadFromJson(payload) };
+  }
+  return undefined;
 }

@@ -8,13 +8,10 @@
 import type { JobOutcome, JobToCommit } from '../../shared/store/port.js';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
-import {
-  BATCH_EVENTS_BOUNDS,
-  COMMIT_SECONDS_BOUNDS,
-  emptyHistogram,
-  observe,
-  type HistogramData,
-} from '../../shared/histogram.js';
+import type { HistogramData } from '../../shared/histogram.js';
+import { CommitCounters } from './commit-counters.js';
+import { CommitPacing, isBusy } from './commit-pacing.js';
+import { eventsOf, PendingJobs, type Pending } from './pending-jobs.js';
 
 export class CommitterClosedError extends Error {
   constructor() {
@@ -25,12 +22,6 @@ export class CommitterClosedError extends Error {
 
 /** A job to commit, and whether its producer waits for its results. */
 export type Submitted = JobToCommit & { reply?: boolean };
-
-type Pending = {
-  job: Submitted;
-  resolve: (outcome: JobOutcome) => void;
-  reject: (err: Error) => void;
-};
 
 export type CommitterOptions = {
   commit: (jobs: readonly JobToCommit[]) => Promise<JobOutcome[]>;
@@ -61,18 +52,6 @@ export type CommitterOptions = {
   contendedLingerMs?: number;
 };
 
-/** How long after a commit found the write lock taken the store counts as contended. */
-const CONTENDED_FOR_MS = 1000;
-
-/**
- * A commit that lost a race and may simply be tried again: SQLite's write lock held by
- * another process, or PostgreSQL's deadlock or serialization failure between two workers.
- */
-function isBusy(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code === '40P01' || code === '40001');
-}
-
 export type CommitterStats = {
   commits: number;
   jobs: number;
@@ -91,159 +70,125 @@ export type Committer = {
   close(): Promise<void>;
 };
 
-const MAX_BACKOFF_MS = 5000;
-
-export function createCommitter(opts: CommitterOptions): Committer {
-  let queue: Pending[] = [];
-  let queuedEvents = 0;
-  let timer: NodeJS.Timeout | undefined;
+/**
+ * Group commit over a store: the pending jobs (pending-jobs.ts), when to commit them
+ * (commit-pacing.ts) and what was done (commit-counters.ts) are parts of their own; this
+ * holds the timer and runs one flush at a time.
+ */
+class GroupCommitter implements Committer {
+  private readonly opts: CommitterOptions;
+  private readonly pending = new PendingJobs();
+  private readonly pacing: CommitPacing;
+  private readonly counters = new CommitCounters();
+  private timer: NodeJS.Timeout | undefined;
   /** When the timer fires (performance.now()). */
-  let timerAt = Infinity;
-  let failures = 0;
-  let busySince: number | undefined;
-  let lastBusyAt = -Infinity;
-  let closed = false;
+  private timerAt = Infinity;
+  private closed = false;
   /** The flush under way: one at a time, so commits keep the order jobs came in. */
-  let flushing: Promise<boolean> | undefined;
-  const stats: CommitterStats = {
-    commits: 0,
-    jobs: 0,
-    events: 0,
-    lastError: null,
-    batchEvents: emptyHistogram(BATCH_EVENTS_BOUNDS),
-    commitSeconds: emptyHistogram(COMMIT_SECONDS_BOUNDS),
-  };
+  private flushing: Promise<boolean> | undefined;
+
+  constructor(opts: CommitterOptions) {
+    this.opts = opts;
+    this.pacing = new CommitPacing(opts);
+  }
+
+  submit(job: Submitted): Promise<JobOutcome> {
+    if (this.closed) return Promise.reject(new CommitterClosedError());
+    return new Promise<JobOutcome>((resolve, reject) => {
+      this.pending.push({ job, resolve, reject });
+      if (this.pacing.failing) return; // a retry is already scheduled
+      if (this.pending.jobs >= this.opts.maxJobs || this.pending.events >= this.opts.maxEvents) {
+        this.cancelTimer();
+        this.schedule(0);
+      } else {
+        this.schedule(this.pacing.lingerMs(job));
+      }
+    });
+  }
+
+  stats(): CommitterStats {
+    return this.counters.snapshot();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.cancelTimer();
+    this.closed = true; // from here on, a failed flush schedules no retry
+    await this.flushing;
+    const ok = this.pending.jobs === 0 || (await this.flush());
+    if (!ok) this.pending.rejectAll(new CommitterClosedError());
+  }
+
+  private cancelTimer(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
 
   /** Flushes within delayMs: sooner if a flush is already due sooner. */
-  function schedule(delayMs: number): void {
-    if (closed) return;
+  private schedule(delayMs: number): void {
+    if (this.closed) return;
     const at = performance.now() + delayMs;
-    if (timer !== undefined) {
-      if (at >= timerAt) return;
-      clearTimeout(timer);
+    if (this.timer !== undefined) {
+      if (at >= this.timerAt) return;
+      clearTimeout(this.timer);
     }
-    timerAt = at;
-    timer = setTimeout(() => {
-      timer = undefined;
-      void flush();
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
     }, delayMs);
   }
 
-  /** A producer waiting for the job's results (`?wait`) is never kept waiting longer than lingerMs. */
-  function lingerMs(job: Submitted): number {
-    const contended = job.reply !== true && performance.now() - lastBusyAt < CONTENDED_FOR_MS;
-    return contended ? Math.max(opts.lingerMs, opts.contendedLingerMs ?? 0) : opts.lingerMs;
+  /** Commits everything pending, group by group; false if the store failed. */
+  private flush(): Promise<boolean> {
+    this.flushing ??= this.flushAll().finally(() => (this.flushing = undefined));
+    return this.flushing;
   }
 
-  function takeBatch(): Pending[] {
-    let events = 0;
-    let n = 0;
-    while (n < queue.length && n < opts.maxJobs) {
-      const size = queue[n]!.job.events.length;
-      if (n > 0 && events + size > opts.maxEvents) break;
-      events += size;
-      n++;
-    }
-    const batch = queue.slice(0, n);
-    queue = queue.slice(n);
-    queuedEvents -= events;
-    return batch;
-  }
-
-  /** Commits everything queued, batch by batch; false if the store failed. */
-  function flush(): Promise<boolean> {
-    flushing ??= flushAll().finally(() => (flushing = undefined));
-    return flushing;
-  }
-
-  async function flushAll(): Promise<boolean> {
-    while (queue.length > 0) {
-      const batch = takeBatch();
+  private async flushAll(): Promise<boolean> {
+    while (this.pending.jobs > 0) {
+      const group = this.pending.takeGroup(this.opts.maxJobs, this.opts.maxEvents);
       const started = performance.now();
       let outcomes: JobOutcome[];
       try {
-        outcomes = await opts.commit(batch.map((p) => p.job));
+        outcomes = await this.opts.commit(group.map((p) => p.job));
       } catch (err) {
-        // Put the batch back, in order, and try again later.
-        queue = batch.concat(queue);
-        queuedEvents += batch.reduce((n, p) => n + p.job.events.length, 0);
-        if (isBusy(err) && !closed) {
-          lastBusyAt = performance.now();
-          busySince ??= Date.now();
-          if (Date.now() - busySince < (opts.busyPatienceMs ?? 10_000)) {
-            schedule(1 + Math.random() * 2);
-            return false;
-          }
-        }
-        failures++;
-        const message = errorMessage(err);
-        if (stats.lastError === null) opts.onHealth?.(message);
-        stats.lastError = message;
-        const delay = Math.min(MAX_BACKOFF_MS, 50 * 2 ** Math.min(failures, 10));
-        opts.log.error({ err, jobs: batch.length, retryInMs: delay }, 'store commit failed; jobs kept unacknowledged');
-        schedule(delay);
+        this.pending.putBack(group);
+        this.failed(err, group.length);
         return false;
       }
-      if (stats.lastError !== null) {
-        opts.log.info({ failures }, 'store commits succeed again');
-        opts.onHealth?.(null);
-      }
-      failures = 0;
-      busySince = undefined;
-      stats.lastError = null;
-      stats.commits++;
-      stats.jobs += batch.length;
-      opts.onCommitted?.(
-        batch.map((p) => p.job),
-        outcomes,
-      );
-      let events = 0;
-      for (let i = 0; i < batch.length; i++) {
-        events += batch[i]!.job.events.length;
-        batch[i]!.resolve(outcomes[i]!);
-      }
-      stats.events += events;
-      const ms = performance.now() - started;
-      observe(stats.batchEvents, events);
-      observe(stats.commitSeconds, ms / 1000);
-      opts.log.debug({ jobs: batch.length, events, ms: +ms.toFixed(2) }, 'batch committed');
+      this.committed(group, outcomes, performance.now() - started);
     }
     return true;
   }
 
-  return {
-    submit(job) {
-      if (closed) return Promise.reject(new CommitterClosedError());
-      return new Promise<JobOutcome>((resolve, reject) => {
-        queue.push({ job, resolve, reject });
-        queuedEvents += job.events.length;
-        if (failures > 0) return; // a retry is already scheduled
-        if (queue.length >= opts.maxJobs || queuedEvents >= opts.maxEvents) {
-          clearTimeout(timer);
-          timer = undefined;
-          schedule(0);
-        } else {
-          schedule(lingerMs(job));
-        }
-      });
-    },
-    stats: () => ({
-      ...stats,
-      batchEvents: { ...stats.batchEvents, counts: [...stats.batchEvents.counts] },
-      commitSeconds: { ...stats.commitSeconds, counts: [...stats.commitSeconds.counts] },
-    }),
-    async close() {
-      if (closed) return;
-      clearTimeout(timer);
-      timer = undefined;
-      closed = true; // from here on, a failed flush schedules no retry
-      await flushing;
-      const ok = queue.length === 0 || (await flush());
-      if (!ok) {
-        for (const p of queue) p.reject(new CommitterClosedError());
-        queue = [];
-        queuedEvents = 0;
-      }
-    },
-  };
+  /** A commit failed: it is tried again soon if it only lost the write lock, else after a backoff. */
+  private failed(err: unknown, jobs: number): void {
+    const retryBusyInMs = isBusy(err) && !this.closed ? this.pacing.busy() : undefined;
+    if (retryBusyInMs !== undefined) return this.schedule(retryBusyInMs);
+    const delay = this.pacing.failed();
+    const message = errorMessage(err);
+    if (this.counters.failed(message)) this.opts.onHealth?.(message);
+    this.opts.log.error({ err, jobs, retryInMs: delay }, 'store commit failed; jobs kept unacknowledged');
+    this.schedule(delay);
+  }
+
+  private committed(group: Pending[], outcomes: JobOutcome[], ms: number): void {
+    const failures = this.pacing.succeeded();
+    const events = eventsOf(group);
+    if (this.counters.committed(group.length, events, ms)) {
+      this.opts.log.info({ failures }, 'store commits succeed again');
+      this.opts.onHealth?.(null);
+    }
+    this.opts.onCommitted?.(
+      group.map((p) => p.job),
+      outcomes,
+    );
+    for (let i = 0; i < group.length; i++) group[i]!.resolve(outcomes[i]!);
+    this.opts.log.debug({ jobs: group.length, events, ms: +ms.toFixed(2) }, 'batch committed');
+  }
+}
+
+export function createCommitter(opts: CommitterOptions): Committer {
+  return new GroupCommitter(opts);
 }

@@ -2,6 +2,7 @@
 // quiet API does not wait, and a failed add fails every request in it.
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
+import { decodeJob } from '../../shared/job.js';
 import { createLogger } from '../../shared/log.js';
 import { createQueue, createRedis, eventCountOfJobId, unfinishedJobIds } from '../../shared/queue.js';
 import type { Event } from '../../shared/schema.js';
@@ -46,10 +47,16 @@ describe('enqueuer', () => {
       expect(new Set(queued)).to.deep.equal(new Set(jobs));
       expect(queued.reduce((n, id) => n + eventCountOfJobId(id), 0)).to.equal(200);
       const stored = await Promise.all(jobs.map((id) => s.queue.getJob(id)));
-      const eventIds = stored.flatMap((j) => j!.data.events.map((e) => e.event_id)).sort();
+      const eventsOf = (j: (typeof stored)[number]) => {
+        const decoded = decodeJob(j!.id, j!.data);
+        if (!decoded.ok) return expect.fail(decoded.reason);
+        return decoded.events;
+      };
+      const eventIds = stored.flatMap((j) => eventsOf(j).map((e) => e.event_id)).sort();
       expect(eventIds).to.deep.equal(Array.from({ length: 200 }, (_, i) => `e-${i}`).sort());
+      expect(stored.flatMap(eventsOf).map((e) => e.payload.i).sort((a, b) => Number(a) - Number(b))).to.deep.equal(Array.from({ length: 200 }, (_, i) => i));
       // Each request knows where its events are in its job: what a waiting producer's results are cut by.
-      const byId = new Map(stored.map((j) => [j!.id, j!.data.events]));
+      const byId = new Map(stored.map((j) => [j!.id, eventsOf(j)]));
       placements.forEach((p, i) => expect(byId.get(p.job)![p.offset]!.event_id).to.equal(`e-${i}`));
       expect(stored.every((j) => j!.data.reply === undefined)).to.equal(true);
     } finally {

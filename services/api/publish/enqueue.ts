@@ -8,6 +8,7 @@
 // Redis runs it late). Only an add refused before it was sent answers `unavailable`
 // (nothing queued); any other failure answers `outcome_unknown`: maybe queued, and a retry
 // is safe because copies are dropped.
+import { jobDataOf } from '../../../shared/job.js';
 import { JOB_NAME, newJobId, type PublishJobData } from '../../../shared/queue.js';
 import { unavailable } from '../http/errors.js';
 import type { Event } from '../../../shared/schema.js';
@@ -84,7 +85,7 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`queue add timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
     });
-    const adding = opts.queue.add(JOB_NAME, reply ? { events, reply } : { events }, { jobId: id });
+    const adding = opts.queue.add(JOB_NAME, jobDataOf(events, reply), { jobId: id });
     inFlight.add(adding);
     try {
       await Promise.race([adding, timeout]);
