@@ -4,9 +4,10 @@
 // enqueues anything; and the API's open files stay within the three budgets. Real processes,
 // small budgets, no worker (so a publish with ?wait stays waiting).
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { expect } from 'chai';
-import { publish, request, stats } from '../../tools/harness/http.js';
+import { request, stats } from '../../tools/harness/http.js';
 import { openStream, type StreamClient } from '../../tools/harness/sse.js';
 import { waitFor } from '../../tools/harness/wait.js';
 import { event } from '../support/http.js';
@@ -16,14 +17,13 @@ const MAX_CONNECTIONS = 16;
 const MAX_SUBSCRIBERS = 16;
 const MAX_WAITERS = 8;
 /**
- * Producers at once: half of MAX_CONNECTIONS, as a client's pool may hold more sockets than
- * requests in flight (undici opens a new one when a request comes before a socket is free):
- * at the cap, one of its idle sockets would be closed under it.
+ * Producers at once, each on a socket of its own: half of MAX_CONNECTIONS, the rest for the
+ * test's other requests (fetch's pool), so that producers alone never reach the cap.
  */
 const PRODUCERS = MAX_CONNECTIONS / 2;
 const PUBLISHES_EACH = 20;
 
-type Raw = { socket: net.Socket; status: Promise<number>; text: () => string };
+type Raw = { socket: net.Socket; status: Promise<number>; text: () => string; closed: Promise<void> };
 
 /** A publish on a socket of its own, kept open after its answer (as a keep-alive client's). */
 function rawPublish(port: number, path: string): Raw {
@@ -41,7 +41,8 @@ function rawPublish(port: number, path: string): Raw {
     });
     socket.on('close', () => resolve(0));
   });
-  return { socket, status, text: () => text };
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  return { socket, status, text: () => text, closed };
 }
 
 /**
@@ -83,20 +84,42 @@ async function peakSockets(pid: number, port: number, work: () => Promise<void>)
   return Math.max(peak, httpSockets(pid, port));
 }
 
-/** PRODUCERS producers publishing one event at a time; every answer's status, and every socket error. */
+/** One publish on `agent`: its status, or the socket error that ended it. */
+function post(agent: http.Agent, baseUrl: string, body: unknown): Promise<number> {
+  const text = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL('/publish', baseUrl), { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(text);
+  });
+}
+
+/**
+ * PRODUCERS producers publishing one event at a time, on at most PRODUCERS keep-alive
+ * sockets; every answer's status, and every socket error.
+ */
 async function produce(baseUrl: string): Promise<{ statuses: number[]; errors: string[] }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: PRODUCERS });
   const statuses: number[] = [];
   const errors: string[] = [];
-  await Promise.all(
-    Array.from({ length: PRODUCERS }, async (_, p) => {
-      for (let i = 0; i < PUBLISHES_EACH; i++) {
-        await publish(baseUrl, event({ topic: `producer-${p}` })).then(
-          (r) => statuses.push(r.status),
-          (err: Error) => errors.push(String((err.cause as Error | undefined)?.message ?? err.message)),
-        );
-      }
-    }),
-  );
+  try {
+    await Promise.all(
+      Array.from({ length: PRODUCERS }, async (_, p) => {
+        for (let i = 0; i < PUBLISHES_EACH; i++) {
+          await post(agent, baseUrl, event({ topic: `producer-${p}` })).then(
+            (status) => statuses.push(status),
+            (err: Error) => errors.push(err.message),
+          );
+        }
+      }),
+    );
+  } finally {
+    agent.destroy();
+  }
   return { statuses, errors };
 }
 
@@ -154,7 +177,9 @@ describe('socket budgets: streams and waiters apart from producers', function ()
     }
     // One more for a moment: a new socket is let in before the quiet one it replaces closes.
     expect(peak, 'HTTP sockets held by the API').to.be.at.most(MAX_CONNECTIONS + MAX_WAITERS + 1);
-    for (const r of refused) r.socket.destroy();
+    // Closed from this side, and done once the API has closed its side too.
+    for (const r of refused) r.socket.end();
+    await Promise.all(refused.map((r) => r.closed));
 
     let produced: Awaited<ReturnType<typeof produce>> = { statuses: [], errors: [] };
     const peakProducing = await peakSockets(pid(), port(), async () => void (produced = await produce(base())));
