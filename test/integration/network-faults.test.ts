@@ -1,7 +1,8 @@
 // Network faults between hosts, made by a TCP proxy the test owns (test/support/tcp-proxy.ts)
 // on the links of one process: a worker's link to PostgreSQL or to Redis slowed by 200 ms and
-// cut for a few seconds mid-load, the API's link to Redis cut. Each case: the processes
-// survive, every identity is stored once, every `?wait` verdict is right, the books balance.
+// cut for a few seconds mid-load, the API's link to Redis cut; and 200 ms on every link at
+// once. Each case: the processes survive, every identity is stored once, every `?wait`
+// verdict is right, the books balance.
 import { expect } from 'chai';
 import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
 import { createTestDatabase, type TestDatabase } from '../../tools/harness/postgres.js';
@@ -10,6 +11,8 @@ import { requirePostgres } from '../support/postgres.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { mixedChunks, workload, type Ev } from '../support/workload.js';
+
+const LATENCY_MS = 200;
 
 const CUT_MS = 3000;
 
@@ -96,5 +99,28 @@ describe('network faults (a TCP proxy on one link)', function () {
     const result = await publishAcrossCut(link, cluster.baseUrl, mixedChunks(events));
     await checkBooks(cluster.baseUrl, events, result.answered, result.accepted, { lostAnswers: true });
     expect(cluster.api.alive(), 'the API is alive').to.equal(true);
+  });
+
+  it(`keeps exact books with ${LATENCY_MS} ms on every link: producers to the API, the API and the worker to Redis and to PostgreSQL`, async () => {
+    const apiRedis = await proxy(redis.url, LATENCY_MS);
+    const apiDb = await proxy(db.url, LATENCY_MS);
+    cluster = await startCluster({ redisUrl: apiRedis.url(redis.url), workers: 0, store: 'postgres', databaseUrl: apiDb.url(db.url) });
+    const workerRedis = await proxy(redis.url, LATENCY_MS);
+    const workerDb = await proxy(db.url, LATENCY_MS);
+    const worker = await cluster.startWorker({ REDIS_URL: workerRedis.url(redis.url), DATABASE_URL: workerDb.url(db.url) });
+    const front = await proxy(cluster.baseUrl, LATENCY_MS);
+    const { events } = workload(300, 0.2, { source: 'latency' });
+    // Small requests, so that many cross every link (every third with ?wait).
+    const chunks: Ev[][] = [];
+    for (let i = 0; i < events.length; ) {
+      const size = [1, 1, 7, 20][chunks.length % 4]!;
+      chunks.push(events.slice(i, (i += size)));
+    }
+    const result = await produce(front.url(cluster.baseUrl), chunks, 8);
+    expect(result.answered.length, '?wait requests answered 200 processed').to.be.greaterThan(0);
+    await checkBooks(cluster.baseUrl, events, result.answered, result.accepted);
+    const used = { front: front.accepted, apiRedis: apiRedis.accepted, apiDb: apiDb.accepted, workerRedis: workerRedis.accepted, workerDb: workerDb.accepted };
+    for (const [link, n] of Object.entries(used)) expect(n, `connections through ${link}`).to.be.greaterThan(0);
+    expect(worker.alive() && cluster.api.alive(), 'the API and the worker are alive').to.equal(true);
   });
 });

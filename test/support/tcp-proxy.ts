@@ -10,6 +10,8 @@ export class TcpProxy {
   /** Added to every chunk, each way (order is kept: every chunk waits the same). */
   delayMs = 0;
   port = 0;
+  /** Connections let through since the start: a link no process used shows 0. */
+  accepted = 0;
 
   constructor(
     private readonly targetHost: string,
@@ -22,11 +24,13 @@ export class TcpProxy {
     return new TcpProxy(u.hostname, Number(u.port || (u.protocol.startsWith('redis') ? 6379 : 5432)));
   }
 
+  /** `of` with this proxy's host and port (an http URL without a trailing slash, as a base URL). */
   url(of: string): string {
     const u = new URL(of);
     u.hostname = '127.0.0.1';
     u.port = String(this.port);
-    return u.toString();
+    const text = u.toString();
+    return u.protocol === 'http:' ? text.replace(/\/$/, '') : text;
   }
 
   async start(): Promise<void> {
@@ -41,6 +45,7 @@ export class TcpProxy {
       client.resetAndDestroy();
       return;
     }
+    this.accepted++;
     const upstream = net.connect(this.targetPort, this.targetHost);
     upstream.on('error', () => undefined);
     for (const s of [client, upstream]) {

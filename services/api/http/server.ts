@@ -1,22 +1,28 @@
-// The API's HTTP server: its timeouts, its connection cap, and a close that waits for the
+// The API's HTTP server: its timeouts, its socket budgets, and a close that waits for the
 // requests under way. Built before the app it serves (the app's parts close before it, so
 // that nothing it answers is still waiting when it closes), then given the app to serve.
 import http from 'node:http';
 import type { Logger } from '../../../shared/log.js';
 import { answerClientErrors } from './client-errors.js';
-import { capConnections, closeIdleAfterPendingReads } from './connections.js';
+import { maxWaitersOf, SocketBudgets } from './budgets.js';
+import { closeIdleAfterPendingReads, ConnectionCap } from './connections.js';
 
 type ServerOptions = {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
   maxConnections: number;
+  /** MAX_WAITERS; when not given, the server reads it from the environment (budgets.ts). */
+  maxWaiters?: number;
+  /** API_KEY: a publish without it is told 401 rather than 503 when the waiters are too many. */
+  apiKey: string | undefined;
 };
 
 type Listener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
 export class ApiServer {
   readonly server: http.Server;
+  private readonly budgets: SocketBudgets;
   private listener: Listener | undefined;
   private accepting = false;
   private closing: Promise<void> | undefined;
@@ -38,12 +44,17 @@ export class ApiServer {
         // server.close() leaves busy keep-alive sockets open, and a busy producer keeps them
         // busy: once stopping, each answer ends its connection.
         if (!this.accepting) res.setHeader('Connection', 'close');
-        this.listener?.(req, res);
+        if (this.budgets.admit(req, res)) this.listener?.(req, res);
       },
     );
     // Past the cap, idle sockets make room first; a new socket is closed only when all are
-    // busy: memory stays bounded by MAX_CONNECTIONS whatever the number of clients.
-    capConnections(this.server, o.maxConnections, log);
+    // busy. Streams and waiting publishes count apart (budgets.ts), so open sockets stay
+    // bounded by MAX_CONNECTIONS + MAX_SUBSCRIBERS + MAX_WAITERS whatever the clients do.
+    this.budgets = new SocketBudgets(new ConnectionCap(this.server, o.maxConnections, log), {
+      maxWaiters: o.maxWaiters ?? maxWaitersOf(process.env),
+      apiKey: o.apiKey,
+      log,
+    });
     closeIdleAfterPendingReads(this.server);
     answerClientErrors(this.server, log);
   }
