@@ -132,6 +132,13 @@ export const VARIABLES = {
     usedBy: API,
     meaning: 'live streams one API process serves; past it `GET /events/stream` answers `503` with `Retry-After`',
   },
+  MAX_WAITERS: {
+    key: 'maxWaiters',
+    parse: int(0, 1_000_000),
+    default: 1000,
+    usedBy: API,
+    meaning: 'publishes with `?wait` one API process holds while they wait; past it they answer `503 too_many_waiters` with `Retry-After`',
+  },
   STREAM_KEEPALIVE_MS: { key: 'streamKeepaliveMs', parse: int(50, 600_000), default: 15_000, usedBy: API, meaning: 'an idle stream gets a comment line at least this often' },
   STREAM_MAX_BUFFER_BYTES: {
     key: 'streamMaxBufferBytes',

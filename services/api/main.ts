@@ -7,7 +7,6 @@ import { createQueue, createRedis } from '../../shared/queue.js';
 import { openStore } from '../../shared/store/open.js';
 import { Parts } from '../../shared/shutdown.js';
 import { createApi } from './app.js';
-import { handleExpect } from './http/expect.js';
 import { ApiServer } from './http/server.js';
 import { watchBacklog } from './publish/backlog.js';
 import { createEnqueuer } from './publish/enqueue.js';
@@ -62,8 +61,6 @@ const enqueuer = parts.add(
 );
 // Closing waits for the requests under way: the parts they wait on close before it.
 const server = parts.add('http', new ApiServer(config, log));
-// `Expect: 100-continue` is answered here, so a request that will be refused is refused first.
-handleExpect(server.server, { apiKey: config.apiKey, readApiKey: config.readApiKey, maxBodyBytes: config.maxBodyBytes, log });
 // Open streams never finish by themselves: they end before the server closes, or it would wait.
 const fanout = parts.add(
   'streams',

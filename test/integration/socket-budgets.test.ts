@@ -175,6 +175,20 @@ describe('socket budgets: streams and waiters apart from producers', function ()
       expect(r.text()).to.match(/\r\nretry-after: \d+\r\n/i);
       expect(JSON.parse(r.text().split('\r\n\r\n')[1]!)).to.have.property('error', 'too_many_waiters');
     }
+    // A waiter that asks before sending its body is refused before `100 Continue`.
+    const asking = net.connect(port(), '127.0.0.1');
+    let first = '';
+    asking.on('error', () => undefined);
+    asking.write('POST /publish?wait=5 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\nExpect: 100-continue\r\n\r\n');
+    await new Promise<void>((resolve) => {
+      asking.on('data', (c) => {
+        first += c.toString();
+        if (first.includes('\r\n\r\n')) resolve();
+      });
+      asking.on('close', () => resolve());
+    });
+    asking.destroy();
+    expect(first.split('\r\n')[0], 'first answer to Expect: 100-continue past MAX_WAITERS').to.equal('HTTP/1.1 503 Service Unavailable');
     // One more for a moment: a new socket is let in before the quiet one it replaces closes.
     expect(peak, 'HTTP sockets held by the API').to.be.at.most(MAX_CONNECTIONS + MAX_WAITERS + 1);
     // Closed from this side, and done once the API has closed its side too.

@@ -12,10 +12,9 @@ import type { Logger } from '../../../shared/log.js';
 import { bearerCheck, type BearerCheck } from './auth.js';
 import type { ConnectionCap } from './connections.js';
 import { errorAnswer, unavailable } from './errors.js';
+import { writeJson } from './json-answer.js';
 
 type BudgetOptions = { maxWaiters: number; apiKey: string | undefined; log: Logger };
-
-const DEFAULT_MAX_WAITERS = 1000;
 
 /** A waiter's slot frees as soon as any waiting publish gets its results: seconds at most. */
 const WAITERS_RETRY_AFTER_SECONDS = 2;
@@ -35,18 +34,6 @@ function lastingKind(req: IncomingMessage): 'stream' | 'waiter' | undefined {
   const path = routePath(url, q);
   if (path !== '/publish' && path !== '/publish/batch') return undefined;
   return new URLSearchParams(url.slice(q + 1)).has('wait') ? 'waiter' : undefined;
-}
-
-/**
- * MAX_WAITERS, from `env`: shared/config.ts does not list it, so the API server reads it
- * itself; an integer from 0 to 1,000,000, 1,000 when unset.
- */
-export function maxWaitersOf(env: NodeJS.ProcessEnv): number {
-  const text = env.MAX_WAITERS?.trim();
-  if (text === undefined || text === '') return DEFAULT_MAX_WAITERS;
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!(n >= 0 && n <= 1_000_000)) throw new Error('MAX_WAITERS must be an integer from 0 to 1000000');
-  return n;
 }
 
 export class SocketBudgets {
@@ -96,10 +83,8 @@ export class SocketBudgets {
       WAITERS_RETRY_AFTER_SECONDS,
       'too_many_waiters',
     );
-    const { status, headers, body } = errorAnswer(err, log);
-    const text = JSON.stringify(body);
-    // The body is left unread: Node discards it after the answer, and the socket may carry the next request.
-    res.writeHead(status, { ...headers, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(text)) });
-    res.end(text);
+    // The body is left unread: Node discards it after the answer, and the socket may carry
+    // the next request; one whose body was never asked for (Expect: 100-continue) cannot.
+    writeJson(res, errorAnswer(err, log), res.req.headers.expect !== undefined);
   }
 }

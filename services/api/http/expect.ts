@@ -37,14 +37,14 @@ function answer(res: ServerResponse, err: unknown, log: Logger): void {
   writeJson(res, errorAnswer(err, log), true);
 }
 
-export function handleExpect(server: Server, o: ExpectOptions): void {
+/** `serve`: the request may succeed; it writes `100 Continue` once the request has its room. */
+export function handleExpect(server: Server, o: ExpectOptions, serve: (req: IncomingMessage, res: ServerResponse) => void): void {
   const checkKey = bearerCheck(o.apiKey, 'API_KEY');
   const checkReadKey = bearerCheck(o.readApiKey, 'READ_API_KEY');
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     const refused = refusal(req, o, checkKey, checkReadKey);
     if (refused !== undefined) return answer(res, refused, o.log);
-    res.writeContinue();
-    server.emit('request', req, res);
+    serve(req, res);
   });
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     answer(res, new HttpError(417, 'expectation_failed', `Expect: ${String(req.headers.expect)} is not supported; only 100-continue is`), o.log);

@@ -4,7 +4,8 @@
 import http from 'node:http';
 import type { Logger } from '../../../shared/log.js';
 import { answerClientErrors } from './client-errors.js';
-import { maxWaitersOf, SocketBudgets } from './budgets.js';
+import { SocketBudgets } from './budgets.js';
+import { handleExpect } from './expect.js';
 import { closeIdleAfterPendingReads, ConnectionCap } from './connections.js';
 
 type ServerOptions = {
@@ -12,10 +13,12 @@ type ServerOptions = {
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
   maxConnections: number;
-  /** MAX_WAITERS; when not given, the server reads it from the environment (budgets.ts). */
-  maxWaiters?: number;
+  maxWaiters: number;
   /** API_KEY: a publish without it is told 401 rather than 503 when the waiters are too many. */
   apiKey: string | undefined;
+  /** For `Expect: 100-continue` (expect.ts): what is refused before the body is asked for. */
+  readApiKey: string | undefined;
+  maxBodyBytes: number;
 };
 
 type Listener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -40,23 +43,32 @@ export class ApiServer {
         keepAliveTimeout: o.keepAliveTimeoutMs,
         connectionsCheckingInterval: Math.min(1_000, o.headersTimeoutMs),
       },
-      (req, res) => {
-        // server.close() leaves busy keep-alive sockets open, and a busy producer keeps them
-        // busy: once stopping, each answer ends its connection.
-        if (!this.accepting) res.setHeader('Connection', 'close');
-        if (this.budgets.admit(req, res)) this.listener?.(req, res);
-      },
+      (req, res) => this.serve(req, res),
     );
     // Past the cap, idle sockets make room first; a new socket is closed only when all are
     // busy. Streams and waiting publishes count apart (budgets.ts), so open sockets stay
     // bounded by MAX_CONNECTIONS + MAX_SUBSCRIBERS + MAX_WAITERS whatever the clients do.
     this.budgets = new SocketBudgets(new ConnectionCap(this.server, o.maxConnections, log), {
-      maxWaiters: o.maxWaiters ?? maxWaitersOf(process.env),
+      maxWaiters: o.maxWaiters,
       apiKey: o.apiKey,
       log,
     });
+    // A request that will be refused (no key, too large, no room to wait) is refused before
+    // `100 Continue` asks its client for the body.
+    handleExpect(this.server, { apiKey: o.apiKey, readApiKey: o.readApiKey, maxBodyBytes: o.maxBodyBytes, log }, (req, res) =>
+      this.serve(req, res, true),
+    );
     closeIdleAfterPendingReads(this.server);
     answerClientErrors(this.server, log);
+  }
+
+  private serve(req: http.IncomingMessage, res: http.ServerResponse, continueFirst = false): void {
+    // server.close() leaves busy keep-alive sockets open, and a busy producer keeps them
+    // busy: once stopping, each answer ends its connection.
+    if (!this.accepting) res.setHeader('Connection', 'close');
+    if (!this.budgets.admit(req, res)) return;
+    if (continueFirst) res.writeContinue();
+    this.listener?.(req, res);
   }
 
   /** True from listening until stopping began: what /ready reports. */
