@@ -61,6 +61,13 @@ export function* countJsonItems(text: string, stop: number): Scan<number> {
 export const MAX_PAYLOAD_COMMAS = MAX_PAYLOAD_BYTES / 2;
 
 /**
+ * A payload is refused from its text alone past four times the limit: a payload just over
+ * the limit costs milliseconds to parse, and parsed, the 422 lists every invalid event of the
+ * body, not only the first one found too large.
+ */
+export const EARLY_PAYLOAD_BYTES = 4 * MAX_PAYLOAD_BYTES;
+
+/**
  * The backslashes of a text, asked for left to right: each search resumes where the last
  * one ended, so that asking once per string stays linear in the text, not in its strings.
  */
@@ -77,6 +84,8 @@ function backslashes(text: string): (from: number) => number {
  * character and every escape is at least one byte (`\u0041` is `A`), and the quotes stay.
  */
 function leastStringBytes(text: string, open: number, end: number, backslashAt: (from: number) => number): number {
+  // No escape is longer than six characters: a string this long is too large, its escapes uncounted.
+  if (end - open > 6 * EARLY_PAYLOAD_BYTES) return Math.floor((end - open) / 6);
   let bytes = end - open;
   for (let b = backslashAt(open); b !== -1 && b < end - 1; ) {
     const escape = text.charCodeAt(b + 1) === 0x75 ? 6 : 2;
@@ -85,13 +94,6 @@ function leastStringBytes(text: string, open: number, end: number, backslashAt: 
   }
   return bytes;
 }
-
-/**
- * A payload is refused from its text alone past four times the limit: a payload just over
- * the limit costs milliseconds to parse, and parsed, the 422 lists every invalid event of the
- * body, not only the first one found too large.
- */
-export const EARLY_PAYLOAD_BYTES = 4 * MAX_PAYLOAD_BYTES;
 
 /** Characters that may only be part of a number outside strings: a number, however long, serializes to at least one. */
 const isNumberChar = (c: number) => (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2b || c === 0x2d || c === 0x65 || c === 0x45;
