@@ -138,9 +138,11 @@ export function* oversizedPayloadAt(text: string): Scan<number> {
       if (depth <= 3) keys[depth] = text.slice(i + 1, end - 1);
       if (payloadDepth !== 0) bytes += leastStringBytes(text, i, end, backslashAt);
       i = end - 1;
-    } else if (c === 0x5b || c === 0x7b) {
-      depth++;
-      keys[depth] = '';
+      continue;
+    }
+    if (!isSpace(c) && !isNumberChar(c)) bytes++;
+    if (c === 0x5b || c === 0x7b) {
+      keys[++depth] = '';
       if (top === 0x7b && depth === 2 && c === 0x5b && keys[1] === 'events' && itemDepth === 1) {
         itemDepth = 3;
         index = 0;
@@ -149,19 +151,15 @@ export function* oversizedPayloadAt(text: string): Scan<number> {
       if (payloadDepth === 0 && depth === itemDepth + 1 && keys[itemDepth] === 'payload' && !(itemDepth === 1 && singleOversized)) {
         payloadDepth = depth;
         commas = 0;
-        bytes = 0;
+        bytes = 1;
         // An array is refused as not an object, whatever its size: only its commas are counted, as before.
         isObject = c === 0x7b;
       }
-      bytes++;
-    } else if (c === 0x5d || c === 0x7d) {
-      bytes++;
-      depth--;
-    } else if (c === 0x2c) {
+    } else if (c === 0x5d || c === 0x7d) depth--;
+    else if (c === 0x2c) {
       if (itemDepth > 1 && depth === itemDepth - 1) index++;
       commas++;
-      bytes++;
-    } else if (!isSpace(c) && !isNumberChar(c)) bytes++;
+    }
     if (payloadDepth !== 0 && (commas > MAX_PAYLOAD_COMMAS || (isObject && bytes > EARLY_PAYLOAD_BYTES))) {
       if (itemDepth > 1) return index;
       singleOversized = true;
