@@ -2,15 +2,22 @@
 // would find, whatever strings and nesting hold, and a body past the limit is refused
 // without its items being parsed.
 import { expect } from 'chai';
-import { countJsonItems, countNdjsonItems, jsonItems, MAX_PAYLOAD_COMMAS, ndjsonItems, oversizedPayloadAt } from '../../services/api/publish/items.js';
+import { jsonItems, ndjsonItems } from '../../services/api/publish/items.js';
+import { finish } from '../../services/api/publish/pace.js';
+import * as scans from '../../services/api/publish/text-limits.js';
 import { MAX_PAYLOAD_BYTES } from '../../shared/schema.js';
 import { HttpError } from '../../services/api/http/errors.js';
 
+const { EARLY_PAYLOAD_BYTES, MAX_PAYLOAD_COMMAS } = scans;
+const countJsonItems = (text: string, stop: number) => finish(scans.countJsonItems(text, stop));
+const countNdjsonItems = (text: string, stop: number) => finish(scans.countNdjsonItems(text, stop));
+const oversizedPayloadAt = (text: string) => finish(scans.oversizedPayloadAt(text));
+
 const ev = (i: number, extra = '') => `{"topic":"t","event_id":"e${i}","timestamp":"2025-01-01T00:00:00Z","source":"s","payload":{"i":${i}${extra}}}`;
 
-function refusal(fn: () => unknown): HttpError {
+async function refusal(fn: () => unknown): Promise<HttpError> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     return err as HttpError;
   }
@@ -35,7 +42,7 @@ describe('counting items before parsing', () => {
     '[1,"a",null,[],{},true]',
   ];
   for (const body of bodies) {
-    it(`counts what JSON.parse finds in ${body.slice(0, 60)}`, () => {
+    it(`counts what JSON.parse finds in ${body.slice(0, 60)}`, async () => {
       const parsed = JSON.parse(body) as unknown;
       const expected = Array.isArray(parsed)
         ? parsed.length
@@ -43,29 +50,29 @@ describe('counting items before parsing', () => {
           ? (parsed as { events: unknown[] }).events.length
           : 1;
       expect(countJsonItems(body, Infinity)).to.equal(expected);
-      expect(jsonItems(body, expected).items).to.have.length(expected);
-      if (expected > 0) expect(refusal(() => jsonItems(body, expected - 1)).status).to.equal(413);
+      expect((await jsonItems(body, expected)).items).to.have.length(expected);
+      if (expected > 0) expect((await refusal(() => jsonItems(body, expected - 1))).status).to.equal(413);
     });
   }
 
-  it('counts NDJSON lines as parsing does, blank lines skipped', () => {
+  it('counts NDJSON lines as parsing does, blank lines skipped', async () => {
     const text = `${ev(1)}\n\n  \r\n${ev(2)}\r\n\u00a0\n${ev(3)}`;
     expect(countNdjsonItems(text, Infinity)).to.equal(3);
-    expect(ndjsonItems(text).items).to.have.length(3);
-    expect(ndjsonItems(text, 3).items).to.have.length(3);
-    expect(refusal(() => ndjsonItems(text, 2)).status).to.equal(413);
+    expect((await ndjsonItems(text)).items).to.have.length(3);
+    expect((await ndjsonItems(text, 3)).items).to.have.length(3);
+    expect((await refusal(() => ndjsonItems(text, 2))).status).to.equal(413);
   });
 
-  it('stops counting past the limit, and refuses huge bodies of tiny items with 413 batch_too_large', () => {
+  it('stops counting past the limit, and refuses huge bodies of tiny items with 413 batch_too_large', async () => {
     const nd = '{}\n'.repeat(4 * 1024 * 1024 / 3);
     const arr = `[${'{},'.repeat(16 * 1024 * 1024 / 3)}{}]`;
     expect(countNdjsonItems(nd, 10_001)).to.equal(10_001);
     expect(countJsonItems(arr, 10_001)).to.equal(10_001);
-    const a = refusal(() => ndjsonItems(nd, 10_000));
+    const a = await refusal(() => ndjsonItems(nd, 10_000));
     expect([a.status, a.code]).to.deep.equal([413, 'batch_too_large']);
-    const b = refusal(() => jsonItems(arr, 10_000));
+    const b = await refusal(() => jsonItems(arr, 10_000));
     expect([b.status, b.code]).to.deep.equal([413, 'batch_too_large']);
-    const c = refusal(() => jsonItems(`{"events":${arr}}`, 10_000));
+    const c = await refusal(() => jsonItems(`{"events":${arr}}`, 10_000));
     expect([c.status, c.code]).to.deep.equal([413, 'batch_too_large']);
   });
 });
@@ -83,17 +90,33 @@ describe('payloads too large to serialize within the limit, found before parsing
   });
 
   it('leaves alone what may be valid: commas in strings, in ignored fields, or a payload just within', () => {
-    expect(oversizedPayloadAt(event(`{"s":"${','.repeat(MAX_PAYLOAD_COMMAS * 2)}"}`))).to.equal(-1);
+    expect(oversizedPayloadAt(event(`{"s":"${','.repeat(MAX_PAYLOAD_COMMAS + 100)}"}`))).to.equal(-1);
     expect(oversizedPayloadAt(event('{}', `,"junk":${big}`))).to.equal(-1);
     expect(oversizedPayloadAt(`{"payload":${big},"events":[${event('{}')}]}`)).to.equal(-1);
-    expect(oversizedPayloadAt(event(many(MAX_PAYLOAD_COMMAS)))).to.equal(-1);
+    // Exactly the limit once serialized, however long its text: escapes, whitespace, digits.
+    const exact = `{"s":"${'x'.repeat(MAX_PAYLOAD_BYTES - 8)}"}`;
+    const escaped = `{"s":"${'\\u0078'.repeat(MAX_PAYLOAD_BYTES - 8)}"}`;
+    const spaced = `{ "n" : 1.${'0'.repeat(MAX_PAYLOAD_BYTES)} , "s" : "${'x'.repeat(MAX_PAYLOAD_BYTES - 14)}"${' '.repeat(MAX_PAYLOAD_BYTES)} }`;
+    for (const payload of [exact, escaped, spaced]) {
+      expect(Buffer.byteLength(JSON.stringify(JSON.parse(payload)))).to.equal(MAX_PAYLOAD_BYTES);
+      expect(oversizedPayloadAt(event(payload))).to.equal(-1);
+    }
   });
 
-  it('refuses such a body with 422 naming the event and its payload, NDJSON too', () => {
-    const a = refusal(() => jsonItems(`[${event('{}')},${event(big)}]`));
+  it('finds the event whose payload text, counted as it serializes at the least, is over four times the limit', () => {
+    const long = `{"s":"${'x'.repeat(EARLY_PAYLOAD_BYTES - 7)}"}`;
+    expect(oversizedPayloadAt(event(`{"s":"${'x'.repeat(EARLY_PAYLOAD_BYTES - 8)}"}`))).to.equal(-1);
+    expect(oversizedPayloadAt(`[${event('{}')},${event(long)}]`)).to.equal(1);
+    const wide = `{${Array.from({ length: 8000 }, (_, i) => `"k${i}":"${'\\u0078'.repeat(130)}"`).join(',')}}`;
+    expect(Buffer.byteLength(JSON.stringify(JSON.parse(wide)))).to.be.above(EARLY_PAYLOAD_BYTES);
+    expect(oversizedPayloadAt(event(wide))).to.equal(0);
+  });
+
+  it('refuses such a body with 422 naming the event and its payload, NDJSON too', async () => {
+    const a = await refusal(() => jsonItems(`[${event('{}')},${event(big)}]`));
     expect([a.status, a.code]).to.deep.equal([422, 'validation_failed']);
     expect((a.extra.details as { index: number; path: string }[])[0]).to.include({ index: 1, path: 'payload' });
-    const b = refusal(() => ndjsonItems(`${event('{}')}\n${event(big)}\n`));
+    const b = await refusal(() => ndjsonItems(`${event('{}')}\n${event(big)}\n`));
     expect((b.extra.details as { index: number; path: string }[])[0]).to.include({ index: 1, path: 'payload' });
   });
 

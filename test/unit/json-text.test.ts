@@ -21,6 +21,16 @@ function refusal(run: () => unknown): HttpError {
   return expect.fail('expected a refusal');
 }
 
+async function refusalOf(run: () => Promise<unknown>): Promise<HttpError> {
+  try {
+    await run();
+  } catch (err) {
+    expect(err).to.be.instanceOf(HttpError);
+    return err as HttpError;
+  }
+  return expect.fail('expected a refusal');
+}
+
 describe('json-text', () => {
   it('refuses bytes that are not UTF-8 instead of replacing them', () => {
     expect(decodeUtf8(Buffer.from('{"a":"é"}'))).to.equal('{"a":"é"}');
@@ -61,27 +71,27 @@ describe('json-text', () => {
     expect(depthExceededAt(deep)).to.equal(1000);
   });
 
-  it('refuses a body nested too deep before parsing it, naming the event', () => {
+  it('refuses a body nested too deep before parsing it, naming the event', async () => {
     const deep = (n: number) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
     const event = (payload: string) => `{"topic":"t","event_id":"e","timestamp":"2025-10-24T00:00:00Z","source":"s","payload":${payload}}`;
-    const err = refusal(() => jsonItems(`[${event('{}')},${event(deep(2_000_000))}]`));
+    const err = await refusalOf(() => jsonItems(`[${event('{}')},${event(deep(2_000_000))}]`));
     expect(err.status).to.equal(422);
     expect(err.extra.details).to.deep.equal([{ index: 1, path: 'payload', message: 'must nest at most 256 levels deep' }]);
-    const nd = refusal(() => ndjsonItems(`${event('{}')}\n${event('{}')}\n${event(deep(5000))}\n`));
+    const nd = await refusalOf(() => ndjsonItems(`${event('{}')}\n${event('{}')}\n${event(deep(5000))}\n`));
     expect((nd.extra.details as { index: number }[])[0]!.index).to.equal(2);
   });
 
-  it('ties text findings to the event they are in, for every shape', () => {
+  it('ties text findings to the event they are in, for every shape', async () => {
     const event = (payload: string, extra = '') => `{"topic":"t","event_id":"e","timestamp":"2025-10-24T00:00:00Z","source":"s"${extra},"payload":${payload}}`;
     const bad = event('{"n":9007199254740993}');
     const good = event('{"n":1}');
-    expect(jsonItems(bad).details.map((d) => [d.index, d.path])).to.deep.equal([[0, 'payload.n']]);
-    expect(jsonItems(`[${good},${bad}]`).details.map((d) => [d.index, d.path])).to.deep.equal([[1, 'payload.n']]);
-    expect(jsonItems(`{"events":[${good},${good},${bad}],"n":1e400}`).details.map((d) => [d.index, d.path])).to.deep.equal([[2, 'payload.n']]);
-    expect([...ndjsonItems(`${good}\n\n${bad}\n`).invalid]).to.deep.equal([1]);
+    expect((await jsonItems(bad)).details.map((d) => [d.index, d.path])).to.deep.equal([[0, 'payload.n']]);
+    expect((await jsonItems(`[${good},${bad}]`)).details.map((d) => [d.index, d.path])).to.deep.equal([[1, 'payload.n']]);
+    expect((await jsonItems(`{"events":[${good},${good},${bad}],"n":1e400}`)).details.map((d) => [d.index, d.path])).to.deep.equal([[2, 'payload.n']]);
+    expect([...(await ndjsonItems(`${good}\n\n${bad}\n`)).invalid]).to.deep.equal([1]);
     // Unknown fields are ignored, so what they hold is too; the five fields are not.
-    expect(jsonItems(event('{}', ',"x":1e400,"y":1,"y":2')).invalid.size).to.equal(0);
-    expect(jsonItems(event('{}', ',"topic":"u"')).details.map((d) => [d.index, d.path])).to.deep.equal([[0, 'topic']]);
-    expect(refusal(() => jsonItems(`{"events":[${good}],"events":[${good}]}`)).status).to.equal(400);
+    expect((await jsonItems(event('{}', ',"x":1e400,"y":1,"y":2'))).invalid.size).to.equal(0);
+    expect((await jsonItems(event('{}', ',"topic":"u"'))).details.map((d) => [d.index, d.path])).to.deep.equal([[0, 'topic']]);
+    expect((await refusalOf(() => jsonItems(`{"events":[${good}],"events":[${good}]}`))).status).to.equal(400);
   });
 });

@@ -3,7 +3,10 @@
 // double would change, a key given twice), each tied to the event and path it is in.
 import { MAX_DETAILS, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, type ValidationDetail } from '../../../shared/schema.js';
 import { HttpError } from '../http/errors.js';
-import { MAX_JSON_DEPTH, depthExceededAt, scanJson, type Segment, type TextFinding, type Where } from './json-text.js';
+import { MAX_JSON_DEPTH, depthScan, scanJson, type Segment, type TextFinding, type Where } from './json-text.js';
+import { Pace } from './pace.js';
+import { blank, layoutOf, parseError, type Layout } from './spans.js';
+import { countJsonItems, countNdjsonItems, MAX_PAYLOAD_COMMAS, oversizedPayloadAt } from './text-limits.js';
 
 export type BodyKind = 'json' | 'ndjson';
 
@@ -52,8 +55,8 @@ function collect(text: string, shape: Shape, out: Items, indexOffset = 0): void 
 }
 
 /** Refuses text nested deeper than MAX_JSON_DEPTH before JSON.parse spends seconds on it. */
-function refuseDeepNesting(text: string, guess: (path: Segment[]) => { index: number; path: Segment[] }): void {
-  const at = depthExceededAt(text);
+async function refuseDeepNesting(text: string, guess: (path: Segment[]) => { index: number; path: Segment[] }, pace: Pace): Promise<void> {
+  const at = await pace.run(depthScan(text));
   if (at === -1) return;
   let path: Segment[] = [];
   try {
@@ -78,6 +81,16 @@ function guessJson(path: Segment[]): { index: number; path: Segment[] } {
   return { index: 0, path };
 }
 
+async function refuseOversizedPayload(text: string, pace: Pace, indexOffset = 0): Promise<void> {
+  // A text shorter than the limit cannot hold that many commas.
+  if (text.length <= MAX_PAYLOAD_COMMAS) return;
+  const at = await pace.run(oversizedPayloadAt(text));
+  if (at === -1) return;
+  throw new HttpError(422, 'validation_failed', 'an event\'s payload is larger than the limit; nothing was accepted', {
+    details: [{ index: at + indexOffset, path: 'payload', message: `must serialize to at most ${MAX_PAYLOAD_BYTES} bytes of JSON` }],
+  });
+}
+
 /**
  * The batch limit, checked before anything is parsed: a body of a million `{}` would take
  * seconds of the event loop and hundreds of MB to parse, only to be refused after.
@@ -86,164 +99,15 @@ function tooMany(max: number): HttpError {
   return new HttpError(413, 'batch_too_large', `the request holds more than ${max} events; at most ${max} are accepted at once`);
 }
 
-const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+const invalidJson = (message: string) => new HttpError(400, 'invalid_json', `the body is not valid JSON: ${message}`);
 
-/** The index just past the string whose opening quote is at `open` (text.length if unclosed). */
-function stringEnd(text: string, open: number): number {
-  let q = open;
-  for (;;) {
-    q = text.indexOf('"', q + 1);
-    if (q === -1) return text.length;
-    let backslashes = 0;
-    while (text.charCodeAt(q - 1 - backslashes) === 0x5c) backslashes++;
-    if (backslashes % 2 === 0) return q + 1;
-  }
-}
-
-/**
- * How many events a JSON body holds, counted on its text without parsing it, up to
- * `stop` (counting ends there): the elements of a top-level array, or of the top-level
- * object's `events` array. Malformed text gives some count; JSON.parse says what is wrong.
- */
-export function countJsonItems(text: string, stop: number): number {
-  let i = 0;
-  while (i < text.length && isSpace(text.charCodeAt(i))) i++;
-  const top = text.charCodeAt(i);
-  if (top !== 0x5b && top !== 0x7b) return 1;
-  // Depth of the array whose elements are counted: 1 for a bare array; 2 for `events`.
-  let target = top === 0x5b ? 1 : -1;
-  let depth = 0;
-  let count = 0;
-  let expectElement = false;
-  let lastKey = '';
-  for (; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (isSpace(c)) continue;
-    if (expectElement && depth === target && c !== 0x5d) {
-      count++;
-      if (count >= stop) return count;
-    }
-    expectElement = false;
-    if (c === 0x22) {
-      const end = stringEnd(text, i);
-      if (depth === 1 && top === 0x7b) lastKey = text.slice(i + 1, end - 1);
-      i = end - 1;
-    } else if (c === 0x5b || c === 0x7b) {
-      depth++;
-      if (c === 0x5b && depth === 2 && top === 0x7b && lastKey === 'events' && target === -1) target = 2;
-      if (depth === target) expectElement = true;
-    } else if (c === 0x5d || c === 0x7d) {
-      if (depth === target && c === 0x5d) return count;
-      depth--;
-    } else if (c === 0x2c && depth === target) {
-      expectElement = true;
-    }
-  }
-  return top === 0x7b && target === -1 ? 1 : count;
-}
-
-/**
- * Commas a payload's text may hold at most and still serialize within MAX_PAYLOAD_BYTES:
- * n commas separate n + 1 values of at least one character each, and serializing keeps
- * every one of them (duplicate keys aside, which are refused anyway), so more commas than
- * half the limit is a payload too large, whatever its whitespace, escapes or numbers.
- */
-export const MAX_PAYLOAD_COMMAS = MAX_PAYLOAD_BYTES / 2;
-
-/**
- * The index of the first event whose `payload` text holds more than MAX_PAYLOAD_COMMAS
- * commas, or -1: such an event is invalid whatever else it holds, found by a scan that
- * stops there, before JSON.parse spends seconds on a million keys. The events are where
- * the body's shape puts them: a bare array's elements, the top-level object's `events`
- * elements, or the body itself.
- */
-export function oversizedPayloadAt(text: string): number {
-  let i = 0;
-  while (i < text.length && isSpace(text.charCodeAt(i))) i++;
-  const top = text.charCodeAt(i);
-  if (top !== 0x5b && top !== 0x7b) return -1;
-  // Depth of the events' objects: 2 in a bare array, 3 in `events`, 1 for a single event.
-  let itemDepth = top === 0x5b ? 2 : 1;
-  let depth = 0;
-  let index = 0;
-  /** The last string at each depth: at an object's level, the key of what opens next. */
-  const keys: string[] = [];
-  let payloadDepth = 0;
-  let commas = 0;
-  // A single event's payload too large counts only if the body has no `events` array after all.
-  let singleOversized = false;
-  for (; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22) {
-      const end = stringEnd(text, i);
-      // Only the levels down to an event's fields are asked about: deeper keys are not kept.
-      if (depth <= 3) keys[depth] = text.slice(i + 1, end - 1);
-      i = end - 1;
-    } else if (c === 0x5b || c === 0x7b) {
-      depth++;
-      keys[depth] = '';
-      if (top === 0x7b && depth === 2 && c === 0x5b && keys[1] === 'events' && itemDepth === 1) {
-        itemDepth = 3;
-        index = 0;
-        payloadDepth = 0;
-      }
-      if (payloadDepth === 0 && depth === itemDepth + 1 && keys[itemDepth] === 'payload' && !(itemDepth === 1 && singleOversized)) {
-        payloadDepth = depth;
-        commas = 0;
-      }
-    } else if (c === 0x5d || c === 0x7d) {
-      if (depth === payloadDepth) payloadDepth = 0;
-      depth--;
-    } else if (c === 0x2c) {
-      if (itemDepth > 1 && depth === itemDepth - 1) index++;
-      if (payloadDepth !== 0 && ++commas > MAX_PAYLOAD_COMMAS) {
-        if (itemDepth > 1) return index;
-        singleOversized = true;
-        payloadDepth = 0;
-      }
-    }
-  }
-  return itemDepth === 1 && singleOversized ? 0 : -1;
-}
-
-function refuseOversizedPayload(text: string, indexOffset = 0): void {
-  // A text shorter than the limit cannot hold that many commas.
-  if (text.length <= MAX_PAYLOAD_COMMAS) return;
-  const at = oversizedPayloadAt(text);
-  if (at === -1) return;
-  throw new HttpError(422, 'validation_failed', 'an event\'s payload is larger than the limit; nothing was accepted', {
-    details: [{ index: at + indexOffset, path: 'payload', message: `must serialize to at most ${MAX_PAYLOAD_BYTES} bytes of JSON` }],
-  });
-}
-
-/** Whether text[start, end) holds anything but whitespace. */
-function blank(text: string, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (!isSpace(text.charCodeAt(i))) return false;
-  return true;
-}
-
-/** Non-blank NDJSON lines, counted up to `stop`. */
-export function countNdjsonItems(text: string, stop: number): number {
-  let count = 0;
-  for (let start = 0; start < text.length; ) {
-    let end = text.indexOf('\n', start);
-    if (end === -1) end = text.length;
-    if (!blank(text, start, end) && text.slice(start, end).trim() !== '' && ++count >= stop) return count;
-    start = end + 1;
-  }
-  return count;
-}
-
-export function jsonItems(text: string, maxItems = Infinity): Items {
-  if (text.trim() === '') throw new HttpError(400, 'invalid_json', 'the body is empty');
-  if (maxItems !== Infinity && countJsonItems(text, maxItems + 1) > maxItems) throw tooMany(maxItems);
-  refuseDeepNesting(text, guessJson);
-  refuseOversizedPayload(text);
+/** A body whose layout is not plain, parsed in one piece. */
+function wholeItems(text: string): Items {
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch (err) {
-    throw new HttpError(400, 'invalid_json', `the body is not valid JSON: ${(err as Error).message}`);
+    throw invalidJson((err as Error).message);
   }
   let shape: Shape = 'single';
   let items: unknown[] = [body];
@@ -259,11 +123,60 @@ export function jsonItems(text: string, maxItems = Infinity): Items {
   return out;
 }
 
-export function ndjsonItems(text: string, maxItems = Infinity): Items {
+/** Whether the `events` body's text around its array is valid JSON (each element was parsed on its own). */
+function outerParses(text: string, { open, close }: Layout): boolean {
+  try {
+    JSON.parse(`${text.slice(0, open)}[]${text.slice(close + 1)}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A plain body, one event at a time, the event loop free every few milliseconds. */
+async function splitItems(text: string, layout: Layout, pace: Pace): Promise<Items> {
+  const { starts, ends } = layout;
+  const items: unknown[] = [];
+  const empty = starts.length === 1 && blank(text, starts[0]!, ends[0]!);
+  for (let k = 0; k < starts.length && !empty; k++) {
+    await pace.step();
+    try {
+      items.push(JSON.parse(text.slice(starts[k], ends[k])));
+    } catch {
+      throw invalidJson(parseError(text, layout, k));
+    }
+  }
+  const around = layout.events ? outerParses(text, layout) : blank(text, layout.end, text.length);
+  if (!around) throw invalidJson(parseError(text, layout, starts.length));
+  const out: Items = { items, details: [], invalid: new Set() };
+  for (let k = 0; k < items.length; k++) {
+    await pace.step();
+    collect(text.slice(starts[k], ends[k]), 'single', out, k);
+  }
+  return out;
+}
+
+/**
+ * The items of a JSON body: each whole-text check (count, depth, payload sizes, layout) runs
+ * as a scan in slices, then the events are parsed one by one, the event loop free between.
+ */
+export async function jsonItems(text: string, maxItems = Infinity): Promise<Items> {
+  const pace = new Pace();
+  if (text.trim() === '') throw new HttpError(400, 'invalid_json', 'the body is empty');
+  if (maxItems !== Infinity && (await pace.run(countJsonItems(text, maxItems + 1))) > maxItems) throw tooMany(maxItems);
+  await refuseDeepNesting(text, guessJson, pace);
+  await refuseOversizedPayload(text, pace);
+  const layout = await pace.run(layoutOf(text));
+  return layout === undefined ? wholeItems(text) : splitItems(text, layout, pace);
+}
+
+export async function ndjsonItems(text: string, maxItems = Infinity): Promise<Items> {
+  const pace = new Pace();
   const out: Items = { items: [], details: [], invalid: new Set() };
-  if (maxItems !== Infinity && countNdjsonItems(text, maxItems + 1) > maxItems) throw tooMany(maxItems);
+  if (maxItems !== Infinity && (await pace.run(countNdjsonItems(text, maxItems + 1))) > maxItems) throw tooMany(maxItems);
   // Line by line, never split() at once: a million short lines would be a million strings.
   for (let i = 0, start = 0; start < text.length; i++) {
+    await pace.step();
     let end = text.indexOf('\n', start);
     if (end === -1) end = text.length;
     const from = start;
@@ -273,8 +186,8 @@ export function ndjsonItems(text: string, maxItems = Infinity): Items {
     const line = text.slice(from, end);
     if (line.trim() === '') continue; // Unicode spaces alone: blank too, as before
     const index = out.items.length;
-    refuseDeepNesting(line, (path) => ({ index, path }));
-    refuseOversizedPayload(line, index);
+    await refuseDeepNesting(line, (path) => ({ index, path }), pace);
+    await refuseOversizedPayload(line, pace, index);
     try {
       out.items.push(JSON.parse(line));
     } catch (err) {

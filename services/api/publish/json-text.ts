@@ -4,6 +4,7 @@
 // valid, a scan finds what JSON.parse would silently change: numbers a double cannot hold
 // and keys given twice in one object (the last would win).
 import { HttpError } from '../http/errors.js';
+import { finish, SCAN_STRIDE, type Scan } from './pace.js';
 
 /** How deep a body may nest at all: far beyond any valid event, far below what costs time. */
 export const MAX_JSON_DEPTH = 1000;
@@ -34,10 +35,15 @@ function stringEnd(text: string, open: number): number {
   return text.length;
 }
 
-/** Where nesting first goes deeper than `max` (an index into `text`), or -1. */
-export function depthExceededAt(text: string, max = MAX_JSON_DEPTH, from = 0, to = text.length): number {
+/** Where nesting first goes deeper than `max` (an index into `text`), or -1: as a scan (see pace.ts). */
+export function* depthScan(text: string, max = MAX_JSON_DEPTH, from = 0, to = text.length): Scan<number> {
   let depth = 0;
+  let pause = from;
   for (let i = from; i < to; i++) {
+    if (i >= pause) {
+      pause = i + SCAN_STRIDE;
+      yield;
+    }
     const c = text.charCodeAt(i);
     if (c === QUOTE) i = stringEnd(text, i);
     else if (c === 0x5b || c === 0x7b) {
@@ -46,6 +52,9 @@ export function depthExceededAt(text: string, max = MAX_JSON_DEPTH, from = 0, to
   }
   return -1;
 }
+
+/** Where nesting first goes deeper than `max` (an index into `text`), or -1. */
+export const depthExceededAt = (text: string, max = MAX_JSON_DEPTH, from = 0, to = text.length): number => finish(depthScan(text, max, from, to));
 
 /** The exact decimal value of a JSON number token, as sign, digits and exponent. */
 function decimal(token: string): string {
