@@ -141,12 +141,10 @@ function invalid(details: ValidationDetail[]): HttpError {
 
 export function registerIngestRoutes<S>(router: Router<S>, deps: IngestDeps): void {
   const { config } = deps;
-  // OTLP and Segment each hold their bodies under their own bound, the size of POST /publish's.
-  const otlp = new Intake(config, deps.backlog, deps.enqueuer);
-  const segment = new Intake(config, deps.backlog, deps.enqueuer);
+  const intake = new Intake(config, deps.backlog, deps.enqueuer);
   const observe = deps.observe as Middleware;
-  router.post('/v1/logs', observe, requireBearer(config.apiKey, 'API_KEY'), otlpHandler(otlp));
+  router.post('/v1/logs', observe, requireBearer(config.apiKey, 'API_KEY'), otlpHandler(intake));
   const writeKey = requireWriteKey(config.apiKey);
-  router.post('/v1/batch', observe, writeKey, segmentHandler(segment, undefined));
-  for (const type of MESSAGE_TYPES) router.post(`/v1/${type}`, observe, writeKey, segmentHandler(segment, type));
+  router.post('/v1/batch', observe, writeKey, segmentHandler(intake, undefined));
+  for (const type of MESSAGE_TYPES) router.post(`/v1/${type}`, observe, writeKey, segmentHandler(intake, type));
 }
