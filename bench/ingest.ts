@@ -1,12 +1,14 @@
-// `npm run bench:ingest`: the same events published three ways against one built service
-// (private Redis, the API, workers), one after the other in the same run: POST /publish
+// `npm run bench:ingest`: the same number of events, each with the same text, published
+// against one built service (private Redis, the API, workers) in the same run: POST /publish
 // batches, OTLP/HTTP protobuf (the SDK's own serializer, 512 records a request, the
-// BatchLogRecordProcessor's default) and Segment's /v1/batch. Every body is built before the
-// clock starts; each scenario is timed from its first request to its last answer (accepted)
-// and to its last event stored (processed). The scenarios take turns, in rounds, so that a
-// machine whose load changes during the run weighs on each alike. Prints events/s and the
-// ratios to /publish, and the API process's CPU time per event (process_cpu_seconds_total
-// from /metrics, around each sending): on a loaded machine, the steadier comparison.
+// BatchLogRecordProcessor's default) and Segment's /v1/batch; and, for each protocol, the
+// very events it makes of its records (payload and all) published through POST /publish,
+// which tells the protocol's own cost from that of its larger events. Every body is built
+// before the clock starts; each scenario is timed from its first request to its last answer
+// (accepted) and to its last event stored (processed). The scenarios take turns, in rounds,
+// so that a machine whose load changes during the run weighs on each alike. Prints events/s
+// and the ratios, and the API process's CPU time per event (process_cpu_seconds_total from
+// /metrics, around each sending): on a loaded machine, the steadier comparison.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -61,18 +63,52 @@ const text = (i: number) => `event ${i} `.padEnd(SIZE, 'x');
 const at = (i: number) => Date.UTC(2025, 0, 1) + i;
 const chunks = <T>(xs: T[]): T[][] => Array.from({ length: Math.ceil(xs.length / BATCH) }, (_, k) => xs.slice(k * BATCH, (k + 1) * BATCH));
 
-function publishBodies(indexes: number[], tag: string): Body[] {
+type BenchEvent = { topic: string; event_id: string; timestamp: string; source: string; payload: Record<string, unknown> };
+
+function publishBodies(indexes: number[], eventOf: (i: number) => BenchEvent): Body[] {
   return chunks(indexes).map((ids) => ({
     path: '/publish',
     contentType: 'application/json',
     events: ids.length,
-    bytes: Buffer.from(
-      JSON.stringify({
-        events: ids.map((i) => ({ topic: 'bench-publish', event_id: `${tag}p-${i}`, timestamp: new Date(at(i)).toISOString(), source: 'bench', payload: { message: text(i), i } })),
-      }),
-    ),
+    bytes: Buffer.from(JSON.stringify({ events: ids.map(eventOf) })),
   }));
 }
+
+const smallEvent = (tag: string) => (i: number) => ({ topic: 'bench-publish', event_id: `${tag}p-${i}`, timestamp: new Date(at(i)).toISOString(), source: 'bench', payload: { message: text(i), i } });
+
+/** The event /v1/logs makes of the record otlpBodies sends for i (its id as long as the digest), under a topic of its own. */
+const otlpEvent = (tag: string) => (i: number) => ({
+  topic: 'bench-otlp-as-publish',
+  event_id: `otlp-${`${tag}${i}`.padStart(64, '0')}`,
+  timestamp: `${new Date(at(i)).toISOString().slice(0, 23)}000000Z`,
+  source: 'bench',
+  payload: {
+    body: text(i),
+    severity_text: 'INFO',
+    severity_number: 9,
+    attributes: { i, tag },
+    resource: { 'service.name': 'bench-otlp', 'service.instance.id': 'bench' },
+    scope: { name: 'bench', version: '', attributes: {} },
+    trace_id: null,
+    span_id: null,
+  },
+});
+
+const segmentMessage = (tag: string, i: number) => ({
+  type: 'track',
+  event: 'bench-segment',
+  messageId: `${tag}s-${i}`,
+  userId: `u-${i % 100}`,
+  timestamp: new Date(at(i)).toISOString(),
+  properties: { message: text(i), i },
+  context: { library: { name: 'bench', version: '1' } },
+});
+
+/** The event /v1/batch makes of the message segmentBodies sends for i, under a topic of its own. */
+const segmentEvent = (tag: string) => (i: number) => {
+  const message = segmentMessage(`${tag}as-`, i);
+  return { topic: 'bench-segment-as-publish', event_id: message.messageId, timestamp: message.timestamp, source: 'bench', payload: message };
+};
 
 async function otlpBodies(indexes: number[], tag: string): Promise<Body[]> {
   const exporter = new InMemoryLogRecordExporter();
@@ -93,20 +129,7 @@ function segmentBodies(indexes: number[], tag: string): Body[] {
     path: '/v1/batch',
     contentType: 'application/json',
     events: ids.length,
-    bytes: Buffer.from(
-      JSON.stringify({
-        batch: ids.map((i) => ({
-          type: 'track',
-          event: 'bench-segment',
-          messageId: `${tag}s-${i}`,
-          userId: `u-${i % 100}`,
-          timestamp: new Date(at(i)).toISOString(),
-          properties: { message: text(i), i },
-          context: { library: { name: 'bench', version: '1' } },
-        })),
-        sentAt: new Date().toISOString(),
-      }),
-    ),
+    bytes: Buffer.from(JSON.stringify({ batch: ids.map((i) => segmentMessage(tag, i)), sentAt: new Date().toISOString() })),
   }));
 }
 
@@ -139,12 +162,15 @@ async function apiCpuMs(baseUrl: string): Promise<number> {
   return Number(m[1]) * 1000;
 }
 
-type Scenario = { name: string; bodies: (indexes: number[], tag: string) => Promise<Body[]> };
+/** `same`: the scenario publishing through POST /publish the very events this one makes. */
+type Scenario = { name: string; bodies: (indexes: number[], tag: string) => Promise<Body[]>; same?: number };
 
 const SCENARIOS: Scenario[] = [
-  { name: 'POST /publish (JSON batches)', bodies: (indexes, tag) => Promise.resolve(publishBodies(indexes, tag)) },
-  { name: 'OTLP/HTTP protobuf /v1/logs', bodies: otlpBodies },
-  { name: 'Segment /v1/batch', bodies: (indexes, tag) => Promise.resolve(segmentBodies(indexes, tag)) },
+  { name: 'POST /publish (JSON batches)', bodies: (indexes, tag) => Promise.resolve(publishBodies(indexes, smallEvent(tag))) },
+  { name: 'OTLP/HTTP protobuf /v1/logs', bodies: otlpBodies, same: 2 },
+  { name: 'POST /publish, the events /v1/logs makes', bodies: (indexes, tag) => Promise.resolve(publishBodies(indexes, otlpEvent(tag))) },
+  { name: 'Segment /v1/batch', bodies: (indexes, tag) => Promise.resolve(segmentBodies(indexes, tag)), same: 4 },
+  { name: 'POST /publish, the events /v1/batch makes', bodies: (indexes, tag) => Promise.resolve(publishBodies(indexes, segmentEvent(tag))) },
 ];
 
 function report(totals: Totals[], warm: number): void {
@@ -153,15 +179,18 @@ function report(totals: Totals[], warm: number): void {
   console.log(
     `${EVENTS} events per scenario in ${ROUNDS} rounds (after a warm-up of ${warm} each), ${SIZE} bytes of text each, ${BATCH} per request, ${CONCURRENCY} in flight, ${WORKERS} worker(s), SQLite\n`,
   );
-  console.log('| scenario | requests | body MB | accepted events/s | vs /publish | stored events/s | vs /publish | API CPU ms per 1000 events | vs /publish |');
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log(
+    '| scenario | requests | body MB | accepted events/s | vs /publish | vs the same events on /publish | stored events/s | vs /publish | API CPU ms per 1000 events | vs /publish | vs the same events on /publish |',
+  );
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   const base = totals[0]!;
   const rate = (ms: number) => EVENTS / (ms / 1000);
   totals.forEach((t, i) => {
-    const cpu = (t.apiCpuMs / EVENTS) * 1000;
+    const same = SCENARIOS[i]!.same === undefined ? undefined : totals[SCENARIOS[i]!.same]!;
     console.log(
       `| ${SCENARIOS[i]!.name} | ${t.requests} | ${(t.bytes / 2 ** 20).toFixed(1)} | ${Math.round(rate(t.acceptingMs))} | ${(base.acceptingMs / t.acceptingMs).toFixed(2)} | ` +
-        `${Math.round(rate(t.processingMs))} | ${(base.processingMs / t.processingMs).toFixed(2)} | ${cpu.toFixed(1)} | ${(t.apiCpuMs / base.apiCpuMs).toFixed(2)} |`,
+        `${same === undefined ? '' : (same.acceptingMs / t.acceptingMs).toFixed(2)} | ${Math.round(rate(t.processingMs))} | ${(base.processingMs / t.processingMs).toFixed(2)} | ` +
+        `${((t.apiCpuMs / EVENTS) * 1000).toFixed(1)} | ${(t.apiCpuMs / base.apiCpuMs).toFixed(2)} | ${same === undefined ? '' : (t.apiCpuMs / same.apiCpuMs).toFixed(2)} |`,
     );
   });
 }
