@@ -43,7 +43,7 @@ function text(value: unknown, what: string): string {
 }
 
 /** An AnyValue as plain JSON: int64 as a number when exact, else its decimal string; bytes as base64. */
-export function plain(value: unknown, what = 'value'): unknown {
+function plain(value: unknown, what = 'value'): unknown {
   const v = object(value, what);
   if ('stringValue' in v) return text(v.stringValue, what);
   if ('boolValue' in v) return v.boolValue === true;
@@ -63,7 +63,7 @@ export function plain(value: unknown, what = 'value'): unknown {
 }
 
 /** KeyValues as a JSON object (a key given twice: the last wins, as the spec leaves it undefined). */
-export function attributes(kvs: unknown, what: string): Record<string, unknown> {
+function attributes(kvs: unknown, what: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const kv of list(kvs, what)) {
     const { key, value } = object(kv, what);

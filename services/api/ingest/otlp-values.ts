@@ -19,7 +19,7 @@ export const NO_VALUE: Value = { plain: null, canon: 'null' };
 
 export const WIRE_VARINT = 0;
 export const WIRE_FIXED64 = 1;
-export const WIRE_LENGTH = 2;
+const WIRE_LENGTH = 2;
 export const WIRE_FIXED32 = 5;
 
 const ANY = fieldNumbers('common.v1.AnyValue', ['stringValue', 'boolValue', 'intValue', 'doubleValue', 'arrayValue', 'kvlistValue', 'bytesValue']);
