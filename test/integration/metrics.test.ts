@@ -272,4 +272,36 @@ describe('metrics', function () {
       await guarded.destroy();
     }
   });
+
+  it('counts the events the ingest routes and POST /publish?wait accept (answered 200) beside the 202s', async () => {
+    const own = await startCluster({ redisUrl: shared.redis.url, workers: 1 });
+    try {
+      const attrs = (name: string) => [{ key: 'service.name', value: { stringValue: name } }];
+      const record = (i: number) => ({ timeUnixNano: String(1_700_000_000_000_000_000 + i), body: { stringValue: `line ${i}` } });
+      const otlp = {
+        resourceLogs: [
+          { resource: { attributes: attrs('m-otlp') }, scopeLogs: [{ logRecords: [record(1), record(2), record(3)] }] },
+          // A topic with a control character: rejected, and not counted (partial success).
+          { resource: { attributes: attrs('bad\u0001topic') }, scopeLogs: [{ logRecords: [record(4)] }] },
+        ],
+      };
+      const logs = await request(own.baseUrl, 'POST', '/v1/logs', otlp);
+      expect(logs.status).to.equal(200);
+      expect(logs.body.partialSuccess.rejectedLogRecords).to.equal(1);
+      const message = (type: string, extra: Record<string, unknown>) => ({ type, messageId: `m-${type}-${Math.random()}`, userId: 'u', ...extra });
+      const batch = { batch: [message('track', { event: 'm-signed-up' }), message('track', { event: 'm-signed-up' }), message('identify', {})] };
+      expect((await request(own.baseUrl, 'POST', '/v1/batch', batch)).status).to.equal(200);
+      const waited = await request(own.baseUrl, 'POST', '/publish?wait=10', [event({ topic: 'm-wait' })]);
+      expect(waited.status, JSON.stringify(waited.body)).to.equal(200);
+      expect((await publish(own.baseUrl, [event({ topic: 'm-202' })])).status).to.equal(202);
+
+      const m = await scrape(own.baseUrl);
+      expect(value(m, 'aggregator_publish_requests_total', { status: '200' })).to.equal(3);
+      expect(value(m, 'aggregator_publish_requests_total', { status: '202' })).to.equal(1);
+      const accepted = Object.fromEntries(pick(m, 'aggregator_publish_events_total').map((x) => [x.labels.topic, x.value]));
+      expect(accepted).to.deep.equal({ 'm-otlp': 3, 'm-signed-up': 2, identify: 1, 'm-wait': 1, 'm-202': 1 });
+    } finally {
+      await own.destroy();
+    }
+  });
 });

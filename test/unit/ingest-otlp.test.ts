@@ -2,6 +2,7 @@
 // log.record.uid (the same for a retry in either encoding, different for any other record).
 import { expect } from 'chai';
 import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
+import { decodeLogs } from '../../services/api/ingest/otlp-decode.js';
 import { mapLogsRequest } from '../../services/api/ingest/otlp-map.js';
 import { decodeLogsRequest, encodeLogsRequest, encodeLogsResponse } from '../../services/api/ingest/otlp-proto.js';
 
@@ -61,7 +62,7 @@ describe('OTLP logs mapping', () => {
   const at = '2025-01-01T00:00:00.000Z';
 
   it('maps a record as the contract says, attribute values as plain JSON', () => {
-    const [e] = mapLogsRequest(request(), 'json', at);
+    const [e] = mapLogsRequest(request(), at);
     expect(e).to.deep.include({ topic: 'svc', source: 'svc', timestamp: '2023-11-14T22:13:20.123456789Z' });
     expect(e!.event_id).to.match(/^otlp-[0-9a-f]{64}$/);
     expect(e!.payload).to.deep.equal({
@@ -78,10 +79,10 @@ describe('OTLP logs mapping', () => {
 
   it('takes log.record.uid, the source attributes in order, and unknown_service', () => {
     const uid = { attributes: [{ key: 'log.record.uid', value: { stringValue: '01J0ABC' } }] };
-    expect(mapLogsRequest(request(uid), 'json', at)[0]!.event_id).to.equal('01J0ABC');
-    const [e] = mapLogsRequest(request({}, [{ key: 'host.name', value: { stringValue: 'h1' } }]), 'json', at);
+    expect(mapLogsRequest(request(uid), at)[0]!.event_id).to.equal('01J0ABC');
+    const [e] = mapLogsRequest(request({}, [{ key: 'host.name', value: { stringValue: 'h1' } }]), at);
     expect(e).to.deep.include({ topic: 'unknown_service', source: 'h1' });
-    const [f] = mapLogsRequest(request({}, []), 'json', at);
+    const [f] = mapLogsRequest(request({}, []), at);
     expect(f).to.deep.include({ topic: 'unknown_service', source: 'otlp' });
     const [g] = mapLogsRequest(
       request({}, [
@@ -89,22 +90,21 @@ describe('OTLP logs mapping', () => {
         { key: 'host.name', value: { stringValue: 'h1' } },
         { key: 'service.instance.id', value: { stringValue: 'i1' } },
       ]),
-      'json',
       at,
     );
     expect(g).to.deep.include({ topic: 's', source: 'i1' });
   });
 
   it('falls back to observedTimeUnixNano, then to the time received', () => {
-    expect(mapLogsRequest(request({ timeUnixNano: '0', observedTimeUnixNano: '1000000000' }), 'json', at)[0]!.timestamp).to.equal('1970-01-01T00:00:01.000000000Z');
-    expect(mapLogsRequest(request({ timeUnixNano: undefined }), 'json', at)[0]!.timestamp).to.equal(at);
+    expect(mapLogsRequest(request({ timeUnixNano: '0', observedTimeUnixNano: '1000000000' }), at)[0]!.timestamp).to.equal('1970-01-01T00:00:01.000000000Z');
+    expect(mapLogsRequest(request({ timeUnixNano: undefined }), at)[0]!.timestamp).to.equal(at);
   });
 
   it('digests the same record the same in protobuf and in JSON, and any change differently', () => {
-    const json = mapLogsRequest(request(), 'json', at)[0]!;
-    const pb = mapLogsRequest(decodeLogsRequest(asProtobuf(request())), 'protobuf', at)[0]!;
-    expect(pb.event_id).to.equal(json.event_id);
-    expect(pb.payload).to.deep.equal(json.payload);
+    const json = mapLogsRequest(request(), at)[0]!;
+    const pb = decodeLogs(Buffer.from(asProtobuf(request())), at)[0]!;
+    expect(pb).to.deep.equal(json);
+    expect(mapLogsRequest(decodeLogsRequest(asProtobuf(request())), at)[0]).to.deep.equal(json);
     const changes: [Record<string, unknown>, Record<string, unknown>[]?][] = [
       [{ timeUnixNano: '1700000000123456788' }],
       [{ observedTimeUnixNano: '5' }],
@@ -117,11 +117,11 @@ describe('OTLP logs mapping', () => {
       [{}, [{ key: 'service.name', value: { stringValue: 'svc' } }, { key: 'service.instance.id', value: { stringValue: 'other' } }]],
     ];
     const ids = new Set([json.event_id]);
-    for (const [record, resource] of changes) ids.add(mapLogsRequest(request(record, resource), 'json', at)[0]!.event_id);
+    for (const [record, resource] of changes) ids.add(mapLogsRequest(request(record, resource), at)[0]!.event_id);
     expect(ids.size).to.equal(changes.length + 1);
     // "1" as a string and 1 as an int are two values.
-    const s = mapLogsRequest(request({ body: { stringValue: '1' } }), 'json', at)[0]!.event_id;
-    const i = mapLogsRequest(request({ body: { intValue: 1 } }), 'json', at)[0]!.event_id;
+    const s = mapLogsRequest(request({ body: { stringValue: '1' } }), at)[0]!.event_id;
+    const i = mapLogsRequest(request({ body: { intValue: 1 } }), at)[0]!.event_id;
     expect(s).not.to.equal(i);
   });
 

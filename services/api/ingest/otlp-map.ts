@@ -1,5 +1,6 @@
-// From an ExportLogsServiceRequest (decoded from protobuf, or parsed from OTLP/JSON: both
-// in OTLP/JSON's shape) to one event per log record, as the contract's table says.
+// From an ExportLogsServiceRequest in OTLP/JSON to one event per log record, as the
+// contract's table says (protobuf bodies take the direct path of otlp-decode.ts to the same
+// events).
 //
 // A record without `log.record.uid` is identified by a digest of everything it carries,
 // with its resource and scope, each encoded canonically (attribute keys sorted, values
@@ -8,13 +9,11 @@
 // in; two records that differ anywhere (a time, an attribute, the service instance) never
 // share an identity. Only two records identical in every field, times to the nanosecond
 // included, are one event.
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { HttpError } from '../http/errors.js';
 
 /** What a log record becomes before the schema sees it: an event, unvalidated. */
 export type MappedRecord = { topic: unknown; event_id: unknown; timestamp: string; source: unknown; payload: Record<string, unknown> };
-
-export type Encoding = 'protobuf' | 'json';
 
 const undecodable = (message: string) => new HttpError(400, 'invalid_otlp', `the body is not an OTLP ExportLogsServiceRequest: ${message}`);
 
@@ -44,7 +43,7 @@ function text(value: unknown, what: string): string {
 }
 
 /** An AnyValue as plain JSON: int64 as a number when exact, else its decimal string; bytes as base64. */
-export function plain(value: unknown, what = 'value'): unknown {
+function plain(value: unknown, what = 'value'): unknown {
   const v = object(value, what);
   if ('stringValue' in v) return text(v.stringValue, what);
   if ('boolValue' in v) return v.boolValue === true;
@@ -64,7 +63,7 @@ export function plain(value: unknown, what = 'value'): unknown {
 }
 
 /** KeyValues as a JSON object (a key given twice: the last wins, as the spec leaves it undefined). */
-export function attributes(kvs: unknown, what: string): Record<string, unknown> {
+function attributes(kvs: unknown, what: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const kv of list(kvs, what)) {
     const { key, value } = object(kv, what);
@@ -99,24 +98,37 @@ function canonicalKvs(kvs: unknown): unknown[] {
     .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
 
-/** A trace or span id as lowercase hex: base64 when decoded from protobuf, hex in OTLP/JSON. */
-function id(value: unknown, encoding: Encoding, what: string): string | null {
+/** A trace or span id (hex in OTLP/JSON) as lowercase hex. */
+function id(value: unknown, what: string): string | null {
   const raw = text(value, what);
   if (raw === '') return null;
-  if (encoding === 'protobuf') return Buffer.from(raw, 'base64').toString('hex');
   if (!/^[0-9a-fA-F]*$/.test(raw)) throw undecodable(`${what} must be hex`);
   return raw.toLowerCase();
 }
 
+const NANOS_PER_SECOND = 1_000_000_000n;
+
+/** The last second written as text, and its text: the records of a request mostly fall in a few seconds. */
+const lastSecond = { second: -1n, text: '' };
+
 /** Nanoseconds since the epoch as ISO 8601 UTC with all nine digits, or undefined past what a date can say. */
 export function isoFromNanos(nanos: bigint): string | undefined {
-  const date = new Date(Number(nanos / 1_000_000n));
-  if (Number.isNaN(date.getTime()) || date.getUTCFullYear() > 9999) return undefined;
-  return `${date.toISOString().slice(0, 19)}.${(nanos % 1_000_000_000n).toString().padStart(9, '0')}Z`;
+  if (nanos < 0n) {
+    const date = new Date(Number(nanos / 1_000_000n));
+    return Number.isNaN(date.getTime()) ? undefined : `${date.toISOString().slice(0, 19)}.${(nanos % NANOS_PER_SECOND).toString().padStart(9, '0')}Z`;
+  }
+  const second = nanos / NANOS_PER_SECOND;
+  if (second !== lastSecond.second) {
+    const date = new Date(Number(second) * 1000);
+    if (Number.isNaN(date.getTime()) || date.getUTCFullYear() > 9999) return undefined;
+    lastSecond.second = second;
+    lastSecond.text = date.toISOString().slice(0, 19);
+  }
+  return `${lastSecond.text}.${(nanos - second * NANOS_PER_SECOND).toString().padStart(9, '0')}Z`;
 }
 
 /** A resource attribute's text, for the topic and the source: a string as it is, another value as JSON. */
-function attributeText(attrs: Record<string, unknown>, key: string): string | undefined {
+export function attributeText(attrs: Record<string, unknown>, key: string): string | undefined {
   if (!Object.prototype.hasOwnProperty.call(attrs, key)) return undefined;
   const value = attrs[key];
   return typeof value === 'string' ? value : JSON.stringify(value);
@@ -126,7 +138,7 @@ function attributeText(attrs: Record<string, unknown>, key: string): string | un
  * The request's log records, each mapped to an event (unvalidated). `receivedAt` is the
  * timestamp of a record with neither time set (both 0, "unknown" in OTLP).
  */
-export function mapLogsRequest(request: unknown, encoding: Encoding, receivedAt: string): MappedRecord[] {
+export function mapLogsRequest(request: unknown, receivedAt: string): MappedRecord[] {
   const out: MappedRecord[] = [];
   for (const rl of list(object(request, 'the request').resourceLogs, 'resourceLogs')) {
     const resourceLogs = object(rl, 'resourceLogs[]');
@@ -155,35 +167,35 @@ export function mapLogsRequest(request: unknown, encoding: Encoding, receivedAt:
         dropped: Number(scope.droppedAttributesCount ?? 0),
         schemaUrl: text(scopeLogs.schemaUrl, 'scopeLogs.schemaUrl'),
       };
-      // The digest's input is {"resource", "scope", "record"} as JSON; the first two are the
-      // same for every record of the scope, hashed once and the hash state copied per record.
-      const prefix = createHash('sha256').update(`{"resource":${JSON.stringify(resourceKey)},"scope":${JSON.stringify(scopeKey)},"record":`);
+      const digest = recordDigester(`{"resource":${JSON.stringify(resourceKey)},"scope":${JSON.stringify(scopeKey)},"record":`);
       for (const lr of list(scopeLogs.logRecords, 'logRecords')) {
         const record = object(lr, 'logRecords[]');
         const time = int64(record.timeUnixNano, 'timeUnixNano');
         const observed = int64(record.observedTimeUnixNano, 'observedTimeUnixNano');
         const attrs = attributes(record.attributes, 'attributes');
-        const traceId = id(record.traceId, encoding, 'traceId');
-        const spanId = id(record.spanId, encoding, 'spanId');
+        const traceId = id(record.traceId, 'traceId');
+        const spanId = id(record.spanId, 'spanId');
         const severityNumber = Number(int64(record.severityNumber, 'severityNumber'));
         const severityText = text(record.severityText, 'severityText');
         const body = record.body === undefined || record.body === null ? null : plain(record.body, 'body');
         const uid = attributeText(attrs, 'log.record.uid');
         const eventId =
           uid ??
-          digest(prefix, {
-            time: time.toString(),
-            observed: observed.toString(),
-            severityNumber,
-            severityText,
-            body: record.body === undefined || record.body === null ? null : canonical(record.body),
-            attributes: canonicalKvs(record.attributes),
-            dropped: Number(record.droppedAttributesCount ?? 0),
-            flags: Number(record.flags ?? 0),
-            traceId,
-            spanId,
-            eventName: text(record.eventName, 'eventName'),
-          });
+          digest(
+            JSON.stringify({
+              time: time.toString(),
+              observed: observed.toString(),
+              severityNumber,
+              severityText,
+              body: record.body === undefined || record.body === null ? null : canonical(record.body),
+              attributes: canonicalKvs(record.attributes),
+              dropped: Number(record.droppedAttributesCount ?? 0),
+              flags: Number(record.flags ?? 0),
+              traceId,
+              spanId,
+              eventName: text(record.eventName, 'eventName'),
+            }),
+          );
         const nanos = time !== 0n ? time : observed;
         out.push({
           topic,
@@ -207,7 +219,16 @@ export function mapLogsRequest(request: unknown, encoding: Encoding, receivedAt:
   return out;
 }
 
-/** sha256 of the canonical JSON (every array in a fixed order, every object built in one), in hex. */
-function digest(prefix: Hash, record: unknown): string {
-  return `otlp-${prefix.copy().update(JSON.stringify(record)).update('}').digest('hex')}`;
+/** Past this many characters of resource and scope, a record's hash starts from a copy of theirs instead of hashing them again. */
+const ONE_SHOT_PREFIX = 1024;
+
+/**
+ * The event ids of one scope's records: sha256 of `{"resource":…,"scope":…,"record":…}`, its
+ * canonical JSON (every array in a fixed order, every object built in one), in hex; `prefix`
+ * is that text up to the record's. One hash call per record.
+ */
+export function recordDigester(prefix: string): (record: string) => string {
+  if (prefix.length <= ONE_SHOT_PREFIX) return (record) => `otlp-${hash('sha256', `${prefix}${record}}`, 'hex')}`;
+  const state = createHash('sha256').update(prefix);
+  return (record) => `otlp-${state.copy().update(record).update('}').digest('hex')}`;
 }

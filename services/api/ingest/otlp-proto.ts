@@ -100,15 +100,36 @@ root.resolveAll();
 const Request = root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest');
 const Response = root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse');
 
+/** The numbers of a message's fields, by name (`type` under opentelemetry.proto.), for a reader that goes field by field. */
+export function fieldNumbers<K extends string>(type: string, names: readonly K[]): Record<K, number> {
+  const fields = root.lookupType(`opentelemetry.proto.${type}`).fields;
+  const numbers = {} as Record<K, number>;
+  for (const name of names) {
+    const field = fields[name];
+    if (field === undefined) throw new Error(`${type} has no field ${name}`);
+    numbers[name] = field.id;
+  }
+  return numbers;
+}
+
 /**
- * An ExportLogsServiceRequest's bytes as a plain object in OTLP/JSON's shape (lowerCamelCase
- * names, 64-bit integers as decimal strings, bytes as base64), so one mapper reads both
- * encodings; only trace and span ids differ (hex in OTLP/JSON). Throws on bytes that are not
- * such a message.
+ * An ExportLogsServiceRequest's bytes as protobufjs' own decoder reads them, in OTLP/JSON's
+ * shape (lowerCamelCase names, 64-bit integers as decimal strings, bytes as base64, trace and
+ * span ids as hex): what the direct decoder (otlp-decode.ts) is tested against, through the
+ * OTLP/JSON mapping. Throws on bytes that are not such a message.
  */
 export function decodeLogsRequest(bytes: Uint8Array): Record<string, unknown> {
-  const message = Request.decode(bytes);
-  return Request.toObject(message, { longs: String, bytes: String, defaults: false, arrays: false, oneofs: false });
+  const request = Request.toObject(Request.decode(bytes), { longs: String, bytes: String, defaults: false, arrays: false, oneofs: false });
+  const hex = (b64: unknown) => (typeof b64 === 'string' ? Buffer.from(b64, 'base64').toString('hex') : b64);
+  for (const rl of (request.resourceLogs ?? []) as { scopeLogs?: { logRecords?: Record<string, unknown>[] }[] }[]) {
+    for (const sl of rl.scopeLogs ?? []) {
+      for (const lr of sl.logRecords ?? []) {
+        if ('traceId' in lr) lr.traceId = hex(lr.traceId);
+        if ('spanId' in lr) lr.spanId = hex(lr.spanId);
+      }
+    }
+  }
+  return request;
 }
 
 /** An ExportLogsServiceResponse, with partial_success when something was rejected. */

@@ -10,8 +10,9 @@ import { HttpError } from '../http/errors.js';
 import type { Backlog } from '../publish/backlog.js';
 import type { Enqueuer } from '../publish/enqueue.js';
 import { decodeUtf8, depthExceededAt } from '../publish/json-text.js';
-import { mapLogsRequest, type Encoding } from './otlp-map.js';
-import { decodeLogsRequest, encodeLogsResponse } from './otlp-proto.js';
+import { decodeLogs } from './otlp-decode.js';
+import { mapLogsRequest } from './otlp-map.js';
+import { encodeLogsResponse } from './otlp-proto.js';
 import { checkMessage, mapMessage, messagesOf, MESSAGE_PATH, MESSAGE_TYPES, type MessageType } from './segment.js';
 import { Intake, sortItems, type TakeLimits } from './take.js';
 
@@ -43,23 +44,14 @@ function parseJson(bytes: Uint8Array): unknown {
 function otlpHandler(intake: Intake): Middleware {
   return async (ctx: Context) => {
     const media = mediaType(ctx.get('content-type'));
-    const encoding: Encoding | undefined = media === 'application/x-protobuf' ? 'protobuf' : media === 'application/json' ? 'json' : undefined;
+    const encoding = media === 'application/x-protobuf' ? 'protobuf' : media === 'application/json' ? 'json' : undefined;
     if (encoding === undefined) {
       throw new HttpError(415, 'unsupported_media_type', `content type "${ctx.get('content-type')}" is not accepted: send application/x-protobuf or application/json`);
     }
     const receivedAt = new Date().toISOString();
-    const { events, rejected, rejectedCount } = await intake.take(ctx.req, (bytes) => {
-      let request: unknown;
-      if (encoding === 'json') request = parseJson(bytes);
-      else {
-        try {
-          request = decodeLogsRequest(bytes);
-        } catch (err) {
-          throw new HttpError(400, 'invalid_otlp', `the body is not an OTLP ExportLogsServiceRequest in protobuf: ${(err as Error).message}`);
-        }
-      }
-      return sortItems(mapLogsRequest(request, encoding, receivedAt));
-    });
+    const { events, rejected, rejectedCount } = await intake.take(ctx.req, (bytes) =>
+      sortItems(encoding === 'json' ? mapLogsRequest(parseJson(bytes), receivedAt) : decodeLogs(bytes, receivedAt)),
+    );
     (ctx.state as { accepted?: readonly Event[] }).accepted = events;
     const errorMessage =
       rejectedCount === 0
@@ -149,12 +141,10 @@ function invalid(details: ValidationDetail[]): HttpError {
 
 export function registerIngestRoutes<S>(router: Router<S>, deps: IngestDeps): void {
   const { config } = deps;
-  // OTLP and Segment each hold their bodies under their own bound, the size of POST /publish's.
-  const otlp = new Intake(config, deps.backlog, deps.enqueuer);
-  const segment = new Intake(config, deps.backlog, deps.enqueuer);
+  const intake = new Intake(config, deps.backlog, deps.enqueuer);
   const observe = deps.observe as Middleware;
-  router.post('/v1/logs', observe, requireBearer(config.apiKey, 'API_KEY'), otlpHandler(otlp));
+  router.post('/v1/logs', observe, requireBearer(config.apiKey, 'API_KEY'), otlpHandler(intake));
   const writeKey = requireWriteKey(config.apiKey);
-  router.post('/v1/batch', observe, writeKey, segmentHandler(segment, undefined));
-  for (const type of MESSAGE_TYPES) router.post(`/v1/${type}`, observe, writeKey, segmentHandler(segment, type));
+  router.post('/v1/batch', observe, writeKey, segmentHandler(intake, undefined));
+  for (const type of MESSAGE_TYPES) router.post(`/v1/${type}`, observe, writeKey, segmentHandler(intake, type));
 }

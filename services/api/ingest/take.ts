@@ -12,7 +12,7 @@ import { inflightBytes, readBinaryBody, type InflightBytes } from '../publish/re
 export type TakeLimits = {
   maxBodyBytes: number;
   maxBatchEvents: number;
-  /** The bytes of bodies this path holds at once (its own bound, the size of POST /publish's). */
+  /** The bytes of bodies the process holds at once: one budget with POST /publish's (read-body.ts). */
   maxInflightBytes: number;
   maxBacklogJobs: number;
 };

@@ -1,5 +1,6 @@
 // Publish requests counted and timed in this API process, as Prometheus expects per-process
-// counters (a restart is a counter reset): by status, and accepted events by topic.
+// counters (a restart is a counter reset): by status, and accepted events by topic. A publish
+// is POST /publish or one of the ingest routes (OTLP, Segment): they share the counters.
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Event } from '../../../shared/schema.js';
 import { MAX_TOPIC_LABELS, OVERFLOW } from './series.js';
@@ -35,19 +36,23 @@ export class PublishCounts {
     });
     this.acceptedEvents = new Counter({
       name: 'aggregator_publish_events_total',
-      help: `Events accepted (202) by this API process, by topic; the first ${MAX_TOPIC_LABELS} topics seen keep their name, later ones count in the series labelled overflow="true" (and no topic).`,
+      help: `Events accepted by this API process (POST /publish and the ingest routes), by topic; the first ${MAX_TOPIC_LABELS} topics seen keep their name, later ones count in the series labelled overflow="true" (and no topic).`,
       labelNames: ['topic', 'overflow'],
       registers: [registry],
     });
   }
 
-  /** Counts and times one publish answer; `accepted` (its events) count only for a 202. */
+  /**
+   * Counts and times one publish answer; `accepted` (its events) count for a success: 202,
+   * or 200 (POST /publish?wait with its results, an ingest route; OTLP's partial success
+   * gives only the records it took).
+   */
   record(status: number, seconds: number, accepted: readonly Event[] | undefined): void {
     let labels = this.statusLabels.get(status);
     if (labels === undefined) this.statusLabels.set(status, (labels = { status: String(status) }));
     this.requests.inc(labels);
     this.latency.observe(labels, seconds);
-    if (status !== 202 || accepted === undefined) return;
+    if ((status !== 200 && status !== 202) || accepted === undefined) return;
     if (accepted.length === 1) {
       const label = this.topicLabel(accepted[0]!.topic);
       this.acceptedEvents.inc(label === undefined ? OVERFLOW : { topic: label }, 1);

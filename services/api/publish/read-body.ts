@@ -15,7 +15,21 @@ export type InflightBytes = {
   give(n: number): void;
 };
 
+/** One budget per limit in the process: see inflightBytes. */
+const budgets = new Map<number, InflightBytes>();
+
+/**
+ * The process's budget of `limit` bytes (MAX_INFLIGHT_BYTES): POST /publish and the ingest
+ * routes each ask for it and get the same one, so that bodies held by all of them together
+ * stay within the setting.
+ */
 export function inflightBytes(limit: number): InflightBytes {
+  let budget = budgets.get(limit);
+  if (budget === undefined) budgets.set(limit, (budget = newBudget(limit)));
+  return budget;
+}
+
+function newBudget(limit: number): InflightBytes {
   let used = 0;
   return {
     limit,
