@@ -75,7 +75,7 @@ export function publishOperation(opts: OpenApiOptions, operationId: string, summ
       },
       503: {
         description:
-          'Redis is unreachable, the backlog is over its limit, or too many request bytes are in flight: nothing of the request was queued (`unavailable`). Or Redis did not confirm the add in time (`outcome_unknown`): the events may be queued, and retrying is safe because copies are dropped. Retry after `Retry-After` seconds.',
+          'Redis is unreachable, the backlog is over its limit, or too many request bytes are in flight: nothing of the request was queued (`unavailable`). Or Redis did not confirm the add in time (`outcome_unknown`): the events may be queued, and retrying is safe because copies are dropped. With `?wait`, past `MAX_WAITERS` publishes waiting at once (`too_many_waiters`): nothing was queued. Retry after `Retry-After` seconds.',
         headers: { 'Retry-After': retryAfter },
         content: json(ref('Error'), { error: 'unavailable', message: 'the queue is unavailable; retry later' }),
       },
