@@ -249,18 +249,27 @@ describe('dashboard in a browser, reads open', function () {
     );
 
   it('draws the throughput chart the moment the page opens, from the API\'s last minutes', async () => {
+    const samples = async () => {
+      const html = await (await fetch(`${cluster.baseUrl}/`)).text();
+      const seed = JSON.parse(/<script type="application\/json" id="rates-seed">(.*?)<\/script>/.exec(html)?.[1] ?? '{}') as { samples?: { processed: number }[] };
+      return seed.samples ?? [];
+    };
+    // The API samples its totals every second, from its start: a sample before the events
+    // first (on a slow machine the worker can store them before the API's first sample),
+    // then one that holds the rise.
+    await waitFor(async () => (await samples()).length >= 1 || undefined, { what: 'the API to have sampled once', timeoutMs: 20_000 });
     const first = Array.from({ length: 3 }, () => event({ topic: 'live-orders' }));
     expect((await publish(cluster.baseUrl, { events: first })).status).to.equal(202);
-    // The API samples its totals every second: wait until its memory holds the rise.
+    let seen: { processed: number }[] = [];
     await waitFor(
       async () => {
-        const html = await (await fetch(`${cluster.baseUrl}/`)).text();
-        const seed = JSON.parse(/<script type="application\/json" id="rates-seed">(.*?)<\/script>/.exec(html)?.[1] ?? '{}') as { samples?: { processed: number }[] };
-        const s = seed.samples ?? [];
+        const s = (seen = await samples());
         return (s.length >= 2 && s[0]!.processed === 0 && s.at(-1)!.processed === 3) || undefined;
       },
       { what: 'the API to have sampled before and after the events', timeoutMs: 20_000 },
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; its samples: ${JSON.stringify(seen.slice(0, 3))} ... ${JSON.stringify(seen.slice(-3))} (${seen.length})`);
+    });
     await page.goto(`${cluster.baseUrl}/`);
     // At once, before the page has polled twice: only the server's samples can draw it.
     const points = ((await page.getAttribute('#l-proc', 'points')) ?? '').split(' ').filter((p) => p !== '');

@@ -11,8 +11,13 @@ import { useCluster } from '../support/suite.js';
 const CONCURRENT = 400;
 const ROUNDS = 2;
 const PAYLOAD_BYTES = 255_000;
-/** The bound README states for this burst, over the API's RSS before it. */
-const MAX_GROWTH_BYTES = 450 * 2 ** 20;
+/**
+ * The bound docs/operations.md states for this burst, over the API's RSS before it. The peak
+ * depends on when V8 collects, so on the machine's load: runs of this test measured 310 to
+ * 512 MB, the higher the busier the 2-core machine was with other runs (load 7 to 13);
+ * unbounded, one round alone went past 600 MB.
+ */
+const MAX_GROWTH_BYTES = 512 * 2 ** 20;
 
 function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));

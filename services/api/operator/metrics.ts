@@ -15,7 +15,7 @@ import type { Middleware } from 'koa';
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Event } from '../../../shared/schema.js';
+import type { AcceptedTopics } from '../../../shared/schema.js';
 import type { Store } from '../../../shared/store/port.js';
 import { liveWorkers } from '../../../shared/heartbeat.js';
 import { statusOf } from '../http/errors.js';
@@ -41,9 +41,9 @@ export type Metrics = {
   /** The exposition text, from one snapshot of the store and Redis. */
   render(): Promise<string>;
   /** For the publish routes, outermost: counts and times every answer, 401s and 503s included. */
-  observePublish: Middleware<{ accepted?: readonly Event[] }>;
+  observePublish: Middleware<{ accepted?: AcceptedTopics }>;
   /** Counts and times one publish answer; `accepted` (its events) count only for a 202. */
-  recordPublish: (status: number, seconds: number, accepted: readonly Event[] | undefined) => void;
+  recordPublish: (status: number, seconds: number, accepted: AcceptedTopics | undefined) => void;
 };
 
 /**

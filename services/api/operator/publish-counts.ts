@@ -2,7 +2,7 @@
 // counters (a restart is a counter reset): by status, and accepted events by topic. A publish
 // is POST /publish or one of the ingest routes (OTLP, Segment): they share the counters.
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { Event } from '../../../shared/schema.js';
+import type { AcceptedTopics } from '../../../shared/schema.js';
 import { MAX_TOPIC_LABELS, OVERFLOW } from './series.js';
 
 const PUBLISH_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -47,7 +47,7 @@ export class PublishCounts {
    * or 200 (POST /publish?wait with its results, an ingest route; OTLP's partial success
    * gives only the records it took).
    */
-  record(status: number, seconds: number, accepted: readonly Event[] | undefined): void {
+  record(status: number, seconds: number, accepted: AcceptedTopics | undefined): void {
     let labels = this.statusLabels.get(status);
     if (labels === undefined) this.statusLabels.set(status, (labels = { status: String(status) }));
     this.requests.inc(labels);

@@ -77,21 +77,33 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
   let gatheredAdds = 0;
   let immediate: NodeJS.Immediate | undefined;
 
-  async function add(events: Event[], waiters: readonly Pick<Waiter, 'offset' | 'onPlaced'>[]): Promise<string> {
+  // The events are let go once their job data is built: a large payload is then held as
+  // the job's text alone while Redis takes it, not also as the object it was parsed into.
+  function add(events: readonly Event[], waiters: readonly Pick<Waiter, 'offset' | 'onPlaced'>[]): Promise<string> {
     const id = newJobId(events.length);
     const reply = waiters.some((w) => w.onPlaced !== undefined);
     for (const w of waiters) w.onPlaced?.({ job: id, offset: w.offset });
+    let data: PublishJobData;
+    try {
+      data = jobDataOf(events, reply);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return addJob(id, data, events.length);
+  }
+
+  async function addJob(id: string, data: PublishJobData, count: number): Promise<string> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`queue add timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
     });
-    const adding = opts.queue.add(JOB_NAME, jobDataOf(events, reply), { jobId: id });
+    const adding = opts.queue.add(JOB_NAME, data, { jobId: id });
     inFlight.add(adding);
     try {
       await Promise.race([adding, timeout]);
       return id;
     } catch (err) {
-      opts.log.warn({ err, events: events.length }, 'enqueue failed');
+      opts.log.warn({ err, events: count }, 'enqueue failed');
       if (neverSent(err)) throw unavailable('the queue is unavailable; retry later', 1);
       throw unavailable(
         'Redis did not confirm the add in time: the events may or may not be queued; retrying is safe (copies are dropped)',
@@ -112,9 +124,10 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
     gathering = undefined;
     clearTimeout(g.timer);
     gatheredAdds++;
-    const sending = add(g.events, g.waiters).then(
-      (id) => g.waiters.forEach((w) => w.resolve({ job: id, offset: w.offset })),
-      (err: Error) => g.waiters.forEach((w) => w.reject(err)),
+    const { waiters } = g;
+    const sending = add(g.events, waiters).then(
+      (id) => waiters.forEach((w) => w.resolve({ job: id, offset: w.offset })),
+      (err: Error) => waiters.forEach((w) => w.reject(err)),
     );
     inFlight.add(sending);
     void sending.finally(() => {

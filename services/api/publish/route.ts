@@ -12,7 +12,7 @@
 // lean path straight, both with http/json-answer.ts and http/request-context.ts.
 import type { IncomingMessage } from 'node:http';
 import type Router from '@koa/router';
-import type { Event } from '../../../shared/schema.js';
+import { topicsOf, type AcceptedTopics } from '../../../shared/schema.js';
 import type { BearerCheck } from '../http/auth.js';
 import { errorAnswer, unavailable } from '../http/errors.js';
 import type { JsonAnswer } from '../http/json-answer.js';
@@ -37,11 +37,11 @@ type PublisherDeps = {
 type ShellDeps = PublisherDeps & {
   checkKey: BearerCheck;
   /** The operator's metrics: every answer counted and timed, 401s and 503s included. */
-  record: (status: number, seconds: number, accepted: readonly Event[] | undefined) => void;
+  record: (status: number, seconds: number, accepted: AcceptedTopics | undefined) => void;
 };
 
 /** A successful publish: 202 accepted, or 200 with the results a `?wait` got in time. */
-type PublishAnswer = { status: 200 | 202; body: Record<string, unknown>; accepted: readonly Event[] };
+type PublishAnswer = { status: 200 | 202; body: Record<string, unknown>; accepted: AcceptedTopics };
 
 /** The request (its body unread), its Content-Type ('' when absent) and its `?wait` seconds; throws an HttpError for any refusal. */
 type Publisher = (req: IncomingMessage, contentType: string, wait: number | undefined) => Promise<PublishAnswer>;
@@ -67,6 +67,10 @@ function createPublisher(deps: PublisherDeps): Publisher {
   return async (req, contentType, wait) => {
     const started = performance.now();
     const { events, held } = await readEvents(req, contentType);
+    // Past the enqueue only the count and the topics are needed: the payloads are let go as
+    // soon as their job is built, not held until the answer (a burst of large payloads).
+    const count = events.length;
+    const topics = topicsOf(events);
     // The body's bytes stay counted until the job is in Redis: the events they became are held till then.
     let holding = true;
     try {
@@ -75,7 +79,7 @@ function createPublisher(deps: PublisherDeps): Publisher {
       }
       let waiting: Registration | undefined;
       const placement = await deps.enqueuer
-        .enqueue(events, { bytes: held, ...(wait === undefined ? {} : { onPlaced: (p) => (waiting = deps.results.register(p, events.length)) }) })
+        .enqueue(events, { bytes: held, ...(wait === undefined ? {} : { onPlaced: (p) => (waiting = deps.results.register(p, count)) }) })
         .catch((err: unknown) => {
           waiting?.cancel();
           throw err;
@@ -83,10 +87,10 @@ function createPublisher(deps: PublisherDeps): Publisher {
       // From here on the events are durably queued: whatever the wait gives, the answer is a success.
       inflight.give(held);
       holding = false;
-      const accepted = { accepted: events.length, job: placement.job };
-      if (waiting === undefined) return { status: 202, body: { status: 'accepted', ...accepted }, accepted: events };
+      const accepted = { accepted: count, job: placement.job };
+      if (waiting === undefined) return { status: 202, body: { status: 'accepted', ...accepted }, accepted: topics };
       const timeLeftMs = Math.max(0, wait! * 1000 - (performance.now() - started));
-      return { ...(await answerAfterWait(waiting, timeLeftMs, accepted)), accepted: events };
+      return { ...(await answerAfterWait(waiting, timeLeftMs, accepted)), accepted: topics };
     } finally {
       if (holding) inflight.give(held);
     }
