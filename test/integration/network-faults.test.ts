@@ -1,4 +1,4 @@
-// Network faults between hosts, made by a TCP proxy the test owns (test/support/tcp-proxy.ts)
+// Network faults between hosts, made by a TCP proxy the test owns (tools/harness/tcp-proxy.ts)
 // on the links of one process: a worker's link to PostgreSQL or to Redis slowed by 200 ms and
 // cut for a few seconds mid-load, the API's link to Redis cut; and 200 ms on every link at
 // once. Each case: the processes survive, every identity is stored once, every `?wait`

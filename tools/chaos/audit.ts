@@ -79,6 +79,7 @@ export function checks(ledger: Ledger, walk: Walk, final: any, faults: Faults, s
     ['unique_processed == events walked in GET /events', final.unique_processed === storedCount, `${final.unique_processed} vs ${storedCount}`],
     ['received covers every 202 and no more than was sent', final.received >= counts.events_in_202 && final.received <= counts.events_maybe_queued, `${counts.events_in_202} <= ${final.received} <= ${counts.events_maybe_queued}`],
     ['no job in the failed set', (final.queue?.failed ?? 0) === 0, `${final.queue?.failed} failed jobs`],
+    ['/ready answered 200 again within a minute of every outage', faults.neverReady.length === 0, faults.neverReady.join(', ') || 'every time'],
     ['no process died on its own', faults.unexpectedExits.length === 0, faults.unexpectedExits.join('\n')],
     ['SIGTERM stops every process cleanly', unclean === 0 && anomalies.every((a) => !a.includes('SIGTERM')), `${unclean} unclean at the end`],
     ['every answer was 202 or 503', anomalies.every((a) => a.includes('SIGTERM')), anomalies.filter((a) => !a.includes('SIGTERM')).slice(0, 5).join('\n')],

@@ -5,7 +5,9 @@ import type { StoreKind } from '../harness/cluster.js';
 export const USAGE = `npm run chaos -- [options]
 
 Runs Redis, the API and workers as real processes under mixed load, kills them at random,
-then checks from outside that every event answered 202 is stored exactly once.
+kills Redis, resets, cuts and blackholes the links to it (and with --store postgres, SIGKILLs
+the run's own PostgreSQL, terminates its sessions and fails the links to it), then checks
+from outside that every event answered 202 is stored exactly once.
 
   --seconds N        how long to load and kill (default 60)
   --kills N          run until N faults were injected instead (e.g. 100 for a long run)
@@ -13,8 +15,9 @@ then checks from outside that every event answered 202 is stored exactly once.
   --publishers N     concurrent producers (default 4)
   --seed S           replay a run: the seed it printed
   --appendfsync everysec|always   Redis durability (default everysec)
-  --store sqlite|postgres         the store (default sqlite; postgres makes a database of its
-                                  own on TEST_POSTGRES_URL's server and drops it at the end)
+  --store sqlite|postgres         the store (default sqlite; postgres makes a PostgreSQL server
+                                  of the run's own with initdb: needs root and Debian's
+                                  /usr/lib/postgresql binaries)
   --keep             keep the data directory and logs at the end
   --help
 `;
