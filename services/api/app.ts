@@ -21,7 +21,7 @@ import type { Backlog } from './publish/backlog.js';
 import type { Enqueuer } from './publish/enqueue.js';
 import type { ResultWaiter } from './publish/results.js';
 import { leanPublish, type Listener } from './publish/lean.js';
-import { createPublishShell, registerPublishRoutes } from './publish/route.js';
+import { createPublishShell, registerPublishRoutes, type PublishShell } from './publish/route.js';
 import { DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT, registerEventRoutes } from './read/events.js';
 import type { Fanout } from './read/fanout.js';
 import { registerHealthRoutes } from './read/health.js';
@@ -51,21 +51,11 @@ export function createApp(deps: ApiDeps): Koa<ShellState> {
   return createApi(deps).app;
 }
 
-/**
- * The app, and the request listener to serve: it answers POST /publish and /publish/batch
- * on the lean path (publish/lean.ts) and hands every other request to the app. `close()`
- * stops the dashboard's per-second sampling (operator/rates.ts).
- */
-export function createApi(deps: ApiDeps): { app: Koa<ShellState>; listener: Listener; close(): Promise<void> } {
-  const { config, store } = deps;
-  const contexts = requestContexts(deps.log);
-  const app = new Koa<ShellState>({ proxy: false });
-  const router = new Router<ShellState>();
-  const requireKey = requireBearer(config.apiKey, 'API_KEY');
-  const requireReadKey = requireBearer(config.readApiKey, 'READ_API_KEY');
-
-  const operator = registerOperatorRoutes(router, {
-    store,
+/** The operator's view (operator/): GET /, /metrics, /openapi.json and /docs; its close() stops the dashboard's sampling. */
+function registerOperator(router: Router<ShellState>, deps: ApiDeps) {
+  const { config } = deps;
+  return registerOperatorRoutes(router, {
+    store: deps.store,
     queue: deps.queue,
     redis: deps.redis,
     queueName: config.queueName,
@@ -78,6 +68,11 @@ export function createApi(deps: ApiDeps): { app: Koa<ShellState>; listener: List
       defaultEventsLimit: DEFAULT_EVENTS_LIMIT,
     },
   });
+}
+
+/** Publishing (publish/, ingest/): POST /publish, /publish/batch and the ingest routes; the shell the lean path shares. */
+function registerPublishing(router: Router<ShellState>, deps: ApiDeps, operator: ReturnType<typeof registerOperator>): PublishShell {
+  const { config } = deps;
   // Both ways in to POST /publish answer through this one shell (publish/route.ts).
   const publish = createPublishShell({
     maxBodyBytes: config.maxBodyBytes,
@@ -92,6 +87,14 @@ export function createApi(deps: ApiDeps): { app: Koa<ShellState>; listener: List
   });
   registerPublishRoutes(router, publish);
   registerIngestRoutes(router, { config, backlog: deps.backlog, enqueuer: deps.enqueuer, observe: operator.observePublish });
+  return publish;
+}
+
+/** What is stored (read/, erase/): the events, their stream, topics, /stats, the erasure, and /health and /ready. */
+function registerStoreRoutes(router: Router<ShellState>, deps: ApiDeps): void {
+  const { config, store } = deps;
+  const requireKey = requireBearer(config.apiKey, 'API_KEY');
+  const requireReadKey = requireBearer(config.readApiKey, 'READ_API_KEY');
   // Before any /events/:topic/... route, so that `stream` is never read as a topic.
   registerStreamRoute(router, { fanout: deps.fanout, requireReadKey });
   registerEventRoutes(router, { store, requireReadKey });
@@ -108,6 +111,20 @@ export function createApi(deps: ApiDeps): { app: Koa<ShellState>; listener: List
     });
   });
   registerHealthRoutes(router, { store, redis: deps.redis, queueName: config.queueName, isReady: deps.isReady });
+}
+
+/**
+ * The app, and the request listener to serve: it answers POST /publish and /publish/batch
+ * on the lean path (publish/lean.ts) and hands every other request to the app. `close()`
+ * stops the dashboard's per-second sampling (operator/rates.ts).
+ */
+export function createApi(deps: ApiDeps): { app: Koa<ShellState>; listener: Listener; close(): Promise<void> } {
+  const contexts = requestContexts(deps.log);
+  const app = new Koa<ShellState>({ proxy: false });
+  const router = new Router<ShellState>();
+  const operator = registerOperator(router, deps);
+  const publish = registerPublishing(router, deps, operator);
+  registerStoreRoutes(router, deps);
 
   app.use(koaShell(contexts));
   app.use(rejectNul());

@@ -134,6 +134,96 @@ export function attributeText(attrs: Record<string, unknown>, key: string): stri
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
+/** What every record of one resource shares: topic, source, attributes, and its part of the identity's text. */
+type ResourcePart = { topic: string; source: string; attributes: Record<string, unknown>; key: string };
+
+function resourcePart(resourceLogs: Record<string, unknown>): ResourcePart {
+  const resource = object(resourceLogs.resource, 'resource');
+  const resourceAttrs = attributes(resource.attributes, 'resource.attributes');
+  const resourceKey = {
+    attributes: canonicalKvs(resource.attributes),
+    dropped: Number(resource.droppedAttributesCount ?? 0),
+    schemaUrl: text(resourceLogs.schemaUrl, 'schemaUrl'),
+  };
+  const serviceName = attributeText(resourceAttrs, 'service.name');
+  return {
+    topic: serviceName ?? 'unknown_service',
+    source: attributeText(resourceAttrs, 'service.instance.id') ?? attributeText(resourceAttrs, 'host.name') ?? serviceName ?? 'otlp',
+    attributes: resourceAttrs,
+    key: JSON.stringify(resourceKey),
+  };
+}
+
+/** What every record of one scope shares: the scope as the payload shows it, and the digest of its records' identities. */
+type ScopePart = { json: { name: string; version: string; attributes: Record<string, unknown> }; digest: (record: string) => string };
+
+function scopePart(scopeLogs: Record<string, unknown>, resourceKey: string): ScopePart {
+  const scope = object(scopeLogs.scope, 'scope');
+  const json = {
+    name: text(scope.name, 'scope.name'),
+    version: text(scope.version, 'scope.version'),
+    attributes: attributes(scope.attributes, 'scope.attributes'),
+  };
+  const scopeKey = {
+    name: json.name,
+    version: json.version,
+    attributes: canonicalKvs(scope.attributes),
+    dropped: Number(scope.droppedAttributesCount ?? 0),
+    schemaUrl: text(scopeLogs.schemaUrl, 'scopeLogs.schemaUrl'),
+  };
+  return { json, digest: recordDigester(`{"resource":${resourceKey},"scope":${JSON.stringify(scopeKey)},"record":`) };
+}
+
+/** The fields of a record that the payload shows too, read once for both. */
+type RecordFields = { time: bigint; observed: bigint; severityNumber: number; severityText: string; traceId: string | null; spanId: string | null };
+
+/** The digest's view of a record without `log.record.uid`: everything it carries, canonically. */
+function recordKey(record: Record<string, unknown>, f: RecordFields): string {
+  return JSON.stringify({
+    time: f.time.toString(),
+    observed: f.observed.toString(),
+    severityNumber: f.severityNumber,
+    severityText: f.severityText,
+    body: record.body === undefined || record.body === null ? null : canonical(record.body),
+    attributes: canonicalKvs(record.attributes),
+    dropped: Number(record.droppedAttributesCount ?? 0),
+    flags: Number(record.flags ?? 0),
+    traceId: f.traceId,
+    spanId: f.spanId,
+    eventName: text(record.eventName, 'eventName'),
+  });
+}
+
+function recordEvent(record: Record<string, unknown>, resource: ResourcePart, scope: ScopePart, receivedAt: string): MappedRecord {
+  const time = int64(record.timeUnixNano, 'timeUnixNano');
+  const observed = int64(record.observedTimeUnixNano, 'observedTimeUnixNano');
+  const attrs = attributes(record.attributes, 'attributes');
+  const traceId = id(record.traceId, 'traceId');
+  const spanId = id(record.spanId, 'spanId');
+  const severityNumber = Number(int64(record.severityNumber, 'severityNumber'));
+  const severityText = text(record.severityText, 'severityText');
+  const body = record.body === undefined || record.body === null ? null : plain(record.body, 'body');
+  const uid = attributeText(attrs, 'log.record.uid');
+  const eventId = uid ?? scope.digest(recordKey(record, { time, observed, severityNumber, severityText, traceId, spanId }));
+  const nanos = time !== 0n ? time : observed;
+  return {
+    topic: resource.topic,
+    event_id: eventId,
+    timestamp: nanos === 0n ? receivedAt : (isoFromNanos(nanos) ?? `unrepresentable: ${nanos} ns`),
+    source: resource.source,
+    payload: {
+      body,
+      severity_text: severityText === '' ? null : severityText,
+      severity_number: severityNumber === 0 ? null : severityNumber,
+      attributes: attrs,
+      resource: resource.attributes,
+      scope: scope.json,
+      trace_id: traceId,
+      span_id: spanId,
+    },
+  };
+}
+
 /**
  * The request's log records, each mapped to an event (unvalidated). `receivedAt` is the
  * timestamp of a record with neither time set (both 0, "unknown" in OTLP).
@@ -142,78 +232,11 @@ export function mapLogsRequest(request: unknown, receivedAt: string): MappedReco
   const out: MappedRecord[] = [];
   for (const rl of list(object(request, 'the request').resourceLogs, 'resourceLogs')) {
     const resourceLogs = object(rl, 'resourceLogs[]');
-    const resource = object(resourceLogs.resource, 'resource');
-    const resourceAttrs = attributes(resource.attributes, 'resource.attributes');
-    const resourceKey = {
-      attributes: canonicalKvs(resource.attributes),
-      dropped: Number(resource.droppedAttributesCount ?? 0),
-      schemaUrl: text(resourceLogs.schemaUrl, 'schemaUrl'),
-    };
-    const serviceName = attributeText(resourceAttrs, 'service.name');
-    const topic = serviceName ?? 'unknown_service';
-    const source = attributeText(resourceAttrs, 'service.instance.id') ?? attributeText(resourceAttrs, 'host.name') ?? serviceName ?? 'otlp';
+    const resource = resourcePart(resourceLogs);
     for (const sl of list(resourceLogs.scopeLogs, 'scopeLogs')) {
       const scopeLogs = object(sl, 'scopeLogs[]');
-      const scope = object(scopeLogs.scope, 'scope');
-      const scopeJson = {
-        name: text(scope.name, 'scope.name'),
-        version: text(scope.version, 'scope.version'),
-        attributes: attributes(scope.attributes, 'scope.attributes'),
-      };
-      const scopeKey = {
-        name: scopeJson.name,
-        version: scopeJson.version,
-        attributes: canonicalKvs(scope.attributes),
-        dropped: Number(scope.droppedAttributesCount ?? 0),
-        schemaUrl: text(scopeLogs.schemaUrl, 'scopeLogs.schemaUrl'),
-      };
-      const digest = recordDigester(`{"resource":${JSON.stringify(resourceKey)},"scope":${JSON.stringify(scopeKey)},"record":`);
-      for (const lr of list(scopeLogs.logRecords, 'logRecords')) {
-        const record = object(lr, 'logRecords[]');
-        const time = int64(record.timeUnixNano, 'timeUnixNano');
-        const observed = int64(record.observedTimeUnixNano, 'observedTimeUnixNano');
-        const attrs = attributes(record.attributes, 'attributes');
-        const traceId = id(record.traceId, 'traceId');
-        const spanId = id(record.spanId, 'spanId');
-        const severityNumber = Number(int64(record.severityNumber, 'severityNumber'));
-        const severityText = text(record.severityText, 'severityText');
-        const body = record.body === undefined || record.body === null ? null : plain(record.body, 'body');
-        const uid = attributeText(attrs, 'log.record.uid');
-        const eventId =
-          uid ??
-          digest(
-            JSON.stringify({
-              time: time.toString(),
-              observed: observed.toString(),
-              severityNumber,
-              severityText,
-              body: record.body === undefined || record.body === null ? null : canonical(record.body),
-              attributes: canonicalKvs(record.attributes),
-              dropped: Number(record.droppedAttributesCount ?? 0),
-              flags: Number(record.flags ?? 0),
-              traceId,
-              spanId,
-              eventName: text(record.eventName, 'eventName'),
-            }),
-          );
-        const nanos = time !== 0n ? time : observed;
-        out.push({
-          topic,
-          event_id: eventId,
-          timestamp: nanos === 0n ? receivedAt : (isoFromNanos(nanos) ?? `unrepresentable: ${nanos} ns`),
-          source,
-          payload: {
-            body,
-            severity_text: severityText === '' ? null : severityText,
-            severity_number: severityNumber === 0 ? null : severityNumber,
-            attributes: attrs,
-            resource: resourceAttrs,
-            scope: scopeJson,
-            trace_id: traceId,
-            span_id: spanId,
-          },
-        });
-      }
+      const scope = scopePart(scopeLogs, resource.key);
+      for (const lr of list(scopeLogs.logRecords, 'logRecords')) out.push(recordEvent(object(lr, 'logRecords[]'), resource, scope, receivedAt));
     }
   }
   return out;

@@ -98,14 +98,50 @@ function leastStringBytes(text: string, open: number, end: number, backslashAt: 
 /** Characters that may only be part of a number outside strings: a number, however long, serializes to at least one. */
 const isNumberChar = (c: number) => (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2b || c === 0x2d || c === 0x65 || c === 0x45;
 
+/** Where a payload's scan stopped, how deep it stood there (1 inside its own brackets, 0 past them), and whether the payload is surely too large. */
+type PayloadScan = { at: number; depth: number; tooLarge: boolean; pause: number };
+
 /**
- * The index of the first event whose `payload` text is surely too large, or -1: it holds
- * more than MAX_PAYLOAD_COMMAS commas, or (an object) more than EARLY_PAYLOAD_BYTES bytes
+ * Measures the payload whose bracket is text[open]: its commas, and (an object) its bytes
  * counted as they will serialize at the least (whitespace and number digits not counted,
- * escapes as one byte). Such an event is invalid whatever else it holds, found by a scan
- * that stops there, before JSON.parse spends seconds on a million keys or 15 MB of one
- * string. The events are where the body's shape puts them: a bare array's elements, the
- * top-level object's `events` elements, or the body itself.
+ * escapes as one byte). Stops at its closing bracket, or at the character that shows it
+ * too large. `pause` is where the scan yields next, carried on from the caller's.
+ */
+function* measurePayload(text: string, open: number, pause: number, backslashAt: (from: number) => number): Scan<PayloadScan> {
+  // An array is refused as not an object, whatever its size: only its commas are counted, as before.
+  const isObject = text.charCodeAt(open) === 0x7b;
+  let depth = 1;
+  let commas = 0;
+  let bytes = 1;
+  for (let i = open + 1; i < text.length; i++) {
+    if (i >= pause) {
+      pause = i + SCAN_STRIDE;
+      yield;
+    }
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      const end = stringEnd(text, i);
+      bytes += leastStringBytes(text, i, end, backslashAt);
+      i = end - 1;
+      continue;
+    }
+    if (!isSpace(c) && !isNumberChar(c)) bytes++;
+    if (c === 0x5b || c === 0x7b) depth++;
+    else if (c === 0x5d || c === 0x7d) depth--;
+    else if (c === 0x2c) commas++;
+    // The closing bracket counts too, as it serializes too.
+    if (commas > MAX_PAYLOAD_COMMAS || (isObject && bytes > EARLY_PAYLOAD_BYTES)) return { at: i, depth, tooLarge: true, pause };
+    if (depth === 0) return { at: i, depth, tooLarge: false, pause };
+  }
+  return { at: text.length, depth, tooLarge: false, pause };
+}
+
+/**
+ * The index of the first event whose `payload` text is surely too large (measurePayload),
+ * or -1. Such an event is invalid whatever else it holds, found by a scan that stops
+ * there, before JSON.parse spends seconds on a million keys or 15 MB of one string. The
+ * events are where the body's shape puts them: a bare array's elements, the top-level
+ * object's `events` elements, or the body itself.
  */
 export function* oversizedPayloadAt(text: string): Scan<number> {
   let i = 0;
@@ -118,10 +154,6 @@ export function* oversizedPayloadAt(text: string): Scan<number> {
   let index = 0;
   /** The last string at each depth: at an object's level, the key of what opens next. */
   const keys: string[] = [];
-  let payloadDepth = 0;
-  let commas = 0;
-  let bytes = 0;
-  let isObject = false;
   const backslashAt = backslashes(text);
   // A single event's payload too large counts only if the body has no `events` array after all.
   let singleOversized = false;
@@ -136,37 +168,22 @@ export function* oversizedPayloadAt(text: string): Scan<number> {
       const end = stringEnd(text, i);
       // Only the levels down to an event's fields are asked about: deeper keys are not kept.
       if (depth <= 3) keys[depth] = text.slice(i + 1, end - 1);
-      if (payloadDepth !== 0) bytes += leastStringBytes(text, i, end, backslashAt);
       i = end - 1;
-      continue;
-    }
-    if (!isSpace(c) && !isNumberChar(c)) bytes++;
-    if (c === 0x5b || c === 0x7b) {
+    } else if (c === 0x5b || c === 0x7b) {
       keys[++depth] = '';
       if (top === 0x7b && depth === 2 && c === 0x5b && keys[1] === 'events' && itemDepth === 1) {
         itemDepth = 3;
         index = 0;
-        payloadDepth = 0;
       }
-      if (payloadDepth === 0 && depth === itemDepth + 1 && keys[itemDepth] === 'payload' && !(itemDepth === 1 && singleOversized)) {
-        payloadDepth = depth;
-        commas = 0;
-        bytes = 1;
-        // An array is refused as not an object, whatever its size: only its commas are counted, as before.
-        isObject = c === 0x7b;
+      if (depth === itemDepth + 1 && keys[itemDepth] === 'payload' && !(itemDepth === 1 && singleOversized)) {
+        const payload = yield* measurePayload(text, i, pause, backslashAt);
+        ({ at: i, pause } = payload);
+        depth += payload.depth - 1;
+        if (payload.tooLarge && itemDepth > 1) return index;
+        if (payload.tooLarge) singleOversized = true;
       }
     } else if (c === 0x5d || c === 0x7d) depth--;
-    else if (c === 0x2c) {
-      if (itemDepth > 1 && depth === itemDepth - 1) index++;
-      commas++;
-    }
-    if (payloadDepth !== 0 && (commas > MAX_PAYLOAD_COMMAS || (isObject && bytes > EARLY_PAYLOAD_BYTES))) {
-      if (itemDepth > 1) return index;
-      singleOversized = true;
-      payloadDepth = 0;
-    }
-    // Past the payload's closing bracket (counted above, as it serializes too).
-    if (depth < payloadDepth) payloadDepth = 0;
+    else if (c === 0x2c && itemDepth > 1 && depth === itemDepth - 1) index++;
   }
   return itemDepth === 1 && singleOversized ? 0 : -1;
 }

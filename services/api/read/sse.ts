@@ -2,6 +2,8 @@
 // writing to it. Writes never wait in the live fan-out (one slow reader must not hold up
 // the others): a subscriber whose unsent bytes pass the limit is cut loose, and resumes
 // with Last-Event-ID. Only the subscriber's own backlog catch-up waits for it to drain.
+import { ResponseEnding } from './sse-ending.js';
+import { Liveness } from './sse-liveness.js';
 import type { ServerResponse } from 'node:http';
 import type { EventJson } from '../../../shared/store/event-json.js';
 
@@ -47,28 +49,28 @@ type SubscriberOptions = {
   onClose: (sub: Subscriber, reason: string | undefined) => void;
 };
 
-export function createSubscriber(res: ServerResponse, o: SubscriberOptions): Subscriber {
-  let closed = false;
-  let reason: string | undefined;
-  let lastWriteAt = Date.now();
-  let flushed = 0;
-  let progressAt = Date.now();
-  let endTimer: NodeJS.Timeout | undefined;
-
-  const buffered = () => res.writableLength;
-  const destroy = (why: string) => {
-    if (closed) return;
-    reason ??= why;
-    res.destroy();
-  };
-
-  // Errors on the response end in 'close' as well; that is where the subscriber is dropped.
-  res.on('error', () => undefined);
-  res.once('close', () => {
-    closed = true;
-    if (endTimer !== undefined) clearTimeout(endTimer);
-    o.onClose(sub, reason);
+/** Resolves once the response drains or closes. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
   });
+}
+
+/**
+ * The subscriber's parts: how its response ends (sse-ending.ts), whether its peer still
+ * takes bytes (sse-liveness.ts), and here the writes and the limit on unsent bytes.
+ */
+export function createSubscriber(res: ServerResponse, o: SubscriberOptions): Subscriber {
+  const ending = new ResponseEnding(res, (reason) => o.onClose(sub, reason));
+  const liveness = new Liveness(o.keepaliveMs, o.stallMs);
+  const buffered = () => res.writableLength;
+  const destroy = (why: string) => ending.destroy(why);
 
   const sub: Subscriber = {
     id: o.id,
@@ -76,12 +78,12 @@ export function createSubscriber(res: ServerResponse, o: SubscriberOptions): Sub
     cursor: o.cursor,
     live: false,
     get closed() {
-      return closed;
+      return ending.closed;
     },
     buffered,
     send(chunk) {
       // Once ended (shutdown), a write would be an error: the stream is over.
-      if (closed || res.writableEnded) return false;
+      if (ending.closed || res.writableEnded) return false;
       // Checked before writing: a page larger than the limit still goes to a reader that
       // keeps up; what is cut is a reader that left the previous writes lying there.
       if (buffered() > o.maxBufferBytes) {
@@ -89,48 +91,22 @@ export function createSubscriber(res: ServerResponse, o: SubscriberOptions): Sub
         return false;
       }
       res.write(chunk);
-      lastWriteAt = Date.now();
+      liveness.wrote();
       return true;
     },
     async sendPaced(chunk) {
       if (!sub.send(chunk)) return false;
-      if (res.writableNeedDrain) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            res.off('drain', done);
-            res.off('close', done);
-            resolve();
-          };
-          res.on('drain', done);
-          res.on('close', done);
-        });
-      }
-      return !closed && !res.writableEnded;
+      if (res.writableNeedDrain) await drained(res);
+      return !ending.closed && !res.writableEnded;
     },
     tick(now) {
-      if (closed) return;
-      const socket = res.socket;
-      if (socket !== null) {
-        // bytesWritten counts what is still queued too: the difference is what the kernel took.
-        const taken = socket.bytesWritten - socket.writableLength;
-        if (socket.writableLength === 0 || taken !== flushed) {
-          flushed = taken;
-          progressAt = now;
-        } else if (now - progressAt > o.stallMs) {
-          destroy('stalled');
-          return;
-        }
-      }
-      // Ticks come every quarter interval: idle for half of one gets a comment, so no gap
-      // between two writes reaches a whole interval.
-      if (now - lastWriteAt >= o.keepaliveMs / 2) sub.send(KEEPALIVE);
+      if (ending.closed) return;
+      const state = liveness.check(res.socket, now);
+      if (state === 'stalled') destroy('stalled');
+      else if (state === 'idle') sub.send(KEEPALIVE);
     },
     end(graceMs) {
-      if (closed) return;
-      reason ??= 'shutdown';
-      res.end();
-      endTimer = setTimeout(() => res.destroy(), graceMs);
-      endTimer.unref();
+      ending.end(graceMs);
     },
     destroy,
   };

@@ -24,38 +24,66 @@ export type StatsAnswer = Awaited<ReturnType<typeof readStats>>;
 
 type StatsDeps = { store: Store; queue: Queue; redis: Redis; queueName: string; startedAt: number };
 
-export async function readStats(deps: StatsDeps) {
-  // Redis first, then the store: a job that finishes in between is seen in both and
-  // recognised by its id, never missed and never counted twice.
-  let ids: string[] = [];
-  let jobCounts: Record<string, number> | null = null;
-  let workers: WorkerState[] | null = null;
-  let redisError: string | null = null;
+/** What Redis holds: the unfinished jobs' ids, the queue's job counts and the live workers; or why it could not be read. */
+type RedisView = { ids: string[]; jobCounts: Record<string, number> | null; workers: WorkerState[] | null; error: string | null };
+
+async function readRedis(deps: StatsDeps): Promise<RedisView> {
   try {
-    [ids, jobCounts, workers] = await Promise.all([
+    const [ids, jobCounts, workers] = await Promise.all([
       unfinishedJobIds(deps.redis, deps.queue),
       deps.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed'),
       liveWorkers(deps.redis, deps.queueName),
     ]);
+    return { ids, jobCounts, workers, error: null };
   } catch (err) {
-    redisError = errorMessage(err);
+    return { ids: [], jobCounts: null, workers: null, error: errorMessage(err) };
   }
-  // One consistent read of the counts and of which of those jobs are committed: a job
-  // committed between two separate reads would be counted in neither.
-  const counts = await deps.store.counts({ jobIds: ids, topicsLimit: STATS_TOPICS_LIMIT });
-  const committed = counts.committed;
-  let pending = 0;
-  let pendingJobs = 0;
+}
+
+/** The events and jobs still in the queue: the unfinished jobs the store has not committed. */
+function pendingOf(ids: readonly string[], committed: ReadonlySet<string>): { events: number; jobs: number } {
+  let events = 0;
+  let jobs = 0;
   for (const id of new Set(ids)) {
     if (committed.has(id)) continue;
-    pending += eventCountOfJobId(id);
-    pendingJobs++;
+    events += eventCountOfJobId(id);
+    jobs++;
   }
+  return { events, jobs };
+}
+
+function queueAnswer(jobCounts: Record<string, number> | null, pendingJobs: number) {
+  if (jobCounts === null) return null;
   return {
-    received: counts.received + pending,
+    pending_jobs: pendingJobs,
+    waiting: (jobCounts.waiting ?? 0) + (jobCounts.prioritized ?? 0),
+    active: jobCounts.active ?? 0,
+    delayed: jobCounts.delayed ?? 0,
+    failed: jobCounts.failed ?? 0,
+  };
+}
+
+function workersAnswer(workers: WorkerState[] | null) {
+  if (workers === null) return null;
+  return {
+    live: workers.length,
+    list: workers.map((w) => ({ id: w.id, status: w.status, error: w.error, committed_events: w.committed_events })),
+  };
+}
+
+export async function readStats(deps: StatsDeps) {
+  // Redis first, then the store: a job that finishes in between is seen in both and
+  // recognised by its id, never missed and never counted twice.
+  const redis = await readRedis(deps);
+  // One consistent read of the counts and of which of those jobs are committed: a job
+  // committed between two separate reads would be counted in neither.
+  const counts = await deps.store.counts({ jobIds: redis.ids, topicsLimit: STATS_TOPICS_LIMIT });
+  const pending = pendingOf(redis.ids, counts.committed);
+  return {
+    received: counts.received + pending.events,
     unique_processed: counts.uniqueProcessed,
     duplicate_dropped: counts.duplicateDropped,
-    pending: redisError === null ? pending : null,
+    pending: redis.error === null ? pending.events : null,
     conflicts: counts.conflicts,
     // Stored events deleted since (EVENT_RETENTION, DELETE): still in unique_processed.
     expired: counts.expired,
@@ -68,24 +96,9 @@ export async function readStats(deps: StatsDeps) {
     per_topic: Object.fromEntries(counts.topics.map((t) => [t.topic, t.events])),
     duplicates_per_topic: Object.fromEntries(counts.topics.map((t) => [t.topic, t.dropped])),
     conflicts_per_topic: Object.fromEntries(counts.topics.map((t) => [t.topic, t.conflicts])),
-    queue:
-      jobCounts === null
-        ? null
-        : {
-            pending_jobs: pendingJobs,
-            waiting: (jobCounts.waiting ?? 0) + (jobCounts.prioritized ?? 0),
-            active: jobCounts.active ?? 0,
-            delayed: jobCounts.delayed ?? 0,
-            failed: jobCounts.failed ?? 0,
-          },
-    workers:
-      workers === null
-        ? null
-        : {
-            live: workers.length,
-            list: workers.map((w) => ({ id: w.id, status: w.status, error: w.error, committed_events: w.committed_events })),
-          },
+    queue: queueAnswer(redis.jobCounts, pending.jobs),
+    workers: workersAnswer(redis.workers),
     store: { kind: deps.store.kind, committed_jobs: counts.jobs, bytes: await deps.store.sizeBytes() },
-    redis: redisError === null ? 'ok' : `unavailable: ${redisError}`,
+    redis: redis.error === null ? 'ok' : `unavailable: ${redis.error}`,
   };
 }
