@@ -57,6 +57,7 @@ const enqueuer = parts.add(
     maxBytes: config.coalesceMaxBytes,
     timeoutMs: config.redisTimeoutMs,
     log,
+    onAdd: () => backlog.added(),
   }),
 );
 // Closing waits for the requests under way: the parts they wait on close before it.

@@ -7,6 +7,7 @@ import { createLogger } from '../../shared/log.js';
 import { createQueue, createRedis, eventCountOfJobId, unfinishedJobIds } from '../../shared/queue.js';
 import type { Event } from '../../shared/schema.js';
 import { HttpError } from '../../services/api/http/errors.js';
+import { watchBacklog } from '../../services/api/publish/backlog.js';
 import { createEnqueuer, type Placement } from '../../services/api/publish/enqueue.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 
@@ -155,6 +156,34 @@ describe('enqueuer', () => {
       await redis.start();
     } finally {
       await s.close();
+    }
+  });
+
+  it('counts toward the backlog limit the jobs it adds between two samples, so a flood cannot overshoot it', async () => {
+    const connection = createRedis(redis.url, 'api', 1000);
+    connection.on('error', () => undefined);
+    const queue = createQueue(`test-${randomUUID()}`, connection);
+    const limit = 5;
+    // One sample only (the next one an hour away): what full() says after it is its own count.
+    const backlog = watchBacklog(queue, limit, log, 3_600_000);
+    const enqueuer = createEnqueuer({ queue, lingerMs: 0, maxEvents: 1000, timeoutMs: 1000, log, onAdd: () => backlog.added() });
+    try {
+      // The first sample (an empty queue) is taken at once.
+      await new Promise((r) => setTimeout(r, 300));
+      const full: boolean[] = [];
+      for (let i = 0; i < limit + 1; i++) {
+        full.push(backlog.full());
+        await enqueuer.enqueue([ev(i)]);
+      }
+      full.push(backlog.full());
+      // Full once the jobs added exceed the limit, with no sample taken since the first.
+      expect(full).to.deep.equal([false, false, false, false, false, false, true]);
+      expect(await queue.getWaitingCount()).to.equal(limit + 1);
+    } finally {
+      await backlog.close();
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+      connection.disconnect();
     }
   });
 });

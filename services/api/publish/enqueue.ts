@@ -44,6 +44,8 @@ type EnqueuerOptions = {
   maxBytes?: number;
   timeoutMs: number;
   log: Logger;
+  /** Told of each job add as it is sent: the backlog's count between its samples. */
+  onAdd?: () => void;
 };
 
 export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {

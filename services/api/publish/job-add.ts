@@ -28,7 +28,13 @@ export type JobAdder = {
   close(): Promise<void>;
 };
 
-type JobAdderOptions = { queue: Queue<PublishJobData>; timeoutMs: number; log: Logger };
+type JobAdderOptions = {
+  queue: Queue<PublishJobData>;
+  timeoutMs: number;
+  log: Logger;
+  /** Told of each add as it is sent (the backlog counts it before Redis confirms it). */
+  onAdd?: () => void;
+};
 
 /**
  * ioredis refuses a command it cannot write (the connection is not open, and the API keeps
@@ -48,6 +54,7 @@ export function createJobAdder(opts: JobAdderOptions): JobAdder {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`queue add timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
     });
+    opts.onAdd?.();
     const adding = opts.queue.add(JOB_NAME, data, { jobId: id });
     inFlight.add(adding);
     try {
