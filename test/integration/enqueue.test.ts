@@ -164,12 +164,11 @@ describe('enqueuer', () => {
     connection.on('error', () => undefined);
     const queue = createQueue(`test-${randomUUID()}`, connection);
     const limit = 5;
-    // One sample only (the next one an hour away): what full() says after it is its own count.
+    // One sample only, of the empty queue (the next one an hour away): what full() says after it is its own count.
     const backlog = watchBacklog(queue, limit, log, 3_600_000);
     const enqueuer = createEnqueuer({ queue, lingerMs: 0, maxEvents: 1000, timeoutMs: 1000, log, onAdd: () => backlog.added() });
     try {
-      // The first sample (an empty queue) is taken at once.
-      await new Promise((r) => setTimeout(r, 300));
+      await backlog.sampled;
       const full: boolean[] = [];
       for (let i = 0; i < limit + 1; i++) {
         full.push(backlog.full());

@@ -94,7 +94,7 @@ describe('lean publish path', function () {
       redis: connection,
       enqueuer,
       results,
-      backlog: { full: () => state.full, added: () => undefined, close: () => Promise.resolve() },
+      backlog: { full: () => state.full, added: () => undefined, sampled: Promise.resolve(), close: () => Promise.resolve() },
       startedAt: Date.now(),
       isReady: () => true,
     });

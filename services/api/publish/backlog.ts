@@ -11,6 +11,8 @@ export type Backlog = {
   full(): boolean;
   /** A job was added to the queue (by the enqueuer), counted until the next sample holds it. */
   added(): void;
+  /** Settles once the first sample is taken (or sampling stopped before it): till then full() is false. */
+  readonly sampled: Promise<void>;
   /** Stops sampling; safe to call twice. */
   close(): Promise<void>;
 };
@@ -23,6 +25,9 @@ export function watchBacklog(queue: Queue, limit: number, log: Logger, intervalM
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
 
+  let firstSampled: () => void = () => undefined;
+  const sampled = new Promise<void>((resolve) => (firstSampled = resolve));
+
   async function sample(): Promise<void> {
     const mark = adds;
     try {
@@ -33,6 +38,7 @@ export function watchBacklog(queue: Queue, limit: number, log: Logger, intervalM
       }
       waiting = total;
       addsAtSample = mark;
+      firstSampled();
     } catch {
       // Redis away: publishes fail fast on their own; keep the last sample.
     }
@@ -46,8 +52,10 @@ export function watchBacklog(queue: Queue, limit: number, log: Logger, intervalM
   return {
     full: () => waiting !== undefined && waiting + (adds - addsAtSample) > limit,
     added: () => void adds++,
+    sampled,
     close() {
       closed = true;
+      firstSampled();
       clearTimeout(timer);
       return Promise.resolve();
     },
