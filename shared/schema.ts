@@ -191,13 +191,6 @@ export const EventSchema = v.object(
 
 export type Event = v.InferOutput<typeof EventSchema>;
 
-/** What counting accepted events needs of them: their topics, not their payloads. */
-export type AcceptedTopics = readonly Pick<Event, 'topic'>[];
-
-export function topicsOf(events: readonly Event[]): AcceptedTopics {
-  return events.map((e) => ({ topic: e.topic }));
-}
-
 export type ValidationDetail = { index: number; path: string; message: string };
 
 /** `invalid` counts every invalid event, also those past the MAX_DETAILS listed. */

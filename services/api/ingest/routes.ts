@@ -4,7 +4,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
-import type { Event, ValidationDetail } from '../../../shared/schema.js';
+import type { ValidationDetail } from '../../../shared/schema.js';
 import { requireBearer } from '../http/auth.js';
 import { HttpError } from '../http/errors.js';
 import type { Backlog } from '../publish/backlog.js';
@@ -21,7 +21,7 @@ export type IngestDeps = {
   backlog: Backlog;
   enqueuer: Enqueuer;
   /** The publish routes' metrics middleware, put first: every answer is counted and timed. */
-  observe: Middleware<{ accepted?: readonly Event[] }>;
+  observe: Middleware<{ acceptedTopics?: readonly string[] }>;
 };
 
 /** How many problems an OTLP partial success spells out in its message. */
@@ -52,7 +52,7 @@ function otlpHandler(intake: Intake): Middleware {
     const { events, rejected, rejectedCount } = await intake.take(ctx.req, (bytes) =>
       sortItems(encoding === 'json' ? mapLogsRequest(parseJson(bytes), receivedAt) : decodeLogs(bytes, receivedAt)),
     );
-    (ctx.state as { accepted?: readonly Event[] }).accepted = events;
+    (ctx.state as { acceptedTopics?: readonly string[] }).acceptedTopics = events.map((e) => e.topic);
     const errorMessage =
       rejectedCount === 0
         ? ''
@@ -120,7 +120,7 @@ function segmentHandler(intake: Intake, pathType: MessageType | undefined): Midd
       }
       return sorted;
     });
-    (ctx.state as { accepted?: readonly Event[] }).accepted = events;
+    (ctx.state as { acceptedTopics?: readonly string[] }).acceptedTopics = events.map((e) => e.topic);
     ctx.status = 200;
     ctx.body = { success: true };
   };

@@ -15,7 +15,6 @@ import type { Middleware } from 'koa';
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { AcceptedTopics } from '../../../shared/schema.js';
 import type { Store } from '../../../shared/store/port.js';
 import { liveWorkers } from '../../../shared/heartbeat.js';
 import { statusOf } from '../http/errors.js';
@@ -41,9 +40,9 @@ export type Metrics = {
   /** The exposition text, from one snapshot of the store and Redis. */
   render(): Promise<string>;
   /** For the publish routes, outermost: counts and times every answer, 401s and 503s included. */
-  observePublish: Middleware<{ accepted?: AcceptedTopics }>;
-  /** Counts and times one publish answer; `accepted` (its events) count only for a 202. */
-  recordPublish: (status: number, seconds: number, accepted: AcceptedTopics | undefined) => void;
+  observePublish: Middleware<{ acceptedTopics?: readonly string[] }>;
+  /** Counts and times one publish answer; `acceptedTopics` (one per accepted event) count only for a success (202, or 200 with results). */
+  recordPublish: (status: number, seconds: number, acceptedTopics: readonly string[] | undefined) => void;
 };
 
 /**
@@ -132,7 +131,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       status = statusOf(err);
       throw err;
     } finally {
-      recordPublish(status, (performance.now() - started) / 1000, ctx.state.accepted);
+      recordPublish(status, (performance.now() - started) / 1000, ctx.state.acceptedTopics);
     }
   };
 

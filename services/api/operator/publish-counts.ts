@@ -2,7 +2,6 @@
 // counters (a restart is a counter reset): by status, and accepted events by topic. A publish
 // is POST /publish or one of the ingest routes (OTLP, Segment): they share the counters.
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { AcceptedTopics } from '../../../shared/schema.js';
 import { MAX_TOPIC_LABELS, OVERFLOW } from './series.js';
 
 const PUBLISH_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -43,24 +42,24 @@ export class PublishCounts {
   }
 
   /**
-   * Counts and times one publish answer; `accepted` (its events) count for a success: 202,
+   * Counts and times one publish answer; `topics` (one per accepted event) count for a success: 202,
    * or 200 (POST /publish?wait with its results, an ingest route; OTLP's partial success
    * gives only the records it took).
    */
-  record(status: number, seconds: number, accepted: AcceptedTopics | undefined): void {
+  record(status: number, seconds: number, topics: readonly string[] | undefined): void {
     let labels = this.statusLabels.get(status);
     if (labels === undefined) this.statusLabels.set(status, (labels = { status: String(status) }));
     this.requests.inc(labels);
     this.latency.observe(labels, seconds);
-    if ((status !== 200 && status !== 202) || accepted === undefined) return;
-    if (accepted.length === 1) {
-      const label = this.topicLabel(accepted[0]!.topic);
+    if ((status !== 200 && status !== 202) || topics === undefined) return;
+    if (topics.length === 1) {
+      const label = this.topicLabel(topics[0]!);
       this.acceptedEvents.inc(label === undefined ? OVERFLOW : { topic: label }, 1);
       return;
     }
     const perTopic = new Map<string | undefined, number>();
-    for (const e of accepted) {
-      const label = this.topicLabel(e.topic);
+    for (const topic of topics) {
+      const label = this.topicLabel(topic);
       perTopic.set(label, (perTopic.get(label) ?? 0) + 1);
     }
     for (const [topic, n] of perTopic) this.acceptedEvents.inc(topic === undefined ? OVERFLOW : { topic }, n);

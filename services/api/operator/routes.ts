@@ -2,7 +2,6 @@
 // and the dashboard at /. Pages are rendered once, here, when the app is built.
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
-import type { AcceptedTopics } from '../../../shared/schema.js';
 import { renderDocs } from './docs.js';
 import { createMetrics, type Metrics, type MetricsDeps } from './metrics.js';
 import { buildOpenApi, type OpenApiOptions } from './openapi/document.js';
@@ -13,7 +12,7 @@ type OperatorDeps = MetricsDeps & { openapi: OpenApiOptions };
 
 type OperatorRoutes = {
   /** To put first on the publish routes, so that every answer is counted and timed. */
-  observePublish: Middleware<{ accepted?: AcceptedTopics }>;
+  observePublish: Middleware<{ acceptedTopics?: readonly string[] }>;
   /** The same count and time, for the lean path that answers publishes beside Koa. */
   recordPublish: Metrics['recordPublish'];
   /** Stops the dashboard's per-second sampling (its timer never holds the process). */

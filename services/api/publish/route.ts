@@ -12,7 +12,6 @@
 // lean path straight, both with http/json-answer.ts and http/request-context.ts.
 import type { IncomingMessage } from 'node:http';
 import type Router from '@koa/router';
-import { topicsOf, type AcceptedTopics } from '../../../shared/schema.js';
 import type { BearerCheck } from '../http/auth.js';
 import { errorAnswer, unavailable } from '../http/errors.js';
 import type { JsonAnswer } from '../http/json-answer.js';
@@ -37,11 +36,11 @@ type PublisherDeps = {
 type ShellDeps = PublisherDeps & {
   checkKey: BearerCheck;
   /** The operator's metrics: every answer counted and timed, 401s and 503s included. */
-  record: (status: number, seconds: number, accepted: AcceptedTopics | undefined) => void;
+  record: (status: number, seconds: number, acceptedTopics: readonly string[] | undefined) => void;
 };
 
 /** A successful publish: 202 accepted, or 200 with the results a `?wait` got in time. */
-type PublishAnswer = { status: 200 | 202; body: Record<string, unknown>; accepted: AcceptedTopics };
+type PublishAnswer = { status: 200 | 202; body: Record<string, unknown>; acceptedTopics: readonly string[] };
 
 /** The request (its body unread), its Content-Type ('' when absent) and its `?wait` seconds; throws an HttpError for any refusal. */
 type Publisher = (req: IncomingMessage, contentType: string, wait: number | undefined) => Promise<PublishAnswer>;
@@ -70,7 +69,7 @@ function createPublisher(deps: PublisherDeps): Publisher {
     // Past the enqueue only the count and the topics are needed: the payloads are let go as
     // soon as their job is built, not held until the answer (a burst of large payloads).
     const count = events.length;
-    const topics = topicsOf(events);
+    const topics = events.map((e) => e.topic);
     // The body's bytes stay counted until the job is in Redis: the events they became are held till then.
     let holding = true;
     try {
@@ -88,9 +87,9 @@ function createPublisher(deps: PublisherDeps): Publisher {
       inflight.give(held);
       holding = false;
       const accepted = { accepted: count, job: placement.job };
-      if (waiting === undefined) return { status: 202, body: { status: 'accepted', ...accepted }, accepted: topics };
+      if (waiting === undefined) return { status: 202, body: { status: 'accepted', ...accepted }, acceptedTopics: topics };
       const timeLeftMs = Math.max(0, wait! * 1000 - (performance.now() - started));
-      return { ...(await answerAfterWait(waiting, timeLeftMs, accepted)), accepted: topics };
+      return { ...(await answerAfterWait(waiting, timeLeftMs, accepted)), acceptedTopics: topics };
     } finally {
       if (holding) inflight.give(held);
     }
@@ -104,7 +103,7 @@ export function createPublishShell(deps: ShellDeps): PublishShell {
     try {
       deps.checkKey(req.headers.authorization ?? '');
       const done = await publisher(req, req.headers['content-type'] ?? '', waitSeconds(query));
-      deps.record(done.status, request.seconds(), done.accepted);
+      deps.record(done.status, request.seconds(), done.acceptedTopics);
       return done;
     } catch (err) {
       const answer = errorAnswer(err, request.log);
