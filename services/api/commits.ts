@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../shared/log.js';
 import { commitsChannel, parseNotice, type CommitNotice } from '../../shared/notices.js';
+import { closeRedis } from '../../shared/queue.js';
 
 export type CommitFeed = {
   /** Called for every well-formed notice, in arrival order. */
@@ -62,10 +63,7 @@ export function subscribeCommits(redis: Redis, queueName: string, log: Logger): 
     close() {
       noticeListeners.length = 0;
       reconnectListeners.length = 0;
-      closing ??= sub.quit().then(
-        () => undefined,
-        () => sub.disconnect(),
-      );
+      closing ??= closeRedis(sub);
       return closing;
     },
   };

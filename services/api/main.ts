@@ -3,7 +3,7 @@
 // one is closed before what it uses, so a part closing can still finish its work.
 import { createLogger } from '../../shared/log.js';
 import { configOrExit, exitOnUnsafeRedis, stopOnSignals } from '../../shared/process.js';
-import { createQueue, createRedis } from '../../shared/queue.js';
+import { closeRedis, createQueue, createRedis } from '../../shared/queue.js';
 import { openStore } from '../../shared/store/open.js';
 import { Parts } from '../../shared/shutdown.js';
 import { createApi } from './app.js';
@@ -29,7 +29,7 @@ const store = parts.add(
   }),
 );
 const redis = createRedis(config.redisUrl, 'api', config.redisTimeoutMs);
-parts.add('redis', { close: () => redis.quit() });
+parts.add('redis', { close: () => closeRedis(redis) });
 let redisDown = false;
 redis.on('error', (err: Error) => {
   if (!redisDown) log.warn({ err: err.message }, 'redis unreachable; publishes answer 503 until it is back');

@@ -9,6 +9,9 @@ import { HEARTBEAT_MS, removeHeartbeat, writeHeartbeat, type WorkerState } from 
 import type { Logger } from '../../shared/log.js';
 import type { Committer, CommitterStats } from './committer.js';
 
+/** How long a stop waits to remove the entry before leaving it to expire. */
+const REMOVE_WAIT_MS = 2000;
+
 const NOTHING_COMMITTED: CommitterStats = {
   commits: 0,
   jobs: 0,
@@ -81,10 +84,21 @@ export class Heartbeat {
     return writing;
   }
 
-  /** Stops beating and removes this worker's entry (a failure to remove is not an error: it expires). */
+  /**
+   * Stops beating and removes this worker's entry. A failure to remove is not an error: the
+   * entry expires. With Redis away it is not tried, and it is given up after REMOVE_WAIT_MS:
+   * the worker's connection queues commands until Redis returns, which would hold the stop.
+   */
   close(): Promise<void> {
     clearInterval(this.timer);
-    this.closing ??= this.writing.then(() => removeHeartbeat(this.redis, this.queueName, this.state.id).catch(() => undefined));
+    this.closing ??= (async () => {
+      if (this.redis.status !== 'ready') return;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, REMOVE_WAIT_MS)));
+      const removed = this.writing.then(() => removeHeartbeat(this.redis, this.queueName, this.state.id)).catch(() => undefined);
+      await Promise.race([removed, late]);
+      clearTimeout(timer);
+    })();
     return this.closing;
   }
 }

@@ -27,10 +27,12 @@ export class JobIntake {
   readonly committer: Committer;
   private readonly worker: Worker<PublishJobData, void>;
   private readonly onStopping: () => void;
+  private readonly connection: Redis;
   private closing: Promise<void> | undefined;
 
   constructor({ config, connection, store, log, onCommitted, onHealth, onStopping }: IntakeOptions) {
     this.onStopping = onStopping;
+    this.connection = connection;
     this.committer = createCommitter({
       commit: (jobs) => store.commitJobs(jobs),
       maxJobs: config.workerBatchJobs,
@@ -67,7 +69,10 @@ export class JobIntake {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.onStopping();
-      const closing = this.worker.close();
+      // With Redis away, no active job can be acknowledged and BullMQ's own connection would
+      // wait for Redis to quit: let go at once. The jobs' locks lapse and another worker takes
+      // them; what the committer holds is still committed below, so a copy is only a duplicate.
+      const closing = this.worker.close(this.connection.status !== 'ready');
       // Active jobs normally commit within milliseconds; if the store keeps failing,
       // give the jobs back after a few seconds instead of waiting for the deadline.
       const handBack = setTimeout(() => void this.committer.close(), HAND_BACK_MS);

@@ -4,7 +4,7 @@
 import { errorMessage } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
 import { configOrExit, exitOnUnsafeRedis, stopOnSignals } from '../../shared/process.js';
-import { createRedis } from '../../shared/queue.js';
+import { closeRedis, createRedis } from '../../shared/queue.js';
 import { Parts } from '../../shared/shutdown.js';
 import { Heartbeat } from './heartbeat.js';
 import { JobIntake } from './intake.js';
@@ -20,7 +20,17 @@ stopOnSignals(log, () => parts.stop());
 // First built, last closed, though it opens only once the heartbeat can report why it cannot.
 const opener = parts.add('store', new StoreOpener(config, log));
 const connection = createRedis(config.redisUrl, 'worker');
-parts.add('redis', { close: () => connection.quit() });
+parts.add('redis', { close: () => closeRedis(connection) });
+// BullMQ listens while it runs; this one also covers the start and the stop, and says it once.
+let redisDown = false;
+connection.on('error', (err: Error) => {
+  if (!redisDown) log.warn({ err: err.message }, 'redis unreachable; jobs wait in the queue until it is back');
+  redisDown = true;
+});
+connection.on('ready', () => {
+  if (redisDown) log.info('redis reachable again');
+  redisDown = false;
+});
 exitOnUnsafeRedis(connection, log, 'worker');
 const heartbeat = parts.add('deregister', new Heartbeat(connection, config.queueName, log));
 

@@ -288,6 +288,29 @@ describe('faults', function () {
     });
   });
 
+  describe('a stop while Redis is away', () => {
+    // An operator stops the service because Redis is down: each process lets go of a connection
+    // that is reconnecting and exits 0. Nothing was lost: every accepted event was stored.
+    it('exits 0 on SIGTERM, the API and the worker alike', async () => {
+      const own = await startTestRedis();
+      const cluster = await startCluster({ redisUrl: own.url, workers: 1 });
+      try {
+        const events = [event({ topic: 'stop-away' }), event({ topic: 'stop-away' })];
+        expect((await publish(cluster.baseUrl, events)).status).to.equal(202);
+        await waitFor(async () => (await stats(cluster.baseUrl)).unique_processed === 2, { what: 'both events stored' });
+        await own.kill();
+        // Both processes notice: the API's /ready names Redis, and each client is reconnecting.
+        await waitFor(async () => (await get(cluster.baseUrl, '/ready')).status === 503, { what: '/ready 503 with Redis away' });
+        await new Promise((r) => setTimeout(r, 1500));
+        const exits = await cluster.stop();
+        expect(exits.map((e) => e.code), cluster.logTail(15)).to.deep.equal([0, 0]);
+      } finally {
+        await cluster.destroy();
+        await own.stop();
+      }
+    });
+  });
+
   describe('a Redis that may evict', () => {
     for (const kind of ['api', 'worker'] as const) {
       it(`keeps the ${kind} from starting, saying why`, async () => {

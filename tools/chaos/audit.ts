@@ -70,6 +70,7 @@ export function checks(ledger: Ledger, walk: Walk, final: any, faults: Faults, s
   const doubled = [...storedKeys].filter(([, n]) => n > 1).map(([k]) => k);
   const missing = [...acked].filter((k) => !storedKeys.has(k));
   const phantom = [...storedKeys.keys()].filter((k) => !sent.has(k));
+  const termAnomalies = anomalies.filter((a) => a.includes('SIGTERM'));
   return [
     ['every event answered 202 is stored', missing.length === 0, `${missing.length} missing of ${acked.size}${missing.length ? `, e.g. ${missing.slice(0, 3).join(', ')}` : ''}`],
     ['nothing is stored twice', doubled.length === 0, `${doubled.length} identities stored more than once`],
@@ -81,7 +82,7 @@ export function checks(ledger: Ledger, walk: Walk, final: any, faults: Faults, s
     ['no job in the failed set', (final.queue?.failed ?? 0) === 0, `${final.queue?.failed} failed jobs`],
     ['/ready answered 200 again within a minute of every outage', faults.neverReady.length === 0, faults.neverReady.join(', ') || 'every time'],
     ['no process died on its own', faults.unexpectedExits.length === 0, faults.unexpectedExits.join('\n')],
-    ['SIGTERM stops every process cleanly', unclean === 0 && anomalies.every((a) => !a.includes('SIGTERM')), `${unclean} unclean at the end`],
+    ['SIGTERM stops every process cleanly', unclean === 0 && termAnomalies.length === 0, `${unclean} unclean at the end, ${termAnomalies.length} during the run${termAnomalies.length ? `:\n${termAnomalies.slice(0, 3).join('\n')}` : ''}`],
     ['every answer was 202 or 503', anomalies.every((a) => a.includes('SIGTERM')), anomalies.filter((a) => !a.includes('SIGTERM')).slice(0, 5).join('\n')],
     ['the store passes its integrity check and agrees with the API', problems.length === 0 && stopped.uniqueProcessed === storedCount, `${problems.length === 0 ? 'ok' : problems.slice(0, 3).join('; ')}, ${stopped.uniqueProcessed} stored`],
   ];

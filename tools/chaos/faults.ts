@@ -157,7 +157,10 @@ export class Faults {
   private async stopOnPurpose(p: Proc, how: 'kill' | 'term'): Promise<void> {
     this.expected.add(p);
     const exit = how === 'kill' ? await p.kill() : await p.term();
-    if (how === 'term' && exit.code !== 0) this.ledger.anomalies.push(`${p.name} did not stop cleanly on SIGTERM: ${JSON.stringify(exit)}`);
+    if (how === 'term' && exit.code !== 0) {
+      const tail = p.log().split('\n').slice(-12).join('\n');
+      this.ledger.anomalies.push(`${p.name} did not stop cleanly on SIGTERM: ${JSON.stringify(exit)}; its last lines:\n${tail}`);
+    }
   }
 
   private liveWorkers(): Proc[] {
