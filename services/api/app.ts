@@ -8,7 +8,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../shared/config.js';
 import type { Logger } from '../../shared/log.js';
-import type { PublishJobData } from '../../shared/queue.js';
+import type { QueuedJobData } from '../../shared/queue.js';
 import type { Store } from '../../shared/store/port.js';
 import { bearerCheck, requireBearer } from './http/auth.js';
 import { koaShell, type ShellState } from './http/koa-shell.js';
@@ -34,7 +34,7 @@ type ApiDeps = {
   config: Config;
   log: Logger;
   store: Store;
-  queue: Queue<PublishJobData>;
+  queue: Queue<QueuedJobData>;
   redis: Redis;
   enqueuer: Enqueuer;
   results: ResultWaiter;

@@ -2,13 +2,14 @@
 // quiet API does not wait, and a failed add fails every request in it.
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
-import { decodeJob } from '../../shared/job.js';
+import { decodeJob, jobDataOf } from '../../shared/job.js';
 import { createLogger } from '../../shared/log.js';
-import { createQueue, createRedis, eventCountOfJobId, unfinishedJobIds } from '../../shared/queue.js';
+import { createQueue, createRedis, eventCountOfJobId, unfinishedJobIds, type PublishJobData } from '../../shared/queue.js';
 import type { Event } from '../../shared/schema.js';
 import { HttpError } from '../../services/api/http/errors.js';
 import { watchBacklog } from '../../services/api/publish/backlog.js';
 import { createEnqueuer, type Placement } from '../../services/api/publish/enqueue.js';
+import { SLICED_JOB_BYTES } from '../../services/api/publish/job-bytes.js';
 import { startTestRedis, type TestRedis } from '../support/redis.js';
 
 const log = createLogger({ name: 'enqueue-test', level: 'silent' });
@@ -59,7 +60,7 @@ describe('enqueuer', () => {
       // Each request knows where its events are in its job: what a waiting producer's results are cut by.
       const byId = new Map(stored.map((j) => [j!.id, eventsOf(j)]));
       placements.forEach((p, i) => expect(byId.get(p.job)![p.offset]!.event_id).to.equal(`e-${i}`));
-      expect(stored.every((j) => j!.data.reply === undefined)).to.equal(true);
+      expect(stored.every((j) => (j!.data as PublishJobData).reply === undefined)).to.equal(true);
     } finally {
       await s.close();
     }
@@ -134,7 +135,26 @@ describe('enqueuer', () => {
       );
       expect(told).to.have.length(10);
       expect(told).to.have.deep.members(placements.filter((_, i) => i % 2 === 0));
-      for (const job of new Set(told.map((t) => t.job))) expect((await s.queue.getJob(job))!.data.reply).to.equal(true);
+      for (const job of new Set(told.map((t) => t.job))) expect(((await s.queue.getJob(job))!.data as PublishJobData).reply).to.equal(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('writes a heavy request\'s job in slices, and Redis holds the same job data as for a light one', async () => {
+    const s = setup(2, 1000, 64 * 1024);
+    try {
+      const heavy = Array.from({ length: 600 }, (_, i): Event => ({ ...ev(i), payload: { i, text: 'é"\\'.repeat(300) } }));
+      const bytes = Buffer.byteLength(JSON.stringify(heavy));
+      expect(bytes).to.be.at.least(SLICED_JOB_BYTES);
+      const told: Placement[] = [];
+      const heavyAt = await s.enqueuer.enqueue(heavy, { bytes, onPlaced: (p) => told.push(p) });
+      const lightAt = await s.enqueuer.enqueue([ev(9000)], { bytes: 100 });
+      expect(told).to.deep.equal([heavyAt]);
+      const heavyJob = (await s.queue.getJob(heavyAt.job))!;
+      expect(heavyJob.data).to.deep.equal(jobDataOf(heavy, true));
+      expect(decodeJob(heavyJob.id, heavyJob.data)).to.deep.equal({ ok: true, events: heavy });
+      expect((await s.queue.getJob(lightAt.job))!.data).to.deep.equal(jobDataOf([ev(9000)], false));
     } finally {
       await s.close();
     }

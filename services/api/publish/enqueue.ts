@@ -9,7 +9,7 @@
 import { CoalescingBuffer } from './coalescing-buffer.js';
 import { FlushPacing } from './flush-pacing.js';
 import { createJobAdder, type OnPlaced, type Placement } from './job-add.js';
-import type { PublishJobData } from '../../../shared/queue.js';
+import type { QueuedJobData } from '../../../shared/queue.js';
 import type { Event } from '../../../shared/schema.js';
 import type { Logger } from '../../../shared/log.js';
 import type { Queue } from 'bullmq';
@@ -37,7 +37,7 @@ export type Enqueuer = {
 };
 
 type EnqueuerOptions = {
-  queue: Queue<PublishJobData>;
+  queue: Queue<QueuedJobData>;
   lingerMs: number;
   maxEvents: number;
   /** A gathered job is sent once its events weigh this much; a heavier request goes alone. */
@@ -60,7 +60,7 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
     pacing.sending();
     // Only the waiters are held until the add returns: the events are let go with their job data.
     const { waiters } = g;
-    const sent = adder.add(g.events, waiters.list).then(
+    const sent = adder.add(g.events, waiters.list, g.bytes).then(
       (id) => waiters.placed(id),
       (err: Error) => waiters.failed(err),
     );
@@ -80,7 +80,7 @@ export function createEnqueuer(opts: EnqueuerOptions): Enqueuer {
     enqueue(events, enqueueOptions = {}) {
       const { onPlaced, bytes = 0 } = enqueueOptions;
       if (opts.lingerMs === 0 || buffer.goesAlone(events.length, bytes)) {
-        return adder.add(events, [{ offset: 0, onPlaced }]).then((job) => ({ job, offset: 0 }));
+        return adder.add(events, [{ offset: 0, onPlaced }], bytes).then((job) => ({ job, offset: 0 }));
       }
       if (buffer.wouldOverflow(events.length, bytes)) send();
       return new Promise<Placement>((resolve, reject) => {

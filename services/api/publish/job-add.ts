@@ -6,11 +6,13 @@
 // (nothing queued); any other failure answers `outcome_unknown`: maybe queued, and a retry
 // is safe because copies are dropped.
 import { jobDataOf } from '../../../shared/job.js';
-import { JOB_NAME, newJobId, type PublishJobData } from '../../../shared/queue.js';
+import { JOB_NAME, JobBytes, newJobId, type QueuedJobData } from '../../../shared/queue.js';
 import { unavailable } from '../http/errors.js';
 import type { Event } from '../../../shared/schema.js';
 import type { Logger } from '../../../shared/log.js';
 import type { Queue } from 'bullmq';
+import { jobBytesScan, SLICED_JOB_BYTES } from './job-bytes.js';
+import { Pace } from './pace.js';
 
 /** Where a request's events travel: their job, and the position of the first in it. */
 export type Placement = { job: string; offset: number };
@@ -22,14 +24,17 @@ export type OnPlaced = (placement: Placement) => void;
 export type Rider = { offset: number; onPlaced?: OnPlaced };
 
 export type JobAdder = {
-  /** Resolves with the job's id once it is in Redis; rejects with a 503 HttpError. */
-  add(events: readonly Event[], riders: readonly Rider[]): Promise<string>;
+  /**
+   * Resolves with the job's id once it is in Redis; rejects with a 503 HttpError. `bytes`:
+   * what the events weighed as a body; a heavy job's text is built in slices.
+   */
+  add(events: readonly Event[], riders: readonly Rider[], bytes?: number): Promise<string>;
   /** Waits for every add in flight now. */
   close(): Promise<void>;
 };
 
 type JobAdderOptions = {
-  queue: Queue<PublishJobData>;
+  queue: Queue<QueuedJobData>;
   timeoutMs: number;
   log: Logger;
   /** Told of each add as it is sent (the backlog counts it before Redis confirms it). */
@@ -49,7 +54,7 @@ function neverSent(err: unknown): boolean {
 export function createJobAdder(opts: JobAdderOptions): JobAdder {
   const inFlight = new Set<Promise<unknown>>();
 
-  async function addJob(id: string, data: PublishJobData, count: number): Promise<string> {
+  async function addJob(id: string, data: QueuedJobData, count: number): Promise<string> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`queue add timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
@@ -79,11 +84,14 @@ export function createJobAdder(opts: JobAdderOptions): JobAdder {
   return {
     // The events are let go once their job data is built: a large payload is then held as
     // the job's text alone while Redis takes it, not also as the object it was parsed into.
-    add(events, riders) {
+    add(events, riders, bytes = 0) {
       const id = newJobId(events.length);
       const reply = riders.some((r) => r.onPlaced !== undefined);
       for (const r of riders) r.onPlaced?.({ job: id, offset: r.offset });
-      let data: PublishJobData;
+      if (bytes >= SLICED_JOB_BYTES) {
+        return new Pace().run(jobBytesScan(events, reply)).then((utf8) => addJob(id, new JobBytes(utf8), events.length));
+      }
+      let data: QueuedJobData;
       try {
         data = jobDataOf(events, reply);
       } catch (err) {
