@@ -12,7 +12,7 @@ import type { Event } from '../../../shared/schema.js';
 import type { Logger } from '../../../shared/log.js';
 import type { Queue } from 'bullmq';
 import { jobBytesScan, SLICED_JOB_BYTES } from './job-bytes.js';
-import { Pace } from './pace.js';
+import { nextTurn, Pace } from './pace.js';
 
 /** Where a request's events travel: their job, and the position of the first in it. */
 export type Placement = { job: string; offset: number };
@@ -89,7 +89,13 @@ export function createJobAdder(opts: JobAdderOptions): JobAdder {
       const reply = riders.some((r) => r.onPlaced !== undefined);
       for (const r of riders) r.onPlaced?.({ job: id, offset: r.offset });
       if (bytes >= SLICED_JOB_BYTES) {
-        return new Pace().run(jobBytesScan(events, reply)).then((utf8) => addJob(id, new JobBytes(utf8), events.length));
+        // The add (ioredis copies the bytes once more into its command) starts on a turn of its own.
+        return new Pace()
+          .run(jobBytesScan(events, reply))
+          .then(async (utf8) => {
+            await nextTurn();
+            return addJob(id, new JobBytes(utf8), events.length);
+          });
       }
       let data: QueuedJobData;
       try {

@@ -2,7 +2,8 @@
 // (a /health probe, a small publish) instead of waiting for a 16 MB body to be read through.
 const SLICE_MS = 5;
 
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Resolves on a later turn of the event loop, after the I/O waiting now. */
+export const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class Pace {
   private since = performance.now();
