@@ -28,6 +28,19 @@ export function exitOnUnsafeRedis(redis: Redis, log: Logger, name: string): void
   });
 }
 
+/** Says once that Redis went away (and what that means for this process), and once that it came back. */
+export function logRedisOutages(redis: Redis, log: Logger, meaning: string): void {
+  let down = false;
+  redis.on('error', (err: Error) => {
+    if (!down) log.warn({ err: err.message }, `redis unreachable; ${meaning}`);
+    down = true;
+  });
+  redis.on('ready', () => {
+    if (down) log.info('redis reachable again');
+    down = false;
+  });
+}
+
 /** SIGTERM or SIGINT runs the shutdown once, then exits 0 when it was clean, 1 otherwise. */
 export function stopOnSignals(log: Logger, shutdown: () => Promise<boolean>): void {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {

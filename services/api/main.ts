@@ -2,7 +2,7 @@
 // Its parts are built in order and closed in the reverse order (shared/shutdown.ts): each
 // one is closed before what it uses, so a part closing can still finish its work.
 import { createLogger } from '../../shared/log.js';
-import { configOrExit, exitOnUnsafeRedis, stopOnSignals } from '../../shared/process.js';
+import { configOrExit, exitOnUnsafeRedis, logRedisOutages, stopOnSignals } from '../../shared/process.js';
 import { closeRedis, createQueue, createRedis } from '../../shared/queue.js';
 import { openStore } from '../../shared/store/open.js';
 import { Parts } from '../../shared/shutdown.js';
@@ -30,15 +30,7 @@ const store = parts.add(
 );
 const redis = createRedis(config.redisUrl, 'api', config.redisTimeoutMs);
 parts.add('redis', { close: () => closeRedis(redis) });
-let redisDown = false;
-redis.on('error', (err: Error) => {
-  if (!redisDown) log.warn({ err: err.message }, 'redis unreachable; publishes answer 503 until it is back');
-  redisDown = true;
-});
-redis.on('ready', () => {
-  if (redisDown) log.info('redis reachable again');
-  redisDown = false;
-});
+logRedisOutages(redis, log, 'publishes answer 503 until it is back');
 exitOnUnsafeRedis(redis, log, 'api');
 
 // One subscription to the workers' commit notices, for both of its listeners: producers

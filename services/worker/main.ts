@@ -3,7 +3,7 @@
 // and closed in the reverse order (shared/shutdown.ts): jobs first, the store last.
 import { errorMessage } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
-import { configOrExit, exitOnUnsafeRedis, stopOnSignals } from '../../shared/process.js';
+import { configOrExit, exitOnUnsafeRedis, logRedisOutages, stopOnSignals } from '../../shared/process.js';
 import { closeRedis, createRedis } from '../../shared/queue.js';
 import { Parts } from '../../shared/shutdown.js';
 import { Heartbeat } from './heartbeat.js';
@@ -21,16 +21,8 @@ stopOnSignals(log, () => parts.stop());
 const opener = parts.add('store', new StoreOpener(config, log));
 const connection = createRedis(config.redisUrl, 'worker');
 parts.add('redis', { close: () => closeRedis(connection) });
-// BullMQ listens while it runs; this one also covers the start and the stop, and says it once.
-let redisDown = false;
-connection.on('error', (err: Error) => {
-  if (!redisDown) log.warn({ err: err.message }, 'redis unreachable; jobs wait in the queue until it is back');
-  redisDown = true;
-});
-connection.on('ready', () => {
-  if (redisDown) log.info('redis reachable again');
-  redisDown = false;
-});
+// BullMQ listens while it runs; this also covers the start and the stop, and says it once.
+logRedisOutages(connection, log, 'jobs wait in the queue until it is back');
 exitOnUnsafeRedis(connection, log, 'worker');
 const heartbeat = parts.add('deregister', new Heartbeat(connection, config.queueName, log));
 
