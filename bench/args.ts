@@ -18,7 +18,8 @@ Runs the service as real processes and measures it against round three's targets
                       fanout: one topic without subscribers, with N, and paced at half
                       the rate with N (see --fanout-subscribers);
                       worker-start: a worker's start to first commit on the 10 M prefill;
-                      writers: the store stage alone with 1, 2 and 4 writers, on both stores
+                      writers: the store stage alone with 1, 2 and 4 writers, on both stores;
+                      identity-cost: bytes on disk per expired identity, on both stores
                       wait: one event per request with ?wait=5, latency until processed
                       recovery: a worker SIGKILLed mid-stream; time until its jobs are committed
   --scale F           every size times F (events, prefills, JetStream messages, writers'
@@ -95,8 +96,8 @@ export function storeOf(values: BenchArgs): StoreKind {
 }
 
 /** Everything a full run measures, in the order it runs. */
-export const ALL_PARTS = ['jetstream', 'empty-batched', 'batched-random', 'batched-ordered', 'single', 'wait', 'recovery', 'pg-batched', 'pg-single', 'fanout', 'worker-start', 'writers'];
-const PARTS = new Set(['jetstream', 'fanout', 'worker-start', 'writers']);
+export const ALL_PARTS = ['jetstream', 'empty-batched', 'batched-random', 'batched-ordered', 'single', 'wait', 'recovery', 'pg-batched', 'pg-single', 'fanout', 'worker-start', 'writers', 'identity-cost'];
+const PARTS = new Set(['jetstream', 'fanout', 'worker-start', 'writers', 'identity-cost']);
 
 /** What `--scenario` asks for: scenario names and the parts that are not scenarios. */
 export function partsOf(values: BenchArgs): { scenarios: string[]; parts: Set<string>; all: boolean } {

@@ -19,6 +19,8 @@ import { markdown, writersMarkdown } from './report.js';
 import { RESULTS, type RunResult } from './results.js';
 import { runScenario, type RunOptions } from './scenario.js';
 import { PRESETS } from './scenarios.js';
+import { identityCostTable, measureIdentityCost, slope } from './identity-size.js';
+import { progress } from './progress.js';
 import { measureWorkerStart, type WorkerStart } from './start-figure.js';
 import { writeBenchmarks } from './summary.js';
 import { measureWriters } from './writers-scaling.js';
@@ -56,14 +58,20 @@ async function bench(values: BenchArgs): Promise<void> {
   }
   const workerStart: WorkerStart | undefined = parts.has('worker-start') ? await measureWorkerStart(num(values.prefill, scaled(reference.prefill, scale))) : undefined;
   const writers = parts.has('writers') ? await measureWriters(scaled(num(values.events, 200_000), scale)) : [];
+  const identities = Math.max(2000, scaled(200_000, scale));
+  const identityCost = parts.has('identity-cost') ? await measureIdentityCost(identities, ['sqlite', 'postgres'], (l) => progress(l, true)) : [];
   const meta = runMeta({ appendfsync: values.appendfsync, synchronous: values.synchronous, store });
-  const md = markdown(results, meta) + referenceMarkdown({ results, jetstream, workerStart }) + writersMarkdown(writers);
+  const md =
+    markdown(results, meta) +
+    referenceMarkdown({ results, jetstream, workerStart }) +
+    writersMarkdown(writers) +
+    (identityCost.length > 0 ? `\n${identityCostTable(identityCost, identities)}` : '');
   process.stdout.write(`\n${md}`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  fs.writeFileSync(path.join(RESULTS, `bench-${stamp}.json`), JSON.stringify({ meta, results, jetstream, workerStart, writers }, null, 2));
+  fs.writeFileSync(path.join(RESULTS, `bench-${stamp}.json`), JSON.stringify({ meta, results, jetstream, workerStart, writers, identityCost: identityCost.map((m) => ({ store: m.store, bytesPerIdentity: slope(m, (x) => x.bytes) })) }, null, 2));
   // Only a full run at full size says where things stand; any run adds its tables.
   const full = all && scale === 1;
-  if (!values['no-write']) writeBenchmarks(path.join(ROOT, 'BENCHMARKS.md'), { run: { results, jetstream, workerStart }, meta, tables: md, full });
+  if (!values['no-write']) writeBenchmarks(path.join(ROOT, 'BENCHMARKS.md'), { run: { results, jetstream, workerStart, identityCost }, meta, tables: md, full });
 }
 
 async function main(): Promise<void> {

@@ -3,6 +3,7 @@
 // calls writeBenchmarks once a run is over; a full run (every scenario) rewrites the top
 // section, any run adds its tables. Older history lives in bench-results/history/.
 import fs from 'node:fs';
+import { slope, type IdentityCost } from './identity-size.js';
 
 /** What the summary reads of a scenario's result (bench/results.ts's RunResult has more). */
 export type SummaryResult = {
@@ -24,7 +25,15 @@ export type SummaryResult = {
 /** What the summary reads of the JetStream reference (bench/jetstream.ts). */
 export type SummaryJetStream = { name: 'reference' | 'single'; messages: number; inFlight: number; messagesPerSecond: number; exact: boolean; run: { latencyMs: { p99: number } } };
 export type SummaryWorkerStart = { identities: number; firstCommitMs: number; filterDoneMs: number; peakRssMb: number };
-export type SummaryRun = { results: readonly SummaryResult[]; jetstream: readonly SummaryJetStream[]; workerStart?: SummaryWorkerStart | undefined };
+export type SummaryRun = {
+  results: readonly SummaryResult[];
+  jetstream: readonly SummaryJetStream[];
+  workerStart?: SummaryWorkerStart | undefined;
+  identityCost?: readonly IdentityCost[] | undefined;
+};
+
+/** Issue 24's bound on what an expired identity costs on SQLite (UUID event_id, indexes included). */
+const IDENTITY_BYTES_BOUND = 48;
 
 export type SummaryMeta = { date: string; commit: string; cpu: string; cores: string; memory: string; node: string; store: string };
 
@@ -129,6 +138,18 @@ function footprintRows(run: SummaryRun, get: (name: string) => SummaryResult | u
     w
       ? { target: 'worker start: from its spawn to its first commit ≤ 2 s, 10 M stored', measured: `${fmt(w.firstCommitMs)} ms at ${fmt(w.identities)} stored (filter built after ${(w.filterDoneMs / 1000).toFixed(1)} s, peak RSS ${Math.round(w.peakRssMb)} MB)`, met: w.firstCommitMs <= 2000 }
       : missing('worker start'),
+  );
+  const costs = run.identityCost ?? [];
+  const sqlite = costs.find((c) => c.store === 'sqlite');
+  const bytes = (c: IdentityCost) => slope(c, (s) => s.bytes);
+  rows.push(
+    sqlite
+      ? {
+          target: `an expired identity (36-character UUID event_id) on SQLite ≤ ${IDENTITY_BYTES_BOUND} bytes, indexes included`,
+          measured: costs.map((c) => `${c.store} ${bytes(c).toFixed(1)} bytes (100 M: ${((bytes(c) * 1e8) / 1e9).toFixed(1)} GB)`).join('; '),
+          met: bytes(sqlite) <= IDENTITY_BYTES_BOUND,
+        }
+      : missing('identity cost'),
   );
   const sized = ['batched-random', 'batched-ordered'].map(get).filter((r): r is SummaryResult => r?.storeBytes !== undefined);
   rows.push(

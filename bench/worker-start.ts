@@ -28,6 +28,12 @@ function uuidOf(n: number): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
+/** The topic id of `orders`, the prefills' one topic, as the store's sweeper gives it. */
+function ordersId(db: Database.Database): number {
+  db.prepare("INSERT OR IGNORE INTO topic_ids (topic) VALUES ('orders')").run();
+  return db.prepare("SELECT id FROM topic_ids WHERE topic = 'orders'").pluck().get() as number;
+}
+
 function prefill(dir: string, total: number): void {
   // Creates the schema.
   void openSqliteStore({ dataDir: dir }).close();
@@ -35,7 +41,8 @@ function prefill(dir: string, total: number): void {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = OFF');
   db.pragma(`cache_size = ${-1024 * 2048}`);
-  const gone = db.prepare('INSERT INTO gone (seq, topic, event_id, erased) VALUES (?, ?, ?, 0)');
+  const gone = db.prepare('INSERT INTO gone (seq, topic_id, event_id, erased) VALUES (?, ?, ?, 0)');
+  const topicId = ordersId(db);
   const dedup = db.prepare('INSERT OR IGNORE INTO dedup (k, seq) VALUES (?, ?)');
   const overflow = db.prepare('INSERT INTO dedup_overflow (topic, event_id, seq) VALUES (?, ?, ?)');
   const from = (db.prepare('SELECT coalesce(max(seq), 0) FROM gone').pluck().get() as number) + 1;
@@ -46,7 +53,7 @@ function prefill(dir: string, total: number): void {
     db.transaction(() => {
       for (let seq = at; seq <= end; seq++) {
         const id = uuidOf(seq);
-        gone.run(seq, 'orders', packId(id));
+        gone.run(seq, topicId, packId(id));
         keyed.push([dedupKey('orders', id), seq, id]);
       }
       // In key order: the B-tree's pages are written in order within a chunk.
@@ -71,21 +78,22 @@ function prefillSorted(dir: string, total: number): void {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = OFF');
   db.pragma(`cache_size = ${-1024 * 1024}`);
-  db.function('dedup_key', { deterministic: true }, (topic, eventId) => dedupKey(topic as string, unpackId(eventId as string | Buffer)));
+  db.function('dedup_key', { deterministic: true }, (eventId) => dedupKey('orders', unpackId(eventId as string | Buffer)));
   db.function('unpack_id', { deterministic: true }, (eventId) => unpackId(eventId as string | Buffer));
-  const gone = db.prepare('INSERT INTO gone (seq, topic, event_id, erased) VALUES (?, ?, ?, 0)');
+  const gone = db.prepare('INSERT INTO gone (seq, topic_id, event_id, erased) VALUES (?, ?, ?, 0)');
+  const topicId = ordersId(db);
   const started = performance.now();
   const seconds = () => ((performance.now() - started) / 1000).toFixed(0);
   for (let at = 1; at <= total; at += CHUNK) {
     const end = Math.min(total, at + CHUNK - 1);
     db.transaction(() => {
-      for (let seq = at; seq <= end; seq++) gone.run(seq, 'orders', packId(uuidOf(seq)));
+      for (let seq = at; seq <= end; seq++) gone.run(seq, topicId, packId(uuidOf(seq)));
     })();
     if (end % (10 * CHUNK) === 0 || end === total) console.log(`gone: ${end.toLocaleString()} identities, ${seconds()} s`);
   }
-  db.exec(`INSERT OR IGNORE INTO dedup (k, seq) SELECT dedup_key(topic, event_id) AS k, seq FROM gone ORDER BY k, seq;
+  db.exec(`INSERT OR IGNORE INTO dedup (k, seq) SELECT dedup_key(event_id) AS k, seq FROM gone ORDER BY k, seq;
     INSERT INTO dedup_overflow (topic, event_id, seq)
-      SELECT 'orders', unpack_id(event_id), seq FROM (SELECT dedup_key(topic, event_id) AS k, seq, event_id FROM gone) AS g
+      SELECT 'orders', unpack_id(event_id), seq FROM (SELECT dedup_key(event_id) AS k, seq, event_id FROM gone) AS g
       WHERE (SELECT seq FROM dedup WHERE dedup.k = g.k) <> g.seq;
     UPDATE counters SET value = ${total} WHERE name IN ('received', 'unique_processed', 'expired');`);
   console.log(`dedup: ${seconds()} s`);
@@ -120,7 +128,7 @@ function prefillKeys(dir: string, total: number): void {
   }
   // Above every seq the keys point at, as the store's highest seq.
   db.prepare('INSERT OR REPLACE INTO dedup (k, seq) VALUES (?, ?)').run(real, total + 2);
-  db.prepare("INSERT INTO gone (seq, topic, event_id, erased) VALUES (?, 'orders', ?, 0)").run(total + 2, packId(uuidOf(1)));
+  db.prepare('INSERT INTO gone (seq, topic_id, event_id, erased) VALUES (?, ?, ?, 0)').run(total + 2, ordersId(db), packId(uuidOf(1)));
   db.prepare(`UPDATE counters SET value = ${total + 1} WHERE name IN ('received', 'unique_processed', 'expired')`).run();
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.close();

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { TOP_END, TOP_START, targetRows, topSection, updateBenchmarks, writeBenchmarks, type SummaryResult, type SummaryRun } from '../../bench/summary.js';
-import { SAMPLE_META, SAMPLE_RUN } from './fixtures/bench-run-round-three.js';
+import { identityCost, SAMPLE_META, SAMPLE_RUN } from './fixtures/bench-run-round-three.js';
 
 const tables = (date: string) => `## ${date} — commit abc1234\n\n| scenario | x |\n| --- | --- |\n| single | 1 |\n`;
 const row = (run: SummaryRun, start: string) => {
@@ -46,6 +46,7 @@ describe('bench summary', () => {
     expect(by('memory')).to.deep.include({ measured: 'api 199, worker-1 239, worker-2 240 MB', met: true });
     expect(by('worker start')).to.deep.include({ measured: '1,966 ms at 10,000,000 stored (filter built after 8.8 s, peak RSS 126 MB)', met: true });
     expect(by('store size')).to.deep.include({ measured: 'batched-random 143 (1.53 GB, 10,700,000 stored); batched-ordered 130 (1.39 GB, 10,700,000 stored)', met: undefined });
+    expect(by('an expired identity')).to.deep.include({ measured: 'sqlite 50.4 bytes (100 M: 5.0 GB); postgres 249.6 bytes (100 M: 25.0 GB)', met: false });
     expect(by('recovery')).to.deep.include({ measured: '7.5 s (32 jobs held at the kill)', met: true });
     expect(by('every count exact')).to.deep.include({ measured: 'yes, in all 11 runs and 2 JetStream runs', met: true });
   });
@@ -81,6 +82,8 @@ describe('bench summary', () => {
       ['memory', changed('batched-random', { peakRssMb: { api: 200 } }), false],
       ['worker start', { ...SAMPLE_RUN, workerStart: { ...SAMPLE_RUN.workerStart!, firstCommitMs: 2000 } }, true],
       ['worker start', { ...SAMPLE_RUN, workerStart: { ...SAMPLE_RUN.workerStart!, firstCommitMs: 2001 } }, false],
+      ['an expired identity', { ...SAMPLE_RUN, identityCost: [identityCost('sqlite', 48)] }, true],
+      ['an expired identity', { ...SAMPLE_RUN, identityCost: [identityCost('sqlite', 48.01)] }, false],
       ['recovery', changed('recovery', { recovery: { heldJobs: 3, seconds: 10.1 } }), false],
       ['recovery', changed('recovery', { recovery: { heldJobs: 3, seconds: undefined } }), false],
     ];
@@ -93,12 +96,13 @@ describe('bench summary', () => {
       jetstream: SAMPLE_RUN.jetstream.map((j) => (j.name === 'single' ? { ...j, exact: false } : j)),
     };
     const rows = targetRows(partial);
-    for (const target of ['recovery', 'PostgreSQL batched', 'fan-out paced', 'worker start']) {
+    for (const target of ['recovery', 'PostgreSQL batched', 'fan-out paced', 'worker start', 'identity cost']) {
       expect(rows.find((r) => r.target === target)).to.deep.equal({ target, measured: 'not in this run', met: undefined });
     }
     expect(rows.find((r) => r.target.startsWith('every count exact'))).to.deep.include({ measured: '**no** in wait, JetStream single', met: false });
     const noJetStream = targetRows({ ...SAMPLE_RUN, jetstream: [] });
     expect(noJetStream.filter((r) => r.measured === 'not in this run').map((r) => r.target)).to.deep.equal(['batched against JetStream', 'one event per request against JetStream']);
+    expect(targetRows({ ...SAMPLE_RUN, identityCost: [identityCost('postgres', 250)] }).find((r) => r.target === 'identity cost')).to.deep.include({ measured: 'not in this run' });
   });
 
   it('puts the date, commit and machine in the top section, and each target once', () => {

@@ -35,7 +35,9 @@ export function createLookup(db: Database.Database): Lookup {
   const rowAt = db.prepare(
     'SELECT seq, topic, event_id, timestamp, source, payload, processed_at FROM events WHERE seq = ?',
   );
-  const goneAt = db.prepare('SELECT seq, topic, event_id, erased FROM gone WHERE seq = ?');
+  const goneAt = db.prepare(
+    'SELECT g.seq, t.topic, g.event_id, g.erased FROM gone AS g CROSS JOIN topic_ids AS t ON t.id = g.topic_id WHERE g.seq = ?',
+  );
   const seqInMain = db.prepare('SELECT seq FROM dedup WHERE k = ?').pluck();
   const seqInRecent = db.prepare('SELECT seq FROM dedup_recent WHERE k = ?').pluck();
   const seqInOverflow = db.prepare('SELECT seq FROM dedup_overflow WHERE topic = ? AND event_id = ?').pluck();

@@ -17,9 +17,11 @@
 // - `copies` is an append-only log of the copies dropped, aggregated when one identity is
 //   looked up: counting copies per identity in place would make every duplicate a random
 //   write into a large table;
-// - `gone` keeps the identity of each event deleted (expired or erased): its seq, topic and
-//   event_id, no content. The dedup tiers still point at that seq, and a key hit is verified
-//   against this row once the event's own row is gone, so dedup stays exact and permanent.
+// - `gone` keeps the identity of each event deleted (expired or erased): its seq, its topic as
+//   a small integer (`topic_ids`: a topic name once, not once per identity) and its event_id,
+//   no content. The dedup tiers still point at that seq, and a key hit is verified against
+//   this row once the event's own row is gone, so dedup stays exact and permanent. It is what
+//   the store holds forever per identity, so every byte of its row counts (docs/retention.md).
 import type Database from 'better-sqlite3';
 import { dedupKey } from '../identity.js';
 
@@ -28,11 +30,24 @@ export const STORE_FILE = 'events.db';
 /**
  * The store's format, kept in the file (PRAGMA user_version): 0 before it was recorded
  * (dedup keyed by a plain hash), 2 since the dedup key keeps the order of growing ids, 3
- * since events may be deleted (`gone`): an older program would reuse deleted seqs.
- * Opening a store older than 2 rebuilds its dedup index from `events` (see rekey).
+ * since events may be deleted (`gone`): an older program would reuse deleted seqs, 4 since
+ * `gone` keeps a topic id rather than the topic's name. Opening a store older than 2 rebuilds
+ * its dedup index from `events` (see rekey); one of format 3, its `gone` table (see
+ * topicsAsIds).
  */
-export const STORE_FORMAT = 3;
+export const STORE_FORMAT = 4;
 const KEY_FORMAT = 2;
+
+const TOPIC_IDS = 'CREATE TABLE IF NOT EXISTS topic_ids (id INTEGER PRIMARY KEY, topic TEXT NOT NULL UNIQUE);';
+
+/** A topic id of 1 takes no byte in a row, up to 127 one, up to 32,767 two (SQLite's integer encoding). */
+const goneTable = (name: string) => `
+CREATE TABLE IF NOT EXISTS ${name} (
+  seq INTEGER PRIMARY KEY,
+  topic_id INTEGER NOT NULL, -- topic_ids.id
+  event_id NOT NULL, -- text, or a lowercase UUID's 16 bytes (compact-id.ts)
+  erased INTEGER NOT NULL
+);`;
 
 const TABLES = `
 CREATE TABLE IF NOT EXISTS events (
@@ -68,12 +83,8 @@ CREATE TABLE IF NOT EXISTS topics (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS copies (seq INTEGER NOT NULL, conflict INTEGER NOT NULL, seen_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS copies_by_seq ON copies (seq);
-CREATE TABLE IF NOT EXISTS gone (
-  seq INTEGER PRIMARY KEY,
-  topic TEXT NOT NULL,
-  event_id NOT NULL, -- text, or a lowercase UUID's 16 bytes (compact-id.ts)
-  erased INTEGER NOT NULL
-);
+${TOPIC_IDS}
+${goneTable('gone')}
 INSERT OR IGNORE INTO counters (name, value) VALUES
   ('received', 0), ('unique_processed', 0), ('duplicate_dropped', 0), ('jobs', 0), ('dedup_recent', 0),
   ('conflicts', 0), ('redeliveries', 0), ('topics', 0), ('expired', 0), ('erased', 0);
@@ -100,10 +111,10 @@ export function migrate(db: Database.Database): void {
     if (format > STORE_FORMAT) throw new Error(`the store is of format ${format}, newer than this program's (${STORE_FORMAT})`);
     // Dropped and made again below, with the column named for what it now holds.
     if (format < KEY_FORMAT) db.exec('DROP TABLE IF EXISTS dedup; DROP TABLE IF EXISTS dedup_recent');
+    if (columnsOf(db, 'gone').includes('topic')) topicsAsIds(db);
     db.exec(TABLES);
     for (const [table, column, definition] of ADDED_COLUMNS) {
-      const columns = db.prepare(`SELECT name FROM pragma_table_info('${table}')`).pluck().all() as string[];
-      if (!columns.includes(column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+      if (!columnsOf(db, table).includes(column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
     }
     // Stores made before the topic count kept it: count once.
     db.prepare("UPDATE counters SET value = (SELECT count(*) FROM topics) WHERE name = 'topics' AND value = 0").run();
@@ -112,6 +123,25 @@ export function migrate(db: Database.Database): void {
     if (format < KEY_FORMAT) rekey(db);
     if (format < STORE_FORMAT) db.pragma(`user_version = ${STORE_FORMAT}`);
   }).immediate();
+}
+
+const columnsOf = (db: Database.Database, table: string) =>
+  db.prepare(`SELECT name FROM pragma_table_info('${table}')`).pluck().all() as string[];
+
+/**
+ * A `gone` table of format 3 (each row with its topic's name) made again with topic ids, in
+ * seq order. Reads and writes the table once (1.5 s per million rows measured); other
+ * processes opening the store wait for it, as for rekey.
+ */
+function topicsAsIds(db: Database.Database): void {
+  db.exec(`
+    ${TOPIC_IDS}
+    INSERT OR IGNORE INTO topic_ids (topic) SELECT DISTINCT topic FROM gone ORDER BY topic;
+    ${goneTable('gone_by_topic_id')}
+    INSERT INTO gone_by_topic_id (seq, topic_id, event_id, erased)
+      SELECT g.seq, t.id, g.event_id, g.erased FROM gone AS g JOIN topic_ids AS t ON t.topic = g.topic ORDER BY g.seq;
+    DROP TABLE gone;
+    ALTER TABLE gone_by_topic_id RENAME TO gone;`);
 }
 
 /**

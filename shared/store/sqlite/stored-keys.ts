@@ -68,7 +68,9 @@ export class StoredKeys {
     // snapshot: an event deleted meanwhile is in one table or the other, never in neither.
     this.eventsBetween = db
       .prepare(
-        'SELECT topic, event_id FROM events WHERE seq > @after AND seq <= @through UNION ALL SELECT topic, event_id FROM gone WHERE seq > @after AND seq <= @through',
+        `SELECT topic, event_id FROM events WHERE seq > @after AND seq <= @through
+         UNION ALL
+         SELECT t.topic, g.event_id FROM gone AS g CROSS JOIN topic_ids AS t ON t.id = g.topic_id WHERE g.seq > @after AND g.seq <= @through`,
       )
       .raw();
   }

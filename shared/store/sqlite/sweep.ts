@@ -4,7 +4,7 @@
 // waits for one step at most, and two processes sweeping at once simply take turns: a row
 // deleted by one is not found by the other.
 //
-// Deleting an event moves its identity (seq, topic, event_id) into `gone` and deletes its
+// Deleting an event moves its identity (seq, topic id, event_id) into `gone` and deletes its
 // row and its copy log; the dedup tiers keep pointing at the seq, and lookup.ts verifies a
 // key hit against the `gone` row, so a later copy is still recognised exactly.
 import type Database from 'better-sqlite3';
@@ -26,22 +26,27 @@ export function createSweeper(db: Database.Database, lookup: Lookup, retention: 
   // The oldest events, by seq: processed_at grows with seq (commits take turns), so the
   // expired ones are at the head, and a step reads a bounded page whatever the table holds.
   const head = db.prepare('SELECT seq, topic, event_id, processed_at FROM events ORDER BY seq LIMIT ?');
-  const keepIdentity = db.prepare('INSERT OR IGNORE INTO gone (seq, topic, event_id, erased) VALUES (?, ?, ?, ?)');
+  const keepIdentity = db.prepare('INSERT OR IGNORE INTO gone (seq, topic_id, event_id, erased) VALUES (?, ?, ?, ?)');
   const deleteEvent = db.prepare('DELETE FROM events WHERE seq = ?');
   const deleteCopies = db.prepare('DELETE FROM copies WHERE seq = ?');
   const bumpCounter = db.prepare('UPDATE counters SET value = value + ? WHERE name = ?');
+  const topicIds = createTopicIds(db);
 
-  const remove = (seq: number, topic: string, eventId: string, erased: boolean) => {
-    keepIdentity.run(seq, topic, packId(eventId), erased ? 1 : 0);
+  /** `ids`: the topic ids read in this transaction (not kept past it: it may roll back). */
+  const remove = (ids: Map<string, number>, seq: number, topic: string, eventId: string, erased: boolean) => {
+    let topicId = ids.get(topic);
+    if (topicId === undefined) ids.set(topic, (topicId = topicIds.idOf(topic)));
+    keepIdentity.run(seq, topicId, packId(eventId), erased ? 1 : 0);
     deleteCopies.run(seq);
     return deleteEvent.run(seq).changes;
   };
 
   const expire = db.transaction((limit: number): number => {
     const cutoff = cutoffMs(retention);
+    const ids = new Map<string, number>();
     let n = 0;
     for (const r of head.all(limit) as { seq: number; topic: string; event_id: string; processed_at: number }[]) {
-      if (r.processed_at < cutoff) n += remove(r.seq, r.topic, r.event_id, false);
+      if (r.processed_at < cutoff) n += remove(ids, r.seq, r.topic, r.event_id, false);
     }
     if (n > 0) bumpCounter.run(n, 'expired');
     return n;
@@ -53,11 +58,11 @@ export function createSweeper(db: Database.Database, lookup: Lookup, retention: 
     if (isGone(row)) return { status: 'gone', reason: row.gone };
     // Already expired, not yet swept: gone for every reader already; deleted now, as expired.
     if (row.processed_at < cutoffMs(retention)) {
-      remove(row.seq, row.topic, row.event_id, false);
+      remove(new Map(), row.seq, row.topic, row.event_id, false);
       bumpCounter.run(1, 'expired');
       return { status: 'gone', reason: 'expired' };
     }
-    remove(row.seq, row.topic, row.event_id, true);
+    remove(new Map(), row.seq, row.topic, row.event_id, true);
     bumpCounter.run(1, 'erased');
     return { status: 'erased', seq: row.seq };
   });
@@ -67,6 +72,18 @@ export function createSweeper(db: Database.Database, lookup: Lookup, retention: 
     erase: (topic, eventId) => erase.immediate(topic, eventId),
     checkpoint: () => checkpoint(db),
     ...createJobPruning(db),
+  };
+}
+
+/** A topic's id in `topic_ids`, given on first use; an id is never given to another topic. */
+function createTopicIds(db: Database.Database): { idOf(topic: string): number } {
+  const give = db.prepare('INSERT OR IGNORE INTO topic_ids (topic) VALUES (?)');
+  const read = db.prepare('SELECT id FROM topic_ids WHERE topic = ?').pluck();
+  return {
+    idOf(topic) {
+      give.run(topic);
+      return read.get(topic) as number;
+    },
   };
 }
 

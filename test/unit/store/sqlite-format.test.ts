@@ -11,10 +11,12 @@ import { dedupKey } from '../../../shared/store/identity.js';
 import { STORE_FILE, STORE_FORMAT } from '../../../shared/store/sqlite/schema.js';
 import { openSqliteStore, type SqliteStore } from '../../../shared/store/sqlite/store.js';
 import { ev as fixtureEvent, fixtureEvents, FIXTURE_EVENTS } from '../fixtures/format-0-events.js';
+import { ev as format3Event, FORMAT_3_ERASED, FORMAT_3_EVENTS, FORMAT_3_EXPIRED, format3Events } from '../fixtures/format-3-events.js';
 import { all, ev, identities } from './behaviour.js';
 import { startWriter } from './writer-process.js';
 
 const FORMAT_0 = path.join(import.meta.dirname, '..', 'fixtures', 'store-format-0.sql');
+const FORMAT_3 = path.join(import.meta.dirname, '..', 'fixtures', 'store-format-3.sql');
 
 describe('sqlite store format', () => {
   let dir: string;
@@ -127,6 +129,44 @@ describe('sqlite store format', () => {
     expect(t.recent).to.equal(keys.length - FIXTURE_EVENTS - 1);
     expect(await reader.integrityCheck()).to.deep.equal([]);
     expect((await all(reader)).map((e) => e.seq)).to.have.length(keys.length);
+  });
+
+  it('keeps the deleted identities of a store of format 3 with topic ids, and answers as that store did', async () => {
+    raw((db) => db.exec(fs.readFileSync(FORMAT_3, 'utf8')));
+    const gone = () => raw((db) => db.prepare('SELECT * FROM gone ORDER BY seq').raw().all() as unknown[][]);
+    const before = gone();
+    expect(tiers().format).to.equal(3);
+    expect(before).to.have.length(FORMAT_3_EXPIRED + FORMAT_3_ERASED.length);
+
+    const store = open();
+    expect(tiers().format).to.equal(STORE_FORMAT);
+    const topics = raw((db) => new Map(db.prepare('SELECT id, topic FROM topic_ids').raw().all() as [number, string][]));
+    expect([...topics.values()].sort()).to.deep.equal(['logs/app', 'orders', 't']);
+    // Each row as it was, its topic's name now an id: same seqs, event_ids (packed or not), flags.
+    expect(gone().map(([seq, id, eventId, erased]) => [seq, topics.get(id as number), eventId, erased])).to.deep.equal(before);
+
+    const events = format3Events();
+    for (const e of events.slice(0, FORMAT_3_EXPIRED)) expect(await store.goneReason(e.topic, e.event_id), e.event_id).to.equal('expired');
+    for (const e of FORMAT_3_ERASED) expect(await store.goneReason(e.topic, e.event_id), e.event_id).to.equal('erased');
+    const kept = events.slice(FORMAT_3_EXPIRED).filter((e) => !FORMAT_3_ERASED.some((x) => x.event_id === e.event_id));
+    expect((await identities(store)).sort()).to.deep.equal(kept.map((e) => `${e.topic}/${e.event_id}`).sort());
+
+    // Every identity is still known, from the lookups and from a new writer's filter alike.
+    const [copies] = await store.commitJobs([{ id: 'copies', events }]);
+    expect(copies).to.include({ stored: 0, dropped: FORMAT_3_EVENTS, conflicts: 0 });
+    const filtered = open();
+    await filtered.prepareWrites();
+    const [fresh] = await filtered.commitJobs([{ id: 'fresh', events: [...events, format3Event('logs/app', 'line-new', 99), format3Event('new', 'x', 100)] }]);
+    expect(fresh).to.include({ stored: 2, dropped: FORMAT_3_EVENTS });
+
+    // Deleting more: known topics keep their ids, a new one gets the next.
+    expect(await store.eraseEvent('new', 'x')).to.include({ status: 'erased' });
+    expect(await store.eraseEvent('orders', kept.find((e) => e.topic === 'orders')!.event_id)).to.include({ status: 'erased' });
+    expect(raw((db) => db.prepare('SELECT topic FROM topic_ids ORDER BY id').pluck().all()).slice(3)).to.deep.equal(['new']);
+    expect(await store.goneReason('new', 'x')).to.equal('erased');
+    const [again] = await filtered.commitJobs([{ id: 'again', events: [format3Event('new', 'x', 100)] }]);
+    expect(again).to.include({ stored: 0, dropped: 1 });
+    expect(await store.integrityCheck()).to.deep.equal([]);
   });
 
   it('refuses a store of a newer format', () => {
