@@ -2,7 +2,7 @@
 // 16 bytes instead of its 36 characters, anything else as the text itself. Exact both ways:
 // only the canonical lowercase form is packed, and a blob is never equal to a text value, so
 // the two kinds cannot be confused. Measured: 70 to 50 bytes per expired identity, indexes
-// included (docs/retention.md).
+// included (44 since topics are kept as numbers too; docs/retention.md).
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function packId(eventId: string): string | Buffer {
