@@ -11,9 +11,13 @@ import type { Logger } from '../../shared/log.js';
 import type { QueuedJobData } from '../../shared/queue.js';
 import type { Store } from '../../shared/store/port.js';
 import { bearerCheck, requireBearer } from './http/auth.js';
+import { isPublish } from './http/budgets.js';
+import { errorAnswer } from './http/errors.js';
+import { writeJson } from './http/json-answer.js';
 import { koaShell, type ShellState } from './http/koa-shell.js';
 import { rejectNul } from './http/nul.js';
 import { requestContexts } from './http/request-context.js';
+import type { EarlyAnswer } from './http/server.js';
 import { registerEraseRoute } from './erase/route.js';
 import { registerIngestRoutes } from './ingest/routes.js';
 import { registerOperatorRoutes } from './operator/routes.js';
@@ -118,7 +122,7 @@ function registerStoreRoutes(router: Router<ShellState>, deps: ApiDeps): void {
  * on the lean path (publish/lean.ts) and hands every other request to the app. `close()`
  * stops the dashboard's per-second sampling (operator/rates.ts).
  */
-export function createApi(deps: ApiDeps): { app: Koa<ShellState>; listener: Listener; close(): Promise<void> } {
+export function createApi(deps: ApiDeps): { app: Koa<ShellState>; listener: Listener; answerEarly: EarlyAnswer; close(): Promise<void> } {
   const contexts = requestContexts(deps.log);
   const app = new Koa<ShellState>({ proxy: false });
   const router = new Router<ShellState>();
@@ -133,5 +137,12 @@ export function createApi(deps: ApiDeps): { app: Koa<ShellState>; listener: List
   // Koa's own error listener would print stack traces for errors already answered.
   app.silent = true;
   const listener = leanPublish({ shell: publish, contexts, log: deps.log }, app.callback());
-  return { app, listener, close: () => operator.close() };
+  const answerEarly: EarlyAnswer = (req, res, err, close) => {
+    const request = contexts.open(req, res);
+    const answer = errorAnswer(err, request.log);
+    writeJson(res, answer, close);
+    if (isPublish(req)) operator.recordPublish(answer.status, request.seconds(), undefined);
+    request.answered(req.method ?? '', (req.url ?? '').split('?')[0]!, answer.status);
+  };
+  return { app, listener, answerEarly, close: () => operator.close() };
 }

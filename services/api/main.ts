@@ -70,7 +70,7 @@ const fanout = parts.add(
 const results = parts.add('results', createResultWaiter(commits));
 
 // Closing stops the dashboard's sampling, which reads the store, the queue and Redis.
-const { listener } = parts.add(
+const api = parts.add(
   'rates',
   createApi({ config, log, store, queue, redis, enqueuer, results, backlog, fanout, startedAt, isReady: () => server.ready }),
 );
@@ -78,7 +78,7 @@ server.server.on('error', (err) => {
   log.fatal({ err }, 'cannot listen');
   process.exit(1);
 });
-const port = await server.listen(listener, config.port, config.host);
+const port = await server.listen(api, config.port, config.host);
 // First to close: /ready answers 503 and answers end their connections while the rest stops.
 parts.add('not-ready', { close: () => server.notReady() });
 log.info(

@@ -103,6 +103,7 @@ describe('hostile input', function () {
       expect(await first).to.match(/^HTTP\/1\.1 417 /);
       const all = await untilClosed(socket, text);
       expect(JSON.parse(all.slice(all.indexOf('\r\n\r\n') + 4))).to.include({ error: 'expectation_failed' });
+      expect(all, 'a request id, as on every answer').to.match(/\r\nx-request-id: \S+\r\n/i);
     });
 
     it('refuses a request without its key before 100 Continue', async () => {
@@ -113,6 +114,7 @@ describe('hostile input', function () {
       expect(await first).to.match(/^HTTP\/1\.1 401 /);
       const all = await untilClosed(socket, text);
       expect(all).not.to.include('100 Continue');
+      expect(all, 'a request id, as on every answer').to.match(/\r\nx-request-id: \S+\r\n/i);
       expect(JSON.parse(all.slice(all.indexOf('\r\n\r\n') + 4))).to.include({ error: 'unauthorized' });
     });
 

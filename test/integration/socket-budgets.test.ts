@@ -161,6 +161,11 @@ describe('socket budgets: streams and waiters apart from producers', function ()
 
     // More than MAX_CONNECTIONS of them, one after the other, each on a socket the client
     // keeps open after its answer: past the cap the server closes the idle ones.
+    const answered503 = async () => {
+      const text = (await request(base(), 'GET', '/metrics')).body as string;
+      return Number(/^aggregator_publish_requests_total\{status="503"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    };
+    const metered503 = await answered503();
     const refused: Raw[] = [];
     const peak = await peakSockets(pid(), port(), async () => {
       for (let i = 0; i < MAX_CONNECTIONS + MAX_WAITERS; i++) {
@@ -175,6 +180,11 @@ describe('socket budgets: streams and waiters apart from producers', function ()
       expect(r.text()).to.match(/\r\nretry-after: \d+\r\n/i);
       expect(JSON.parse(r.text().split('\r\n\r\n')[1]!)).to.have.property('error', 'too_many_waiters');
     }
+    // Each answered as every other request is: with its own request id, counted in the publish metrics.
+    const ids = refused.map((r) => /\r\nx-request-id: (\S+)\r\n/i.exec(r.text())?.[1]);
+    expect(ids.filter((id) => id === undefined), 'refusals without X-Request-Id').to.deep.equal([]);
+    expect(new Set(ids).size).to.equal(refused.length);
+    expect(await answered503()).to.equal(metered503 + refused.length);
     // A waiter that asks before sending its body is refused before `100 Continue`.
     const asking = net.connect(port(), '127.0.0.1');
     let first = '';
@@ -189,6 +199,7 @@ describe('socket budgets: streams and waiters apart from producers', function ()
     });
     asking.destroy();
     expect(first.split('\r\n')[0], 'first answer to Expect: 100-continue past MAX_WAITERS').to.equal('HTTP/1.1 503 Service Unavailable');
+    expect(first).to.match(/\r\nx-request-id: \S+\r\n/i);
     // One more for a moment: a new socket is let in before the quiet one it replaces closes.
     expect(peak, 'HTTP sockets held by the API').to.be.at.most(MAX_CONNECTIONS + MAX_WAITERS + 1);
     // Closed from this side, and done once the API has closed its side too.

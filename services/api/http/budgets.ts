@@ -11,10 +11,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../../shared/log.js';
 import { bearerCheck, type BearerCheck } from './auth.js';
 import type { ConnectionCap } from './connections.js';
-import { errorAnswer, unavailable } from './errors.js';
-import { writeJson } from './json-answer.js';
+import { unavailable } from './errors.js';
+import type { EarlyAnswer } from './server.js';
 
-type BudgetOptions = { maxWaiters: number; apiKey: string | undefined; log: Logger };
+type BudgetOptions = { maxWaiters: number; apiKey: string | undefined; log: Logger; answer: EarlyAnswer };
 
 /** A waiter's slot frees as soon as any waiting publish gets its results: seconds at most. */
 const WAITERS_RETRY_AFTER_SECONDS = 2;
@@ -25,14 +25,20 @@ function routePath(url: string, q: number): string {
   return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
 }
 
+/** Whether the request is a POST to /publish or /publish/batch, as the router matches paths. */
+export function isPublish(req: IncomingMessage): boolean {
+  if (req.method !== 'POST') return false;
+  const url = req.url ?? '';
+  const path = routePath(url, url.indexOf('?'));
+  return path === '/publish' || path === '/publish/batch';
+}
+
 /** What a request's socket counts against while it lasts, when it is not MAX_CONNECTIONS. */
 function lastingKind(req: IncomingMessage): 'stream' | 'waiter' | undefined {
   const url = req.url ?? '';
   const q = url.indexOf('?');
   if (req.method === 'GET') return routePath(url, q) === '/events/stream' ? 'stream' : undefined;
-  if (req.method !== 'POST' || q === -1) return undefined;
-  const path = routePath(url, q);
-  if (path !== '/publish' && path !== '/publish/batch') return undefined;
+  if (q === -1 || !isPublish(req)) return undefined;
   return new URLSearchParams(url.slice(q + 1)).has('wait') ? 'waiter' : undefined;
 }
 
@@ -56,7 +62,7 @@ export class SocketBudgets {
       if (this.waiters >= this.o.maxWaiters) {
         // A request without the key is told so, as it would be with room to wait.
         if (!this.hasKey(req)) return true;
-        this.refuse(res);
+        this.refuse(req, res);
         return false;
       }
       this.waiters++;
@@ -75,7 +81,7 @@ export class SocketBudgets {
     }
   }
 
-  private refuse(res: ServerResponse): void {
+  private refuse(req: IncomingMessage, res: ServerResponse): void {
     const { maxWaiters, log } = this.o;
     if (this.refused++ % 1000 === 0) log.warn({ maxWaiters, refused: this.refused }, 'waiting publishes at MAX_WAITERS: refusing more with 503');
     const err = unavailable(
@@ -85,6 +91,6 @@ export class SocketBudgets {
     );
     // The body is left unread: Node discards it after the answer, and the socket may carry
     // the next request; one whose body was never asked for (Expect: 100-continue) cannot.
-    writeJson(res, errorAnswer(err, log), res.req.headers.expect !== undefined);
+    this.o.answer(req, res, err, req.headers.expect !== undefined);
   }
 }

@@ -5,11 +5,10 @@
 // one that may succeed is told to continue.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { bearerCheck } from './auth.js';
-import { errorAnswer, HttpError } from './errors.js';
-import { writeJson } from './json-answer.js';
-import type { Logger } from '../../../shared/log.js';
+import { HttpError } from './errors.js';
+import type { EarlyAnswer } from './server.js';
 
-export type ExpectOptions = { apiKey: string | undefined; readApiKey: string | undefined; maxBodyBytes: number; log: Logger };
+export type ExpectOptions = { apiKey: string | undefined; readApiKey: string | undefined; maxBodyBytes: number; answer: EarlyAnswer };
 
 const PUBLISH_PATHS = new Set(['/publish', '/publish/batch']);
 
@@ -32,21 +31,17 @@ function refusal(req: IncomingMessage, o: ExpectOptions, checkKey: (h: string) =
   return undefined;
 }
 
-function answer(res: ServerResponse, err: unknown, log: Logger): void {
-  // The body was never asked for: the connection cannot carry a next request after it.
-  writeJson(res, errorAnswer(err, log), true);
-}
-
 /** `serve`: the request may succeed; it writes `100 Continue` once the request has its room. */
 export function handleExpect(server: Server, o: ExpectOptions, serve: (req: IncomingMessage, res: ServerResponse) => void): void {
   const checkKey = bearerCheck(o.apiKey, 'API_KEY');
   const checkReadKey = bearerCheck(o.readApiKey, 'READ_API_KEY');
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     const refused = refusal(req, o, checkKey, checkReadKey);
-    if (refused !== undefined) return answer(res, refused, o.log);
+    // The body was never asked for: the connection cannot carry a next request after it.
+    if (refused !== undefined) return o.answer(req, res, refused, true);
     serve(req, res);
   });
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    answer(res, new HttpError(417, 'expectation_failed', `Expect: ${String(req.headers.expect)} is not supported; only 100-continue is`), o.log);
+    o.answer(req, res, new HttpError(417, 'expectation_failed', `Expect: ${String(req.headers.expect)} is not supported; only 100-continue is`), true);
   });
 }

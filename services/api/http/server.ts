@@ -4,6 +4,8 @@
 import http from 'node:http';
 import type { Logger } from '../../../shared/log.js';
 import { answerClientErrors } from './client-errors.js';
+import { errorAnswer, type HttpError } from './errors.js';
+import { writeJson } from './json-answer.js';
 import { SocketBudgets } from './budgets.js';
 import { handleExpect } from './expect.js';
 import { closeIdleAfterPendingReads, ConnectionCap } from './connections.js';
@@ -23,14 +25,28 @@ type ServerOptions = {
 
 type Listener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
+/**
+ * How the app answers a request refused here, before it sees it (no room to wait, an
+ * `Expect` refused): with its request id and in its publish metrics, as every other answer.
+ * `close`: the body was never read, so the connection cannot carry a next request.
+ */
+export type EarlyAnswer = (req: http.IncomingMessage, res: http.ServerResponse, err: HttpError, close: boolean) => void;
+
+/** What the server serves: every request the app's, and the app's word on those refused before it. */
+export type Served = { listener: Listener; answerEarly: EarlyAnswer };
+
 export class ApiServer {
   readonly server: http.Server;
   private readonly budgets: SocketBudgets;
   private listener: Listener | undefined;
+  /** Until the app is given (listen), a bare JSON answer; nothing is served before then anyway. */
+  private answerEarly: EarlyAnswer;
   private accepting = false;
   private closing: Promise<void> | undefined;
 
   constructor(o: ServerOptions, log: Logger) {
+    this.answerEarly = (_req, res, err, close) => writeJson(res, errorAnswer(err, log), close);
+    const answer: EarlyAnswer = (req, res, err, close) => this.answerEarly(req, res, err, close);
     // A slow or silent client cannot hold a socket forever. Node enforces both timeouts only
     // when it sweeps its connections (every 30 s by default), so sweep every second.
     // https://nodejs.org/docs/latest-v20.x/api/http.html#httpcreateserveroptions-requestlistener
@@ -52,10 +68,11 @@ export class ApiServer {
       maxWaiters: o.maxWaiters,
       apiKey: o.apiKey,
       log,
+      answer,
     });
     // A request that will be refused (no key, too large, no room to wait) is refused before
     // `100 Continue` asks its client for the body.
-    handleExpect(this.server, { apiKey: o.apiKey, readApiKey: o.readApiKey, maxBodyBytes: o.maxBodyBytes, log }, (req, res) =>
+    handleExpect(this.server, { apiKey: o.apiKey, readApiKey: o.readApiKey, maxBodyBytes: o.maxBodyBytes, answer }, (req, res) =>
       this.serve(req, res, true),
     );
     closeIdleAfterPendingReads(this.server);
@@ -76,9 +93,10 @@ export class ApiServer {
     return this.accepting;
   }
 
-  /** Serves `listener` on `port`; resolves with the port once listening (errors: the server's 'error' event). */
-  listen(listener: Listener, port: number, host: string): Promise<number> {
-    this.listener = listener;
+  /** Serves the app on `port`; resolves with the port once listening (errors: the server's 'error' event). */
+  listen(app: Served, port: number, host: string): Promise<number> {
+    this.listener = app.listener;
+    this.answerEarly = app.answerEarly;
     return new Promise((resolve) => {
       this.server.listen(port, host, () => {
         this.accepting = true;
