@@ -50,7 +50,7 @@ describe('counting items before parsing', () => {
           ? (parsed as { events: unknown[] }).events.length
           : 1;
       expect(countJsonItems(body, Infinity)).to.equal(expected);
-      expect((await jsonItems(body, expected)).items).to.have.length(expected);
+      expect((await jsonItems(body, expected)).checks.count).to.equal(expected);
       if (expected > 0) expect((await refusal(() => jsonItems(body, expected - 1))).status).to.equal(413);
     });
   }
@@ -58,8 +58,8 @@ describe('counting items before parsing', () => {
   it('counts NDJSON lines as parsing does, blank lines skipped', async () => {
     const text = `${ev(1)}\n\n  \r\n${ev(2)}\r\n\u00a0\n${ev(3)}`;
     expect(countNdjsonItems(text, Infinity)).to.equal(3);
-    expect((await ndjsonItems(text)).items).to.have.length(3);
-    expect((await ndjsonItems(text, 3)).items).to.have.length(3);
+    expect((await ndjsonItems(text)).checks.count).to.equal(3);
+    expect((await ndjsonItems(text, 3)).checks.count).to.equal(3);
     expect((await refusal(() => ndjsonItems(text, 2))).status).to.equal(413);
   });
 

@@ -3,6 +3,7 @@
 // double would change, a key given twice), each tied to the event and path it is in.
 import { MAX_DETAILS, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, type ValidationDetail } from '../../../shared/schema.js';
 import { HttpError } from '../http/errors.js';
+import { ItemChecks } from './item-checks.js';
 import { MAX_JSON_DEPTH, depthScan, scanJson, type Segment, type TextFinding, type Where } from './json-text.js';
 import { Pace } from './pace.js';
 import { blank, layoutOf, parseError, type Layout } from './spans.js';
@@ -10,8 +11,13 @@ import { countJsonItems, countNdjsonItems, MAX_PAYLOAD_COMMAS, oversizedPayloadA
 
 export type BodyKind = 'json' | 'ndjson';
 
-/** The items of a body, and the problems its text has: `invalid` holds every index with one. */
-export type Items = { items: unknown[]; details: ValidationDetail[]; invalid: Set<number> };
+/**
+ * The items of a body, each checked by the schema as it was parsed (`checks`), and the
+ * problems its text has: `invalid` holds every index with one.
+ */
+export type Items = { checks: ItemChecks; details: ValidationDetail[]; invalid: Set<number> };
+
+const newItems = (): Items => ({ checks: new ItemChecks(), details: [], invalid: new Set() });
 
 /** The fields an event is read by: a key repeated among these changes what is stored. */
 const FIELDS = new Set(['topic', 'event_id', 'timestamp', 'source', 'payload']);
@@ -102,7 +108,7 @@ function tooMany(max: number): HttpError {
 const invalidJson = (message: string) => new HttpError(400, 'invalid_json', `the body is not valid JSON: ${message}`);
 
 /** A body whose layout is not plain, parsed in one piece. */
-function wholeItems(text: string): Items {
+async function wholeItems(text: string, pace: Pace): Promise<Items> {
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -118,7 +124,11 @@ function wholeItems(text: string): Items {
     shape = 'events';
     items = (body as { events: unknown[] }).events;
   }
-  const out: Items = { items, details: [], invalid: new Set() };
+  const out = newItems();
+  for (const item of items) {
+    await pace.step();
+    out.checks.add(item);
+  }
   collect(text, shape, out);
   return out;
 }
@@ -136,20 +146,21 @@ function outerParses(text: string, { open, close }: Layout): boolean {
 /** A plain body, one event at a time, the event loop free every few milliseconds. */
 async function splitItems(text: string, layout: Layout, pace: Pace): Promise<Items> {
   const { starts, ends } = layout;
-  const items: unknown[] = [];
+  const out = newItems();
   const empty = starts.length === 1 && blank(text, starts[0]!, ends[0]!);
   for (let k = 0; k < starts.length && !empty; k++) {
     await pace.step();
+    let item: unknown;
     try {
-      items.push(JSON.parse(text.slice(starts[k], ends[k])));
+      item = JSON.parse(text.slice(starts[k], ends[k]));
     } catch {
       throw invalidJson(parseError(text, layout, k));
     }
+    out.checks.add(item);
   }
   const around = layout.events ? outerParses(text, layout) : blank(text, layout.end, text.length);
   if (!around) throw invalidJson(parseError(text, layout, starts.length));
-  const out: Items = { items, details: [], invalid: new Set() };
-  for (let k = 0; k < items.length; k++) {
+  for (let k = 0; k < out.checks.count; k++) {
     await pace.step();
     collect(text.slice(starts[k], ends[k]), 'single', out, k);
   }
@@ -167,12 +178,12 @@ export async function jsonItems(text: string, maxItems = Infinity): Promise<Item
   await refuseDeepNesting(text, guessJson, pace);
   await refuseOversizedPayload(text, pace);
   const layout = await pace.run(layoutOf(text));
-  return layout === undefined ? wholeItems(text) : splitItems(text, layout, pace);
+  return layout === undefined ? wholeItems(text, pace) : splitItems(text, layout, pace);
 }
 
 export async function ndjsonItems(text: string, maxItems = Infinity): Promise<Items> {
   const pace = new Pace();
-  const out: Items = { items: [], details: [], invalid: new Set() };
+  const out = newItems();
   if (maxItems !== Infinity && (await pace.run(countNdjsonItems(text, maxItems + 1))) > maxItems) throw tooMany(maxItems);
   // Line by line, never split() at once: a million short lines would be a million strings.
   for (let i = 0, start = 0; start < text.length; i++) {
@@ -185,14 +196,16 @@ export async function ndjsonItems(text: string, maxItems = Infinity): Promise<It
     if (blank(text, from, end)) continue;
     const line = text.slice(from, end);
     if (line.trim() === '') continue; // Unicode spaces alone: blank too, as before
-    const index = out.items.length;
+    const index = out.checks.count;
     await refuseDeepNesting(line, (path) => ({ index, path }), pace);
     await refuseOversizedPayload(line, pace, index);
+    let item: unknown;
     try {
-      out.items.push(JSON.parse(line));
+      item = JSON.parse(line);
     } catch (err) {
       throw new HttpError(400, 'invalid_json', `line ${i + 1} is not valid JSON: ${(err as Error).message}`, { line: i + 1 });
     }
+    out.checks.add(item);
     collect(line, 'single', out, index);
   }
   return out;

@@ -56,7 +56,7 @@ function createPublisher(deps: PublisherDeps): Publisher {
     const kind = bodyKind(contentType);
     const body = await readBody(req, deps.maxBodyBytes, inflight);
     try {
-      return { events: await validateBatch(await itemsOf(kind, body.text, deps.maxBatchEvents), deps.maxBatchEvents), held: body.held };
+      return { events: validateBatch(await itemsOf(kind, body.text, deps.maxBatchEvents), deps.maxBatchEvents), held: body.held };
     } catch (err) {
       inflight.give(body.held);
       throw err;
