@@ -2,8 +2,11 @@
 // PostgreSQL and Redis. Each host has a data directory of its own and, where this machine
 // allows it (root, ip netns), a network namespace of its own; they reach PostgreSQL and
 // Redis only through forwarders on the root side of their veth pairs. CI must run the
-// namespace mode; TEST_HOSTS=loopback forces the fallback.
+// namespace mode; TEST_HOSTS=loopback forces the fallback. Two faults: a worker host
+// SIGKILLed mid-stream, and a worker host whose packets are dropped for a few seconds by a
+// firewall rule in its namespace (iptables), as a switch or a partition would.
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +19,7 @@ import { startCluster, type Cluster, type Proc } from '../../tools/harness/clust
 import { allEvents, publish, stats, type Stats } from '../../tools/harness/http.js';
 import { ADMIN_URL } from '../../tools/harness/postgres.js';
 import { waitFor } from '../../tools/harness/wait.js';
+import { checkBooks, produce } from '../support/books.js';
 import { makeHosts, ownNamespaces, type Host, type Hosts } from '../support/hosts.js';
 import { requirePostgres } from '../support/postgres.js';
 import { mixedChunks, workload, type Ev } from '../support/workload.js';
@@ -330,5 +334,54 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
         `received ${s.received} = ${s.unique_processed} unique + ${s.duplicate_dropped} dropped, ${stored.length} stored, ` +
         `redeliveries ${String(s.redeliveries)}, ${stalled.length} stalled jobs taken over; committed: w2 ${w2}, w3 ${w3}, w1 (killed) ${victimShare}`,
     );
+  });
+  it("keeps exact books while a worker host's packets to Redis and PostgreSQL are dropped for 3 s mid-load (iptables in its namespace)", async function () {
+    const h = hosts!;
+    // A namespace of its own is what lets a rule drop one host's packets and no other's.
+    if (h.mode !== 'netns') this.skip();
+    this.timeout(180_000);
+    await cluster?.destroy();
+    const host = h.host('w2');
+    cluster = await startCluster({
+      redisUrl: redis!.url,
+      workers: 1,
+      store: 'postgres',
+      dataDir: h.host('api').dataDir,
+      logDir: h.logDir,
+      apiHost: h.host('api').address,
+      place: (kind, _name, env) => {
+        const on = kind === 'api' ? h.host('api') : host;
+        return { command: on.command, env: { DATA_DIR: on.dataDir, REDIS_URL: on.reach(env.REDIS_URL!), DATABASE_URL: on.reach(env.DATABASE_URL!) } };
+      },
+    });
+    const c = cluster;
+    const worker = c.workers[0]!;
+    expect(host.pids()).to.include(worker.child.pid);
+    // The host reaches both through the root side of its link: one rule drops all it sends there.
+    const gateway = new URL(host.reach(redis!.url)).hostname;
+    const rule = ['OUTPUT', '-d', gateway, '-j', 'DROP'];
+    const iptables = (...args: string[]) => execFileSync('ip', ['netns', 'exec', host.namespace!, 'iptables', ...args], { stdio: 'pipe', timeout: 10_000 });
+
+    const { events } = workload(4000, COPIES, { source: 'hosts-drop' });
+    const chunks = mixedChunks(events);
+    const half = Math.ceil(chunks.length / 2);
+    const before = await produce(c.baseUrl, chunks.slice(0, half));
+    iptables('-I', ...rule);
+    let dropped = true;
+    try {
+      // Nothing the worker sends arrives: no reset, no refusal, its connections just go quiet.
+      const during = produce(c.baseUrl, chunks.slice(half));
+      await new Promise((r) => setTimeout(r, 3000));
+      const counted = (execFileSync('ip', ['netns', 'exec', host.namespace!, 'iptables', '-L', 'OUTPUT', '-v', '-x', '-n'], { encoding: 'utf8' }).match(/^\s*(\d+)\s+\d+\s+DROP/m) ?? [])[1];
+      iptables('-D', ...rule);
+      dropped = false;
+      expect(Number(counted), 'packets the rule dropped').to.be.greaterThan(0);
+      const after = await during;
+      await checkBooks(c.baseUrl, events, [...before.answered, ...after.answered], before.accepted + after.accepted);
+    } finally {
+      if (dropped) iptables('-D', ...rule);
+    }
+    expect(worker.alive(), 'the worker survived the drop').to.equal(true);
+    console.log(`      ${events.length} events, ${new Set(events.map(key)).size} unique; w2's packets to ${gateway} dropped for 3 s mid-load`);
   });
 });
