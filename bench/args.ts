@@ -37,6 +37,8 @@ Runs the service as real processes and measures it against round three's targets
   --synchronous FULL|NORMAL        SQLite durability (default FULL)
   --jetstream-messages N           messages of each JetStream run (default 100000)
   --fanout-subscribers N           subscribers of the fanout runs (default 100)
+  --fanout-paced-rate N            events/s of the paced fanout run (default: half the
+                      rate of the run without subscribers)
   --subscribers LIST  run each scenario once per number of live subscribers of every
                       event (GET /events/stream), e.g. 0,1,100: delivery latency, and
                       publishing throughput against the run with 0 (STREAM_* and
@@ -71,6 +73,7 @@ export function parseFlags(argv?: string[]) {
         scale: { type: 'string', default: '1' },
         'jetstream-messages': { type: 'string', default: '100000' },
         'fanout-subscribers': { type: 'string', default: '100' },
+        'fanout-paced-rate': { type: 'string' },
         appendfsync: { type: 'string', default: 'everysec' },
         synchronous: { type: 'string', default: 'FULL' },
         store: { type: 'string', default: 'sqlite' },

@@ -8,10 +8,12 @@ import type { RunResult } from './results.js';
 import { runScenario, type RunOptions } from './scenario.js';
 import type { Scenario } from './scenarios.js';
 
-export async function runFanout(o: { fanout: Scenario; paced: Scenario; subscribers: number }, opts: RunOptions): Promise<RunResult[]> {
+/** `pacedRate`: events/s of the paced run, instead of half the rate without subscribers (to find where delivery keeps up). */
+export async function runFanout(o: { fanout: Scenario; paced: Scenario; subscribers: number; pacedRate?: number | undefined }, opts: RunOptions): Promise<RunResult[]> {
   const each = { ...opts, stages: false, oneTopicEach: true };
   const base = await runScenario(o.fanout, { ...each, subscribers: 0 });
   const loaded = await runScenario(o.fanout, { ...each, subscribers: o.subscribers });
-  const paced = await runScenario({ ...o.paced, rate: Math.round(base.endToEndEventsPerSecond / 2) }, { ...each, subscribers: o.subscribers });
+  const rate = o.pacedRate ?? Math.round(base.endToEndEventsPerSecond / 2);
+  const paced = await runScenario({ ...o.paced, rate }, { ...each, subscribers: o.subscribers });
   return [base, loaded, paced];
 }

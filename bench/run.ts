@@ -54,7 +54,9 @@ async function bench(values: BenchArgs): Promise<void> {
   const results = await runScenarios(values, scenarios, opts);
   if (parts.has('fanout')) {
     const [fanout, paced] = scenariosOf(values, ['fanout', 'fanout-paced']);
-    results.push(...(await runFanout({ fanout: fanout!, paced: paced!, subscribers: num(values['fanout-subscribers'], 100) }, opts)));
+    const pacedRate = values['fanout-paced-rate'] === undefined ? undefined : Number(values['fanout-paced-rate']);
+    if (pacedRate !== undefined && !(pacedRate > 0)) throw new UsageError('--fanout-paced-rate must be a number of events per second');
+    results.push(...(await runFanout({ fanout: fanout!, paced: paced!, subscribers: num(values['fanout-subscribers'], 100), pacedRate }, opts)));
   }
   const workerStart: WorkerStart | undefined = parts.has('worker-start') ? await measureWorkerStart(num(values.prefill, scaled(reference.prefill, scale))) : undefined;
   const writers = parts.has('writers') ? await measureWriters(scaled(num(values.events, 200_000), scale)) : [];
