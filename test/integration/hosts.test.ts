@@ -177,6 +177,25 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
     if (problems.length > 0) throw new Error(`cleanup: ${problems.join('; ')}`);
   });
 
+  /**
+   * The API and one worker on PostgreSQL, each process on the host `where` names, reaching
+   * Redis and PostgreSQL through that host's forwarders, with `env` added.
+   */
+  const clusterOn = (h: Hosts, where: (kind: 'api' | 'worker', name: string) => { host: Host; env: Record<string, string> }) =>
+    startCluster({
+      redisUrl: redis!.url,
+      workers: 1,
+      store: 'postgres',
+      dataDir: h.host('api').dataDir,
+      logDir: h.logDir,
+      apiHost: h.host('api').address,
+      place: (kind, name, env) => {
+        const { host, env: added } = where(kind, name);
+        const reach = { DATA_DIR: host.dataDir, REDIS_URL: host.reach(env.REDIS_URL!), DATABASE_URL: host.reach(env.DATABASE_URL!) };
+        return { command: host.command, env: { ...reach, ...added } };
+      },
+    });
+
   afterEach(function () {
     if (this.currentTest?.state === 'failed' && cluster) console.log(cluster.logTail(40));
   });
@@ -186,26 +205,11 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
     const h = hosts!;
     const hostOf = (kind: 'api' | 'worker', name: string): Host =>
       kind === 'api' ? h.host('api') : h.host(`w${/^worker-(\d+)$/.exec(name)![1]}`);
-    cluster = await startCluster({
-      redisUrl: redis!.url,
-      // The first worker alone at first: the first job shows which BullMQ worker id it has.
-      workers: 1,
-      store: 'postgres',
-      dataDir: h.host('api').dataDir,
-      logDir: h.logDir,
-      apiHost: h.host('api').address,
-      place: (kind, name, env) => {
-        const host = hostOf(kind, name);
-        return {
-          command: host.command,
-          env: {
-            DATA_DIR: host.dataDir,
-            REDIS_URL: host.reach(env.REDIS_URL!),
-            DATABASE_URL: host.reach(env.DATABASE_URL!),
-            ...(host.name === 'w1' && { WORKER_LINGER_MS: String(VICTIM_LINGER_MS) }),
-          },
-        };
-      },
+    // The first worker alone at first: the first job shows which BullMQ worker id it has.
+    cluster = await clusterOn(h, (kind, name) => {
+      const host = hostOf(kind, name);
+      const env: Record<string, string> = host.name === 'w1' ? { WORKER_LINGER_MS: String(VICTIM_LINGER_MS) } : {};
+      return { host, env };
     });
     const c = cluster;
     const victim = c.workers[0]!;
@@ -335,6 +339,7 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
         `redeliveries ${String(s.redeliveries)}, ${stalled.length} stalled jobs taken over; committed: w2 ${w2}, w3 ${w3}, w1 (killed) ${victimShare}`,
     );
   });
+
   it("keeps exact books while a worker host's packets to Redis and PostgreSQL are dropped for 3 s mid-load (iptables in its namespace)", async function () {
     const h = hosts!;
     // A namespace of its own is what lets a rule drop one host's packets and no other's.
@@ -342,18 +347,7 @@ describe('past one host: API and workers share only PostgreSQL and Redis', funct
     this.timeout(180_000);
     await cluster?.destroy();
     const host = h.host('w2');
-    cluster = await startCluster({
-      redisUrl: redis!.url,
-      workers: 1,
-      store: 'postgres',
-      dataDir: h.host('api').dataDir,
-      logDir: h.logDir,
-      apiHost: h.host('api').address,
-      place: (kind, _name, env) => {
-        const on = kind === 'api' ? h.host('api') : host;
-        return { command: on.command, env: { DATA_DIR: on.dataDir, REDIS_URL: on.reach(env.REDIS_URL!), DATABASE_URL: on.reach(env.DATABASE_URL!) } };
-      },
-    });
+    cluster = await clusterOn(h, (kind) => ({ host: kind === 'api' ? h.host('api') : host, env: {} }));
     const c = cluster;
     const worker = c.workers[0]!;
     expect(host.pids()).to.include(worker.child.pid);
