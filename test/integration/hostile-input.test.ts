@@ -106,16 +106,18 @@ describe('hostile input', function () {
       expect(all, 'a request id, as on every answer').to.match(/\r\nx-request-id: \S+\r\n/i);
     });
 
-    it('refuses a request without its key before 100 Continue', async () => {
-      const { socket, text, first } = await rawHead(
-        cluster.baseUrl,
-        'POST /publish HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n',
-      );
-      expect(await first).to.match(/^HTTP\/1\.1 401 /);
-      const all = await untilClosed(socket, text);
-      expect(all).not.to.include('100 Continue');
-      expect(all, 'a request id, as on every answer').to.match(/\r\nx-request-id: \S+\r\n/i);
-      expect(JSON.parse(all.slice(all.indexOf('\r\n\r\n') + 4))).to.include({ error: 'unauthorized' });
+    it('refuses a request without its key before 100 Continue, however the router would spell its path', async () => {
+      for (const path of ['/publish', '/Publish/', '/PUBLISH/batch?wait=1']) {
+        const { socket, text, first } = await rawHead(
+          cluster.baseUrl,
+          `POST ${path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`,
+        );
+        expect(await first, path).to.match(/^HTTP\/1\.1 401 /);
+        const all = await untilClosed(socket, text);
+        expect(all, path).not.to.include('100 Continue');
+        expect(all, 'a request id, as on every answer').to.match(/\r\nx-request-id: \S+\r\n/i);
+        expect(JSON.parse(all.slice(all.indexOf('\r\n\r\n') + 4))).to.include({ error: 'unauthorized' });
+      }
     });
 
     it('refuses a body declared too large before 100 Continue', async () => {

@@ -5,18 +5,17 @@
 // one that may succeed is told to continue.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { bearerCheck } from './auth.js';
+import { isPublish } from './budgets.js';
 import { HttpError } from './errors.js';
 import type { EarlyAnswer } from './server.js';
 
 export type ExpectOptions = { apiKey: string | undefined; readApiKey: string | undefined; maxBodyBytes: number; answer: EarlyAnswer };
 
-const PUBLISH_PATHS = new Set(['/publish', '/publish/batch']);
-
 /** The refusal a request would get before its body matters, if any. */
 function refusal(req: IncomingMessage, o: ExpectOptions, checkKey: (h: string) => void, checkReadKey: (h: string) => void): HttpError | undefined {
   const path = (req.url ?? '/').split('?')[0]!;
   try {
-    if (req.method === 'POST' && PUBLISH_PATHS.has(path)) checkKey(req.headers.authorization ?? '');
+    if (isPublish(req)) checkKey(req.headers.authorization ?? '');
     if (req.method === 'GET' && (path === '/events' || path.startsWith('/events/') || path === '/stats' || path === '/topics')) {
       checkReadKey(req.headers.authorization ?? '');
     }
