@@ -65,12 +65,12 @@ function probeLoop(base: URL): { stop(): Promise<{ maxMs: number; probes: number
  * The prober in a process of its own: in this one, sending a 16 MiB body and this process'
  * own garbage collection would delay the probes too, and count as the API's stall.
  */
-function probe(base: URL): { stop(): Promise<{ maxMs: number; probes: number }> } {
+async function probe(base: URL): Promise<{ stop(): Promise<{ maxMs: number; probes: number }> }> {
   const child: ChildProcess = fork(process.argv[1]!, ['--probe', base.toString()], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const started = new Promise<void>((resolve) => child.once('message', () => resolve()));
+  // Resolved once it probes: a request sent before then would be watched only in part.
+  await new Promise<void>((resolve) => child.once('message', () => resolve()));
   return {
     async stop() {
-      await started;
       const result = new Promise<{ maxMs: number; probes: number }>((resolve) => child.once('message', (m) => resolve(m as { maxMs: number; probes: number })));
       child.send('stop');
       const r = await result;
@@ -106,7 +106,7 @@ async function measure(base: URL, pid: number, shape: Shape, rounds: number): Pr
     const before = kib(pid, 'VmRSS');
     // Resets the high-water mark to the present RSS (Linux, "5" to clear_refs).
     fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
-    const prober = probe(base);
+    const prober = await probe(base);
     await new Promise((res) => setTimeout(res, 20));
     await apiLoopDelayMs(base);
     const t = performance.now();
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
   try {
     const base = new URL(cluster.baseUrl);
     const pid = cluster.api.child.pid!;
-    const idle = probe(base);
+    const idle = await probe(base);
     await apiLoopDelayMs(base);
     await new Promise((r) => setTimeout(r, 1000));
     const idleLoopMs = await apiLoopDelayMs(base);
