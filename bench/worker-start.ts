@@ -17,6 +17,7 @@ import { Redis } from 'ioredis';
 import { dedupKey } from '../shared/store/identity.js';
 import { packId, unpackId } from '../shared/store/sqlite/compact-id.js';
 import { STORE_FILE } from '../shared/store/sqlite/schema.js';
+import { createTopicIds } from '../shared/store/sqlite/sweep.js';
 import { openSqliteStore } from '../shared/store/sqlite/store.js';
 import { JOB_NAME, JOB_OPTIONS, newJobId } from '../shared/queue.js';
 
@@ -28,11 +29,8 @@ function uuidOf(n: number): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** The topic id of `orders`, the prefills' one topic, as the store's sweeper gives it. */
-function ordersId(db: Database.Database): number {
-  db.prepare("INSERT OR IGNORE INTO topic_ids (topic) VALUES ('orders')").run();
-  return db.prepare("SELECT id FROM topic_ids WHERE topic = 'orders'").pluck().get() as number;
-}
+/** The topic id of `orders`, the prefills' one topic, given as the store's sweeper gives it. */
+const ordersId = (db: Database.Database): number => createTopicIds(db).idOf('orders');
 
 function prefill(dir: string, total: number): void {
   // Creates the schema.

@@ -76,7 +76,7 @@ export function createSweeper(db: Database.Database, lookup: Lookup, retention: 
 }
 
 /** A topic's id in `topic_ids`, given on first use; an id is never given to another topic. */
-function createTopicIds(db: Database.Database): { idOf(topic: string): number } {
+export function createTopicIds(db: Database.Database): { idOf(topic: string): number } {
   const give = db.prepare('INSERT OR IGNORE INTO topic_ids (topic) VALUES (?)');
   const read = db.prepare('SELECT id FROM topic_ids WHERE topic = ?').pluck();
   return {
