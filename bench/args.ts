@@ -19,7 +19,10 @@ Runs the service as real processes and measures it against round three's targets
                       the rate with N (see --fanout-subscribers);
                       worker-start: a worker's start to first commit on the 10 M prefill;
                       writers: the store stage alone with 1, 2 and 4 writers, on both stores;
-                      identity-cost: bytes on disk per expired identity, on both stores
+                      identity-cost: bytes on disk per expired identity, on both stores;
+                      profile: empty-batched, single and pg-batched again at 40% of their
+                      events, each Node process of the service under V8's CPU profiler
+                      (its heaviest frames in the tables; no target is read from them)
                       wait: one event per request with ?wait=5, latency until processed
                       recovery: a worker SIGKILLed mid-stream; time until its jobs are committed
   --scale F           every size times F (events, prefills, JetStream messages, writers'
@@ -99,8 +102,8 @@ export function storeOf(values: BenchArgs): StoreKind {
 }
 
 /** Everything a full run measures, in the order it runs. */
-export const ALL_PARTS = ['jetstream', 'empty-batched', 'batched-random', 'batched-ordered', 'single', 'wait', 'recovery', 'pg-batched', 'pg-single', 'fanout', 'worker-start', 'writers', 'identity-cost'];
-const PARTS = new Set(['jetstream', 'fanout', 'worker-start', 'writers', 'identity-cost']);
+export const ALL_PARTS = ['jetstream', 'empty-batched', 'batched-random', 'batched-ordered', 'single', 'wait', 'recovery', 'pg-batched', 'pg-single', 'fanout', 'worker-start', 'writers', 'identity-cost', 'profile'];
+const PARTS = new Set(['jetstream', 'fanout', 'worker-start', 'writers', 'identity-cost', 'profile']);
 
 /** What `--scenario` asks for: scenario names and the parts that are not scenarios. */
 export function partsOf(values: BenchArgs): { scenarios: string[]; parts: Set<string>; all: boolean } {

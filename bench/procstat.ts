@@ -32,3 +32,24 @@ export function peakRssMb(pid: number | undefined): number {
     return 0;
   }
 }
+
+/**
+ * CPU seconds of this machine's PostgreSQL server: every `postgres` process, with the CPU of
+ * the children it has reaped (a backend whose connection closed is counted by its parent).
+ */
+export function postgresCpuSeconds(): number {
+  let ticks = 0;
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (!stat.includes('(postgres)')) continue;
+      const fields = stat.split(') ')[1]!.split(' ');
+      // utime, stime, cutime, cstime.
+      ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+    } catch {
+      // A process gone between the listing and the read.
+    }
+  }
+  return ticks / 100;
+}

@@ -42,19 +42,25 @@ function cpuTable(results: RunResult[]): string[] {
   return lines;
 }
 
+/** What the three stages cost alone, summed: the floor under the pipeline's service CPU per event. */
+export function stagesCpu(st: NonNullable<RunResult['stages']>): number | undefined {
+  const parts = [st.bareHttp.cpuMicrosPerEvent, st.bullmq.cpuMicrosPerEvent, st.store.cpuMicrosPerEvent];
+  return parts.every((p) => p !== undefined) ? parts.reduce((a, b) => a + b, 0) : undefined;
+}
+
 function stagesTable(results: RunResult[]): string[] {
   const staged = results.filter((r) => r.stages);
   if (staged.length === 0) return [];
   const lines = ['', 'Stage limits measured in the same run (each stage alone, same shapes):', ''];
   lines.push(
-    '| scenario | bare node:http events/s (req/s) | its CPU µs per event | BullMQ add+process events/s (events per job, as the API made them) | its CPU µs per event, Redis included | store commit events/s |',
-    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    '| scenario | bare node:http events/s (req/s) | its CPU µs per event | BullMQ add+process events/s (events per job, as the API made them) | its CPU µs per event, Redis included | store commit events/s | its CPU µs per event (PostgreSQL: the server\'s included) | the three stages\' CPU µs per event, summed |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   const micros = (n: number | undefined) => (n === undefined ? '–' : n.toFixed(1));
   for (const r of staged) {
     const st = r.stages!;
     lines.push(
-      `| ${r.scenario.name} | ${fmt(st.bareHttp.eventsPerSecond)} (${fmt(st.bareHttp.requestsPerSecond ?? 0)}) | ${micros(st.bareHttp.cpuMicrosPerEvent)} | ${fmt(st.bullmq.eventsPerSecond)} (${st.bullmq.eventsPerJob ?? '–'}) | ${micros(st.bullmq.cpuMicrosPerEvent)} | ${fmt(st.store.eventsPerSecond)} |`,
+      `| ${r.scenario.name} | ${fmt(st.bareHttp.eventsPerSecond)} (${fmt(st.bareHttp.requestsPerSecond ?? 0)}) | ${micros(st.bareHttp.cpuMicrosPerEvent)} | ${fmt(st.bullmq.eventsPerSecond)} (${st.bullmq.eventsPerJob ?? '–'}) | ${micros(st.bullmq.cpuMicrosPerEvent)} | ${fmt(st.store.eventsPerSecond)} | ${micros(st.store.cpuMicrosPerEvent)} | ${micros(stagesCpu(st))} |`,
     );
   }
   return lines;

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import type { StoreKind } from '../tools/harness/cluster.js';
 import { ROOT } from '../tools/harness/root.js';
+import type { ProcessProfile } from './cpu-profile.js';
 import type { LoadResult } from './load.js';
 import type { RecoveryResult } from './recovery.js';
 import type { Scenario } from './scenarios.js';
@@ -39,6 +40,8 @@ export type RunResult = {
   storeBytes?: number;
   stages?: { bareHttp: StageRate; bullmq: StageRate; store: StageRate };
   recovery?: RecoveryResult;
+  /** The service's Node processes profiled during the load (the bench's `profile` part). */
+  profiles?: Record<string, ProcessProfile>;
 };
 
 export type StageRate = {

@@ -20,6 +20,7 @@ import { RESULTS, type RunResult } from './results.js';
 import { runScenario, type RunOptions } from './scenario.js';
 import { PRESETS } from './scenarios.js';
 import { identityCostTable, measureIdentityCost, slope } from './identity-size.js';
+import { measureProfiles, profileMarkdown } from './profiles.js';
 import { progress } from './progress.js';
 import { measureWorkerStart, type WorkerStart } from './start-figure.js';
 import { writeBenchmarks } from './summary.js';
@@ -62,15 +63,17 @@ async function bench(values: BenchArgs): Promise<void> {
   const writers = parts.has('writers') ? await measureWriters(scaled(num(values.events, 200_000), scale)) : [];
   const identities = Math.max(2000, scaled(200_000, scale));
   const identityCost = parts.has('identity-cost') ? await measureIdentityCost(identities, ['sqlite', 'postgres'], (l) => progress(l, true)) : [];
+  const profiled = parts.has('profile') ? await measureProfiles(values, opts) : [];
   const meta = runMeta({ appendfsync: values.appendfsync, synchronous: values.synchronous, store });
   const md =
     markdown(results, meta) +
     referenceMarkdown({ results, jetstream, workerStart }) +
     writersMarkdown(writers) +
-    (identityCost.length > 0 ? `\n${identityCostTable(identityCost, identities)}` : '');
+    (identityCost.length > 0 ? `\n${identityCostTable(identityCost, identities)}` : '') +
+    profileMarkdown(profiled);
   process.stdout.write(`\n${md}`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  fs.writeFileSync(path.join(RESULTS, `bench-${stamp}.json`), JSON.stringify({ meta, results, jetstream, workerStart, writers, identityCost: identityCost.map((m) => ({ store: m.store, bytesPerIdentity: slope(m, (x) => x.bytes) })) }, null, 2));
+  fs.writeFileSync(path.join(RESULTS, `bench-${stamp}.json`), JSON.stringify({ meta, results, profiled, jetstream, workerStart, writers, identityCost: identityCost.map((m) => ({ store: m.store, bytesPerIdentity: slope(m, (x) => x.bytes) })) }, null, 2));
   // Only a full run at full size says where things stand; any run adds its tables.
   const full = all && scale === 1;
   if (!values['no-write']) writeBenchmarks(path.join(ROOT, 'BENCHMARKS.md'), { run: { results, jetstream, workerStart, identityCost }, meta, tables: md, full });

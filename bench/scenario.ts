@@ -8,6 +8,7 @@ import { stats, type Stats } from '../tools/harness/http.js';
 import { waitFor } from '../tools/harness/wait.js';
 import { booksBalance, committedJobs, cpuSince, cpuSnapshot, expectedCounters, serviceCpuSeconds, topicDelta } from './accounting.js';
 import { child, startSubscribers, type Subscribers } from './children.js';
+import { ServiceProfiler, type ProcessProfile } from './cpu-profile.js';
 import type { LoadProgress, LoadResult, LoadSpec } from './load.js';
 import { peakRssMb } from './procstat.js';
 import { progress, say } from './progress.js';
@@ -27,7 +28,7 @@ export type RunOptions = ServiceOptions & {
 };
 
 /** What the load phase leaves for the books. */
-type Measured = { base: Stats; final: Stats; load: LoadResult; cpu: Record<string, number>; recovery: RecoveryResult | undefined };
+type Measured = { base: Stats; final: Stats; load: LoadResult; cpu: Record<string, number>; recovery: RecoveryResult | undefined; profiles: Record<string, ProcessProfile> | undefined };
 
 /** Kills worker 1 a third of the way through the load; the time until its jobs are committed. */
 async function measureRecovery(s: Scenario, service: BenchService, accepted: () => number): Promise<RecoveryResult> {
@@ -43,12 +44,14 @@ async function measureRecovery(s: Scenario, service: BenchService, accepted: () 
 }
 
 /** Runs the load generator against the service; the clock starts once it has built its requests. */
-async function runLoad(s: Scenario, service: BenchService, sampler: Sampler): Promise<Measured> {
+async function runLoad(s: Scenario, service: BenchService, sampler: Sampler, opts: RunOptions): Promise<Measured> {
   const baseUrl = service.cluster.baseUrl;
   let cpuBefore: Record<string, number> = {};
   let base!: Stats;
   let recovering: Promise<RecoveryResult> | undefined;
+  const profiler = opts.profileDir === undefined ? undefined : new ServiceProfiler(opts.profileDir, service.nodePids());
   const start = async () => {
+    profiler?.start();
     cpuBefore = cpuSnapshot(service.pids());
     base = await stats(baseUrl);
     sampler.start(base);
@@ -66,8 +69,10 @@ async function runLoad(s: Scenario, service: BenchService, sampler: Sampler): Pr
   await waitFor(() => drained.then(() => true), { timeoutMs: 600_000, what: 'the queue to drain' });
   const final = await stats(baseUrl);
   const cpu = cpuSince(service.pids(), cpuBefore);
+  // After the CPU is read: writing a profile is the profiler's cost, not the service's.
+  const profiles = await profiler?.stop();
   cpu.load = +load.cpuSeconds.toFixed(1);
-  return { base, final, load, cpu, recovery };
+  return { base, final, load, cpu, recovery, profiles };
 }
 
 /** Peak RSS of the API, Redis and each worker, those still measurable. */
@@ -103,7 +108,7 @@ export async function runScenario(s: Scenario, asked: RunOptions): Promise<RunRe
   let subscribers: Subscribers | undefined;
   try {
     subscribers = await connectSubscribers(s, service, opts);
-    const { base, final, load, cpu, recovery } = await runLoad(s, service, sampler);
+    const { base, final, load, cpu, recovery, profiles } = await runLoad(s, service, sampler, opts);
     const endToEndSeconds = sampler.seconds();
     const stream = await subscribers?.finish({ events: final.unique_processed - base.unique_processed, perTopic: topicDelta(base, final) });
     if (stream) cpu.subscribers = +stream.cpuSeconds.toFixed(1);
@@ -130,6 +135,7 @@ export async function runScenario(s: Scenario, asked: RunOptions): Promise<RunRe
       final: { received: final.received, unique_processed: final.unique_processed, duplicate_dropped: final.duplicate_dropped },
       expected,
       ...(recovery && { recovery }),
+      ...(profiles && { profiles }),
     };
     say(summaryLine(result));
     await service.cluster.stop();

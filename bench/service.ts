@@ -7,13 +7,20 @@ import { DEFAULT_JOB_LOCK_MS } from '../shared/config.js';
 import { startRedisServer, type RedisServer } from '../scripts/redis-server.js';
 import { startCluster, type Cluster, type StoreKind } from '../tools/harness/cluster.js';
 import { createTestDatabase, type TestDatabase } from '../tools/harness/postgres.js';
+import { profilingEnv } from './cpu-profile.js';
 import { prefilledDatabase, prefilledDir } from './prefill.js';
 import { settle } from './procstat.js';
 import { progress } from './progress.js';
 import { RESULTS } from './results.js';
 import type { Scenario } from './scenarios.js';
 
-export type ServiceOptions = { appendfsync: 'everysec' | 'always'; synchronous: string; store: StoreKind };
+export type ServiceOptions = {
+  appendfsync: 'everysec' | 'always';
+  synchronous: string;
+  store: StoreKind;
+  /** Each Node process of the service profiles itself on SIGUSR2, into this folder (cpu-profile.ts). */
+  profileDir?: string | undefined;
+};
 
 /** The environment the service runs with: the bench's settings plus those asked to compare. */
 function serviceEnv(s: Scenario, opts: ServiceOptions): Record<string, string> {
@@ -24,6 +31,7 @@ function serviceEnv(s: Scenario, opts: ServiceOptions): Record<string, string> {
     // recovery scenario runs with the service's default, which is what it measures.
     JOB_LOCK_MS: String(s.killWorker ? DEFAULT_JOB_LOCK_MS : 30_000),
     ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
+    ...(opts.profileDir !== undefined ? profilingEnv(opts.profileDir, process.env.BENCH_NODE_OPTIONS) : {}),
     // Settings to compare (the stream, coalescing, group commits): COALESCE_MS=... npm run bench -- ...
     ...Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(STREAM_|COALESCE_|WORKER_|MAX_SUBSCRIBERS$)/.test(e[0]) && e[1] !== undefined)),
   };
@@ -72,6 +80,11 @@ export class BenchService {
       throw err;
     });
     return new BenchService(dir, redis, cluster, database);
+  }
+
+  /** The service's Node processes (Redis left out), by name. */
+  nodePids(): Record<string, number | undefined> {
+    return Object.fromEntries(Object.entries(this.pids()).filter(([name]) => name !== 'redis'));
   }
 
   /** The processes whose CPU and memory are measured, by name (undefined: not running). */

@@ -67,7 +67,7 @@ async function bullmqStage(s: Scenario, redis: RedisServer, stageEvents: number,
 
 /** The store alone, one writer, on a copy of the same prefilled store. */
 async function storeStage(s: Scenario, dataDir: string, store: StoreKind, stageEvents: number): Promise<StageRate> {
-  const rate = async (): Promise<{ eventsPerSecond: number }> => {
+  const rate = async (): Promise<{ eventsPerSecond: number; cpuMicrosPerEvent: number }> => {
     if (store === 'postgres') {
       const template = await prefilledDatabase({ events: s.prefill, ids: s.ids, log: (l) => progress(l, true) });
       const batch = s.batch === 1 ? 50 : s.batch;
@@ -76,7 +76,7 @@ async function storeStage(s: Scenario, dataDir: string, store: StoreKind, stageE
     const storeDir = path.join(dataDir, 'stage-store');
     await prefilledDir({ events: s.prefill, ids: s.ids, into: storeDir, cacheDir: RESULTS, log: (l) => progress(l, true) });
     settle();
-    const result = await child<{ eventsPerSecond: number }>('stages/store.js', {
+    const result = await child<{ eventsPerSecond: number; cpuMicrosPerEvent: number }>('stages/store.js', {
       dataDir: storeDir,
       events: stageEvents,
       batch: s.batch === 1 ? 50 : s.batch,
@@ -89,8 +89,8 @@ async function storeStage(s: Scenario, dataDir: string, store: StoreKind, stageE
     fs.rmSync(storeDir, { recursive: true, force: true });
     return result;
   };
-  const { eventsPerSecond } = await rate();
-  return { eventsPerSecond, note: `${store} commitJobs alone at ${s.prefill.toLocaleString()} stored, ${s.ids} ids` };
+  const { eventsPerSecond, cpuMicrosPerEvent } = await rate();
+  return { eventsPerSecond, cpuMicrosPerEvent, note: `${store} commitJobs alone at ${s.prefill.toLocaleString()} stored, ${s.ids} ids` };
 }
 
 /**

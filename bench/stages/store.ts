@@ -23,6 +23,7 @@ export async function runStoreStage(spec: StoreStageSpec) {
   // Jobs are built between commits and only the commits are timed: the rate is the
   // store's alone, and memory holds one commit's jobs at a time, as in a worker.
   let seconds = 0;
+  let cpuMicros = 0;
   for (let done = 0; done < spec.events; ) {
     const jobs = [];
     for (let j = 0; j < spec.jobsPerCommit && done < spec.events; j++) {
@@ -31,11 +32,14 @@ export async function runStoreStage(spec: StoreStageSpec) {
       done += n;
     }
     const started = performance.now();
+    const cpuAt = process.cpuUsage();
     await store.commitJobs(jobs);
+    const cpu = process.cpuUsage(cpuAt);
+    cpuMicros += cpu.user + cpu.system;
     seconds += (performance.now() - started) / 1000;
   }
   await store.close();
-  return { events: spec.events, seconds, eventsPerSecond: spec.events / seconds };
+  return { events: spec.events, seconds, eventsPerSecond: spec.events / seconds, cpuMicrosPerEvent: cpuMicros / spec.events };
 }
 
 if (/store\.[jt]s$/.test(process.argv[1] ?? '') && process.send) {

@@ -17,6 +17,7 @@ import type { JobToCommit, Store } from '../../shared/store/port.js';
 import { openPostgresStore } from '../../shared/store/postgres/store.js';
 import { STORE_FILE } from '../../shared/store/sqlite/schema.js';
 import { openSqliteStore } from '../../shared/store/sqlite/store.js';
+import { postgresCpuSeconds } from '../procstat.js';
 
 export type StoreKind = 'sqlite' | 'postgres';
 import { stream, type IdOrder } from '../workload.js';
@@ -34,7 +35,8 @@ type WriterSpec = {
   prefix: string;
 };
 
-type WriterResult = { events: number; commits: number; seconds: number };
+/** `cpuSeconds`: the writer process's own, over its commits. */
+type WriterResult = { events: number; commits: number; seconds: number; cpuSeconds: number };
 
 
 /** The groups one writer commits, built before the clock starts: only commits are timed. */
@@ -65,10 +67,12 @@ async function runWriter(spec: WriterSpec): Promise<void> {
   process.send!('ready');
   await new Promise<void>((resolve) => process.once('message', () => resolve()));
   const started = performance.now();
+  const cpuAt = process.cpuUsage();
   for (const group of work) await store.commitJobs(group);
+  const cpu = process.cpuUsage(cpuAt);
   const seconds = (performance.now() - started) / 1000;
   await store.close();
-  process.send!({ events: spec.events, commits: work.length, seconds } satisfies WriterResult, () => process.exit(0));
+  process.send!({ events: spec.events, commits: work.length, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 } satisfies WriterResult, () => process.exit(0));
 }
 
 function startWriter(spec: WriterSpec): { child: ChildProcess; ready: Promise<void>; done: Promise<WriterResult> } {
@@ -93,6 +97,8 @@ type StageResult = {
   seconds: number;
   eventsPerSecond: number;
   commitsPerSecond: number;
+  /** CPU per event of the writers, and of the PostgreSQL server (its processes, those ended included). */
+  cpuMicrosPerEvent: number;
   sessions: SessionShares;
 };
 
@@ -169,6 +175,7 @@ export async function runStoreStage(o: {
     );
     await Promise.all(writers.map((w) => w.ready));
     const sampler = o.kind === 'postgres' ? sampleSessions(where) : undefined;
+    const serverCpuAt = o.kind === 'postgres' ? postgresCpuSeconds() : 0;
     const started = performance.now();
     for (const w of writers) w.child.send('go');
     const results = await Promise.all(writers.map((w) => w.done));
@@ -176,7 +183,13 @@ export async function runStoreStage(o: {
     const sessions = (await sampler?.stop()) ?? { seqLock: 0, rowLock: 0, database: 0, client: 0 };
     const events = per * o.writers;
     const commits = results.reduce((n, r) => n + r.commits, 0);
-    return { writers: o.writers, events, seconds, eventsPerSecond: events / seconds, commitsPerSecond: commits / seconds, sessions };
+    // The server's CPU also holds the session sampler's queries, a few hundred a second. A
+    // backend's CPU moves to the postmaster's account once it is reaped, just after its
+    // writer disconnects: the short wait keeps it from falling between the two readings.
+    if (o.kind === 'postgres') await new Promise((r) => setTimeout(r, 500));
+    const serverCpu = o.kind === 'postgres' ? postgresCpuSeconds() - serverCpuAt : 0;
+    const cpuMicrosPerEvent = ((results.reduce((n, r) => n + r.cpuSeconds, 0) + serverCpu) * 1e6) / events;
+    return { writers: o.writers, events, seconds, eventsPerSecond: events / seconds, commitsPerSecond: commits / seconds, cpuMicrosPerEvent, sessions };
   } finally {
     await db?.drop();
     if (o.kind === 'sqlite') fs.rmSync(where, { recursive: true, force: true });
