@@ -32,8 +32,8 @@ function serviceEnv(s: Scenario, opts: ServiceOptions): Record<string, string> {
     JOB_LOCK_MS: String(s.killWorker ? DEFAULT_JOB_LOCK_MS : 30_000),
     ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
     ...(opts.profileDir !== undefined ? profilingEnv(opts.profileDir, process.env.BENCH_NODE_OPTIONS) : {}),
-    // Settings to compare (the stream, coalescing, group commits): COALESCE_MS=... npm run bench -- ...
-    ...Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(STREAM_|COALESCE_|WORKER_|MAX_SUBSCRIBERS$)/.test(e[0]) && e[1] !== undefined)),
+    // Settings to compare (the stream, coalescing, group commits, the writer lease): COALESCE_MS=... npm run bench -- ...
+    ...Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(STREAM_|COALESCE_|WORKER_|MAX_SUBSCRIBERS$|SQLITE_WRITER_LEASE_MS$)/.test(e[0]) && e[1] !== undefined)),
   };
 }
 

@@ -188,6 +188,14 @@ export const VARIABLES = {
     meaning:
       "the linger while workers contend for SQLite's write lock (never below `WORKER_LINGER_MS`; set it equal to turn it off); jobs whose producer waits (`?wait`) never wait longer than `WORKER_LINGER_MS`",
   },
+  SQLITE_WRITER_LEASE_MS: {
+    key: 'sqliteWriterLeaseMs',
+    parse: int(0, 60_000),
+    default: 2000,
+    usedBy: WORKER,
+    meaning:
+      'on SQLite, one worker takes jobs at a time and the others stand by: a standby takes over once the writer has not renewed its lease for this long (a stopping writer hands it over at once); `0`: every worker takes jobs',
+  },
   SQLITE_CACHE_MB: { key: 'sqliteCacheMb', parse: int(1, 65_536), default: 16, usedBy: BOTH, meaning: 'SQLite page cache per connection' },
   SQLITE_BUSY_TIMEOUT_MS: {
     key: 'sqliteBusyTimeoutMs',

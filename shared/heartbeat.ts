@@ -24,6 +24,8 @@ export type WorkerState = {
   error: string | null;
   committed_jobs: number;
   committed_events: number;
+  /** On SQLite with the writer lease: whether this worker takes jobs now or stands by. */
+  role?: 'writer' | 'standby';
   /** Absent in heartbeats of workers that predate worker metrics. */
   metrics?: WorkerMetrics;
 };

@@ -21,17 +21,22 @@ type IntakeOptions = {
   onHealth: NonNullable<CommitterOptions['onHealth']>;
   /** Called when closing begins. */
   onStopping: () => void;
+  /** The consumer stopped by itself (not closed): the process cannot go on. */
+  onFatal: (err: unknown) => void;
 };
 
 export class JobIntake {
   readonly committer: Committer;
   private readonly worker: Worker<PublishJobData, void>;
   private readonly onStopping: () => void;
+  private readonly onFatal: (err: unknown) => void;
   private readonly connection: Redis;
+  private started = false;
   private closing: Promise<void> | undefined;
 
-  constructor({ config, connection, store, log, onCommitted, onHealth, onStopping }: IntakeOptions) {
+  constructor({ config, connection, store, log, onCommitted, onHealth, onStopping, onFatal }: IntakeOptions) {
     this.onStopping = onStopping;
+    this.onFatal = onFatal;
     this.connection = connection;
     this.committer = createCommitter({
       commit: (jobs) => store.commitJobs(jobs),
@@ -60,9 +65,18 @@ export class JobIntake {
     });
   }
 
-  /** Takes jobs until closed; rejects if the consumer stops by itself. */
-  run(): Promise<void> {
-    return this.worker.run();
+  /** Takes jobs until closed or told to stand by: the first call starts the consumer, later ones resume it. */
+  take(): void {
+    if (this.closing !== undefined) return;
+    if (this.started) return this.worker.resume();
+    this.started = true;
+    this.worker.run().catch(this.onFatal);
+  }
+
+  /** Stops taking jobs; resolves once those under way are committed (or handed back). */
+  async standBy(): Promise<void> {
+    if (this.closing !== undefined || !this.started) return;
+    await this.worker.pause();
   }
 
   /** Stops taking jobs and waits for the active ones to commit, or hands them back. */

@@ -11,6 +11,7 @@ import { JobIntake } from './intake.js';
 import { createNotifier } from './notify.js';
 import { StoreOpener } from './store-opener.js';
 import { Sweeper, heldJobIds } from './sweeper.js';
+import { WriterLease } from './writer-lease.js';
 
 const config = configOrExit('worker');
 const log = createLogger({ name: 'worker', level: config.logLevel });
@@ -41,6 +42,32 @@ if (store === undefined) {
     'sweeper',
     new Sweeper({ store, log, retentionMs: config.eventRetentionMs, heldJobs: (ids) => heldJobIds(connection, config.queueName, ids) }),
   );
+  // Added before the intake, so closed after it: the lease is freed once this worker's
+  // last jobs are committed, and a standby takes over then (writer-lease.ts).
+  const lease =
+    store.kind === 'sqlite' && config.sqliteWriterLeaseMs > 0
+      ? parts.add(
+          'writer-lease',
+          new WriterLease({
+            redis: connection,
+            queueName: config.queueName,
+            id: heartbeat.state.id,
+            ttlMs: config.sqliteWriterLeaseMs,
+            log,
+            // The heartbeat is written at each change: /stats shows who writes without a beat's delay.
+            onWriter: () => {
+              heartbeat.state.role = 'writer';
+              intake.take();
+              heartbeat.beat().catch(() => undefined);
+            },
+            onStandby: async () => {
+              heartbeat.state.role = 'standby';
+              await intake.standBy();
+              await heartbeat.beat().catch(() => undefined);
+            },
+          }),
+        )
+      : undefined;
   const intake = parts.add(
     'worker',
     new JobIntake({
@@ -51,14 +78,22 @@ if (store === undefined) {
       onCommitted: createNotifier(connection, config.queueName, log),
       onHealth: (problem) => heartbeat.report(problem === null ? 'ok' : 'store_error', problem),
       onStopping: () => heartbeat.report('stopping', heartbeat.state.error),
+      onFatal: (err) => {
+        log.fatal({ err }, 'worker stopped unexpectedly');
+        process.exit(1);
+      },
     }),
   );
   heartbeat.follow(intake.committer);
   heartbeat.report('ok', null);
-  intake.run().catch((err: unknown) => {
-    log.fatal({ err }, 'worker stopped unexpectedly');
-    process.exit(1);
-  });
+  if (lease === undefined) intake.take();
+  else {
+    heartbeat.state.role = 'standby';
+    lease.start();
+  }
   await heartbeat.beat().catch(() => undefined);
-  log.info({ queue: config.queueName, concurrency: config.workerConcurrency, store: store.location, worker: heartbeat.state.id }, 'worker started');
+  log.info(
+    { queue: config.queueName, concurrency: config.workerConcurrency, store: store.location, worker: heartbeat.state.id, ...(lease && { writerLeaseMs: config.sqliteWriterLeaseMs }) },
+    'worker started',
+  );
 }

@@ -45,7 +45,7 @@ export function registerHealthRoutes<S>(router: Router<S>, deps: HealthDeps): vo
               : 'the API is starting or stopping',
           }),
       checks,
-      workers: workers?.map((w) => ({ id: w.id, status: w.status, error: w.error })) ?? null,
+      workers: workers?.map((w) => ({ id: w.id, status: w.status, error: w.error, ...(w.role !== undefined && { role: w.role }) })) ?? null,
     };
     if (!ready) ctx.set('Retry-After', '1');
   });

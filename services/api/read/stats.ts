@@ -67,7 +67,7 @@ function workersAnswer(workers: WorkerState[] | null) {
   if (workers === null) return null;
   return {
     live: workers.length,
-    list: workers.map((w) => ({ id: w.id, status: w.status, error: w.error, committed_events: w.committed_events })),
+    list: workers.map((w) => ({ id: w.id, status: w.status, error: w.error, committed_events: w.committed_events, ...(w.role !== undefined && { role: w.role }) })),
   };
 }
 

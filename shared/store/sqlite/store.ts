@@ -18,6 +18,8 @@ export type SqliteOptions = ConnectionOptions & {
   dataDir: string;
   /** Keys per read while a writer builds its filter of stored keys (tests make it small). */
   filterKeyPage?: number;
+  /** Seqs others committed that a commit reads itself into its filter; more are read in the background (tests make it small). */
+  filterCatchUpInCommit?: number;
   /** SQLITE_KEY_FILTER_MAX_MB: the most a writer's filter of stored keys may hold. */
   keyFilterMaxMb?: number;
   /** EVENT_RETENTION in ms; unset: events are kept forever. */
@@ -34,7 +36,11 @@ const ERASE_CHECKPOINT_PAUSE_MS = 50;
  * The adapter plus what only SQLite has: its file, and the in-memory filter of stored keys
  * a writer builds once, in the background (started at the first commit unless prepared).
  */
-export type SqliteStore = Store & { readonly file: string; prepareWrites(onProgress?: FilterProgress): Promise<FilterBuild> };
+export type SqliteStore = Store & {
+  readonly file: string;
+  prepareWrites(onProgress?: FilterProgress): Promise<FilterBuild>;
+  filterStatus(): 'none' | 'catching-up' | 'current';
+};
 
 export function openSqliteStore(opts: SqliteOptions): SqliteStore {
   fs.mkdirSync(opts.dataDir, { recursive: true });
@@ -45,6 +51,7 @@ export function openSqliteStore(opts: SqliteOptions): SqliteStore {
   const lookup = createLookup(db);
   const writer = createWriter(db, lookup, retention, {
     ...(opts.filterKeyPage !== undefined && { keyPage: opts.filterKeyPage }),
+    ...(opts.filterCatchUpInCommit !== undefined && { catchUpInCommit: opts.filterCatchUpInCommit }),
     ...(opts.keyFilterMaxMb !== undefined && { filterMaxBytes: opts.keyFilterMaxMb * 1024 * 1024 }),
   });
   const read = createReader(db, lookup, retention);
@@ -57,6 +64,7 @@ export function openSqliteStore(opts: SqliteOptions): SqliteStore {
     file,
     commitJobs: (jobs) => later(() => writer.commit(jobs)),
     prepareWrites: (onProgress) => writer.prepare(onProgress),
+    filterStatus: () => writer.filterStatus(),
     listEvents: (q) => later(() => read.listEvents(q)),
     listEventsJson: (q) => later(() => read.listEventsJson(q)),
     lastSeq: () => later(() => read.lastSeq()),

@@ -24,9 +24,19 @@ export type FilterProgress = (read: number, total: number) => void;
  */
 export type FilterBuild = { status: 'built'; keys: number; bytes: number } | { status: 'over-bound'; keys: number; maxBytes: number } | { status: 'closed' };
 
+/**
+ * Events other writers committed that a commit still reads itself, in its transaction, to
+ * bring its filter up to date (about 50 ms of the write lock). A writer further behind (a
+ * standby that takes over, writer-lease.ts) reads them in the background instead, a window
+ * per turn of the event loop, and commits look their keys up meanwhile.
+ */
+const CATCH_UP_IN_COMMIT = 100_000;
+
 export type StoredKeysOptions = {
   /** Keys per read while the filter is built (tests make it small). */
   keyPage?: number;
+  /** Seqs a commit catches up on itself; more are read in the background (tests make it small). */
+  catchUpInCommit?: number;
   /** The most the filter may hold; past it the writer keeps no filter. */
   filterMaxBytes?: number;
 };
@@ -45,6 +55,9 @@ export class StoredKeys {
   private through = 0;
   private building: Promise<FilterBuild> | undefined;
   private lastBuild: FilterBuild | undefined;
+  /** The filter being brought up to date in the background: commits do without it meanwhile. */
+  private catchingUp: Promise<void> | undefined;
+  private readonly catchUpInCommit: number;
   private readonly keyPage: number;
   private readonly maxBytes: number;
   private readonly maxSeq: Database.Statement;
@@ -58,6 +71,7 @@ export class StoredKeys {
   ) {
     this.keyPage = opts.keyPage ?? KEY_PAGE;
     this.maxBytes = opts.filterMaxBytes ?? Infinity;
+    this.catchUpInCommit = opts.catchUpInCommit ?? CATCH_UP_IN_COMMIT;
     this.maxSeq = db.prepare(MAX_SEQ_SQL).pluck();
     // In pages rather than row by row: a call per row into the driver cost a third more. The
     // small tier first: a merge moves keys from it into the large one, never back (see build).
@@ -82,7 +96,34 @@ export class StoredKeys {
    */
   forCommit(): KeyFilter | undefined {
     if (this.building === undefined) this.start().catch(() => undefined);
-    return this.filter;
+    if (this.filter !== undefined && this.catchingUp === undefined && (this.maxSeq.get() as number) - this.through > this.catchUpInCommit) {
+      this.catchingUp = this.catchUpAside(this.filter);
+    }
+    return this.catchingUp === undefined ? this.filter : undefined;
+  }
+
+  /**
+   * Reads what others committed since `through` into `f` by windows, as the build's catch-up
+   * does. Commits meanwhile get no filter, so they neither use `f` nor move `through`; their
+   * own events are read here too, being committed before the last window ends.
+   */
+  private async catchUpAside(f: KeyFilter): Promise<void> {
+    try {
+      const through = await this.readSince(f, this.through);
+      if (through === undefined || this.filter !== f) return;
+      if (f.full) {
+        this.filter = undefined;
+        this.lastBuild = { status: 'over-bound', keys: f.size().keys, maxBytes: this.maxBytes };
+      } else this.through = through;
+    } finally {
+      this.catchingUp = undefined;
+    }
+  }
+
+  /** Where the filter stands: what the next commit gets (tests and diagnostics). */
+  status(): 'none' | 'catching-up' | 'current' {
+    if (this.filter === undefined) return 'none';
+    return this.catchingUp === undefined ? 'current' : 'catching-up';
   }
 
   /** In the commit's transaction: the keys of the events committed by others up to `through`. */

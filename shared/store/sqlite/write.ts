@@ -25,6 +25,8 @@ export type Writer = {
    * otherwise the first commit starts it.
    */
   prepare(onProgress?: FilterProgress): Promise<FilterBuild>;
+  /** Whether the next commit has a filter, and whether it is being brought up to date aside. */
+  filterStatus(): 'none' | 'catching-up' | 'current';
 };
 
 export function createWriter(db: Database.Database, lookup: Lookup, retention: Retention, opts: StoredKeysOptions = {}): Writer {
@@ -61,5 +63,6 @@ export function createWriter(db: Database.Database, lookup: Lookup, retention: R
       return outcomes;
     },
     prepare: (onProgress) => keys.prepare(onProgress),
+    filterStatus: () => keys.status(),
   };
 }

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
+import { waitFor } from '../../../tools/harness/wait.js';
 import { dedupKey } from '../../../shared/store/identity.js';
 import { STORE_FILE } from '../../../shared/store/sqlite/schema.js';
 import { openSqliteStore, type SqliteStore } from '../../../shared/store/sqlite/store.js';
@@ -16,7 +17,7 @@ describe('sqlite store', () => {
   let dir: string;
   let opened: SqliteStore[];
 
-  const open = (opts: { filterKeyPage?: number; retentionMs?: number; clock?: () => number } = {}): Promise<SqliteStore> => {
+  const open = (opts: { filterKeyPage?: number; filterCatchUpInCommit?: number; retentionMs?: number; clock?: () => number } = {}): Promise<SqliteStore> => {
     const store = openSqliteStore({ dataDir: dir, ...opts });
     opened.push(store);
     return Promise.resolve(store);
@@ -192,6 +193,35 @@ describe('sqlite store', () => {
       const everything = batch(0, 120_010);
       const [fromC] = await c.commitJobs([{ id: 'c1', events: [...everything, ev('t0', 'new-from-a'), ev('t0', 'new-from-c')] }]);
       expect(fromC).to.include({ stored: 1, dropped: 120_011 });
+    });
+
+    it('a writer far behind catches up in the background, exact meanwhile and after, while it commits and others do', async () => {
+      const a = await open({ filterKeyPage: 10, filterCatchUpInCommit: 50 });
+      const b = await open();
+      await a.commitJobs([{ id: 'a0', events: batch(0, 10) }]);
+      expect(await a.prepareWrites()).to.include({ status: 'built' });
+      // b stores 3,000 while a stands by: a's next commit is 3,000 seqs behind, past its 50.
+      for (let j = 0; j < 3; j++) await b.commitJobs([{ id: `b-${j}`, events: batch(10 + j * 1000, 1000) }]);
+      const rounds: Promise<unknown>[] = [];
+      expect(a.filterStatus()).to.equal('current');
+      // a commits copies of b's events (and new ones) while its catch-up reads them by windows
+      // of 10, and b keeps storing: every verdict exact at every step.
+      for (let r = 0; r < 40; r++) {
+        const copies = batch(10 + r * 70, 70);
+        const [outcome] = await a.commitJobs([{ id: `a-${r}`, events: [...copies, ev('t0', `a-new-${r}`)] }]);
+        expect(outcome, `round ${r}`).to.include({ stored: 1, dropped: 70 });
+        // Its first commits return before the catch-up is done: the commit did not read the gap.
+        if (r === 0) expect(a.filterStatus()).to.equal('catching-up');
+        rounds.push(b.commitJobs([{ id: `b-more-${r}`, events: [ev('t1', `b-new-${r}`), ev('t0', `a-new-${r}`)] }]));
+        const [fromB] = (await rounds[r]) as [{ stored: number; dropped: number }];
+        expect(fromB, `b, round ${r}`).to.include({ stored: 1, dropped: 1 });
+      }
+      // Well after the catch-up: copies of everything, b's late events included, all dropped.
+      await waitFor(() => a.filterStatus() === 'current', { what: 'the catch-up to end' });
+      const all = [...batch(0, 3010), ...Array.from({ length: 40 }, (_, r) => ev('t1', `b-new-${r}`))];
+      const [last] = await a.commitJobs([{ id: 'a-last', events: [...all, ev('t2', 'a-final')] }]);
+      expect(last).to.include({ stored: 1, dropped: all.length });
+      expect(await a.counts({ jobIds: [], topicsLimit: 100 })).to.deep.include({ uniqueProcessed: 3010 + 40 + 40 + 1 });
     });
 
     it('is built a page at a time, timers running between pages, while another writer stores more', async () => {

@@ -117,7 +117,7 @@ export function readPaths(opts: OpenApiOptions): Json {
                 duplicates_per_topic: { orders: 2 },
                 conflicts_per_topic: { orders: 1 },
                 queue: { pending_jobs: 0, waiting: 0, active: 0, delayed: 0, failed: 0 },
-                workers: { live: 1, list: [{ id: 'host-4242-1a2b3c4d', status: 'ok', error: null, committed_events: 10 }] },
+                workers: { live: 1, list: [{ id: 'host-4242-1a2b3c4d', status: 'ok', error: null, committed_events: 10, role: 'writer' }] },
                 store: { kind: 'sqlite', committed_jobs: 3, bytes: 4_194_304 },
                 redis: 'ok',
             }),

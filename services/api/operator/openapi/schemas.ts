@@ -173,6 +173,7 @@ export function answerSchemas(opts: { maxBatchEvents: number }): Json {
                   status: { enum: ['ok', 'store_error', 'stopping'] },
                   error: { type: ['string', 'null'] },
                   committed_events: { type: 'integer', minimum: 0 },
+                  role: { enum: ['writer', 'standby'], description: 'SQLite: whether this worker takes the jobs (it holds the writer lease) or stands by; absent on PostgreSQL' },
                 },
               },
             },
@@ -207,7 +208,7 @@ export function answerSchemas(opts: { maxBatchEvents: number }): Json {
           items: {
             type: 'object',
             required: ['id', 'status'],
-            properties: { id: { type: 'string' }, status: { type: 'string' }, error: { type: ['string', 'null'] } },
+            properties: { id: { type: 'string' }, status: { type: 'string' }, error: { type: ['string', 'null'] }, role: { enum: ['writer', 'standby'] } },
           },
         },
       },
