@@ -44,7 +44,7 @@ function renderWorkers(s: Stats): void {
   for (const w of list) {
     const tr = el('tr');
     tr.appendChild(el('td', w.id));
-    tr.appendChild(el('td', w.status, w.status === 'ok' ? '' : 'bad-text'));
+    tr.appendChild(el('td', w.role === undefined ? w.status : `${w.status}, ${w.role}`, w.status === 'ok' ? '' : 'bad-text'));
     tr.appendChild(el('td', fmt(w.committed_events), 'num'));
     tr.appendChild(el('td', w.error ?? ''));
     body.appendChild(tr);

@@ -26,7 +26,8 @@ type Stats = {
   store: { committed_jobs: number; bytes: number };
 };
 
-type WorkerRow = { id: string; status: string; error: string | null; committed_events: number };
+/** `role`: on SQLite, whether the worker takes the jobs (`writer`) or stands by. */
+type WorkerRow = { id: string; status: string; error: string | null; committed_events: number; role?: string };
 
 /** GET /ready, both when ready (200) and when not (503). */
 type Ready = { checks?: { redis?: string; store?: string } };
