@@ -30,7 +30,7 @@ function scenarioTable(results: RunResult[], meta: RunMeta): string[] {
 function cpuTable(results: RunResult[]): string[] {
   const lines = ['', 'CPU seconds used by each process from the first request until the queue was drained (the machine has 2 cores, so at most 2 s of CPU per second):', ''];
   lines.push(
-    '| scenario | seconds | CPU s by process | CPU µs per event, all processes | CPU µs per event, service (API, workers, Redis) |',
+    '| scenario | seconds | CPU s by process | CPU µs per event, all processes | CPU µs per event, service (API, workers, Redis; PostgreSQL\'s server on its store) |',
     '| --- | ---: | --- | ---: | ---: |',
   );
   for (const r of results) {

@@ -10,7 +10,7 @@ import { booksBalance, committedJobs, cpuSince, cpuSnapshot, expectedCounters, s
 import { child, startSubscribers, type Subscribers } from './children.js';
 import { ServiceProfiler, type ProcessProfile } from './cpu-profile.js';
 import type { LoadProgress, LoadResult, LoadSpec } from './load.js';
-import { peakRssMb } from './procstat.js';
+import { peakRssMb, postgresCpuSeconds } from './procstat.js';
 import { progress, say } from './progress.js';
 import { killMidStream, type RecoveryResult } from './recovery.js';
 import type { RunResult } from './results.js';
@@ -50,9 +50,12 @@ async function runLoad(s: Scenario, service: BenchService, sampler: Sampler, opt
   let base!: Stats;
   let recovering: Promise<RecoveryResult> | undefined;
   const profiler = opts.profileDir === undefined ? undefined : new ServiceProfiler(opts.profileDir, service.nodePids());
+  // PostgreSQL serves only the bench on its machine: its server's CPU is the store's share.
+  let postgresBefore: number | undefined;
   const start = async () => {
     profiler?.start();
     cpuBefore = cpuSnapshot(service.pids());
+    if (service.database !== undefined) postgresBefore = postgresCpuSeconds();
     base = await stats(baseUrl);
     sampler.start(base);
     recovering = s.killWorker ? measureRecovery(s, service, () => sampler.accepted) : undefined;
@@ -69,6 +72,7 @@ async function runLoad(s: Scenario, service: BenchService, sampler: Sampler, opt
   await waitFor(() => drained.then(() => true), { timeoutMs: 600_000, what: 'the queue to drain' });
   const final = await stats(baseUrl);
   const cpu = cpuSince(service.pids(), cpuBefore);
+  if (postgresBefore !== undefined) cpu.postgres = +(postgresCpuSeconds() - postgresBefore).toFixed(1);
   // After the CPU is read: writing a profile is the profiler's cost, not the service's.
   const profiles = await profiler?.stop();
   cpu.load = +load.cpuSeconds.toFixed(1);

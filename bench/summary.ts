@@ -20,7 +20,24 @@ export type SummaryResult = {
   storeBytes?: number;
   stream?: { expected: number; exact: boolean; latencyMs: { p99: number } };
   recovery?: { heldJobs: number; seconds: number | undefined; jobLockMs?: string | undefined };
+  /** Each stage alone, measured in the same run on the scenario's shapes (bench/stage-limits.ts). */
+  stages?: { bareHttp: SummaryStage; bullmq: SummaryStage; store: SummaryStage };
 };
+
+type SummaryStage = { eventsPerSecond: number; cpuMicrosPerEvent?: number | undefined };
+
+/**
+ * The stages' CPU per event alone, summed: what the pipeline cannot cost less than without
+ * changing a stage itself (the HTTP server, BullMQ and Redis, the store's commit).
+ */
+function stageFloor(r: SummaryResult): string {
+  const st = r.stages;
+  if (st === undefined) return '';
+  const parts = [st.bareHttp.cpuMicrosPerEvent, st.bullmq.cpuMicrosPerEvent, st.store.cpuMicrosPerEvent];
+  if (parts.some((p) => p === undefined)) return '';
+  const [http, queue, store] = parts as number[];
+  return `; the three stages alone, summed: ${(http! + queue! + store!).toFixed(1)} µs (HTTP ${http!.toFixed(1)}, BullMQ with Redis ${queue!.toFixed(1)}, store commit ${store!.toFixed(1)})`;
+}
 
 /** What the summary reads of the JetStream reference (bench/jetstream.ts). */
 export type SummaryJetStream = { name: 'reference' | 'single'; messages: number; inFlight: number; messagesPerSecond: number; exact: boolean; run: { latencyMs: { p99: number } } };
@@ -170,7 +187,7 @@ export function targetRows(run: SummaryRun): Row[] {
   const single = get('single');
   if (random) {
     const micros = serviceMicrosPerEvent(random);
-    rows.push({ target: 'batched random ids at 10 M stored: service CPU ≤ 20 µs per event (API, workers, Redis)', measured: `${micros.toFixed(1)} µs`, met: micros <= 20 });
+    rows.push({ target: 'batched random ids at 10 M stored: service CPU ≤ 20 µs per event (API, workers, Redis)', measured: `${micros.toFixed(1)} µs${stageFloor(random)}`, met: micros <= 20 });
   } else rows.push(missing('batched random ids'));
   rows.push(...againstJetStream(run, get));
   if (random && ordered) {
@@ -180,13 +197,16 @@ export function targetRows(run: SummaryRun): Row[] {
   if (single) {
     const micros = serviceMicrosPerEvent(single);
     const p99 = single.load.latencyMs.p99;
-    rows.push({ target: 'one event per request, 64 in flight: p99 < 25 ms, service CPU ≤ 110 µs per event', measured: `p99 ${p99.toFixed(1)} ms, ${micros.toFixed(1)} µs`, met: micros <= 110 && p99 < 25 });
+    rows.push({ target: 'one event per request, 64 in flight: p99 < 25 ms, service CPU ≤ 110 µs per event', measured: `p99 ${p99.toFixed(1)} ms, ${micros.toFixed(1)} µs${stageFloor(single)}`, met: micros <= 110 && p99 < 25 });
   } else rows.push(missing('single'));
   const pgBatched = get('pg-batched');
   const empty = get('empty-batched');
   if (pgBatched && empty) {
     const share = pgBatched.endToEndEventsPerSecond / empty.endToEndEventsPerSecond;
-    rows.push({ target: 'PostgreSQL batched ≥ 80% of SQLite, same shape, both on an empty store', measured: `${Math.round(share * 100)}% (${fmt(pgBatched.endToEndEventsPerSecond)} against ${fmt(empty.endToEndEventsPerSecond)} events/s)`, met: share >= 0.8 });
+    // The store stage alone bounds what the pipeline on PostgreSQL can reach.
+    const alone = pgBatched.stages?.store.eventsPerSecond;
+    const limit = alone === undefined ? '' : `; PostgreSQL's commits alone (store stage, same run): ${fmt(alone)} events/s, ${Math.round((100 * alone) / empty.endToEndEventsPerSecond)}% of SQLite's pipeline`;
+    rows.push({ target: 'PostgreSQL batched ≥ 80% of SQLite, same shape, both on an empty store', measured: `${Math.round(share * 100)}% (${fmt(pgBatched.endToEndEventsPerSecond)} against ${fmt(empty.endToEndEventsPerSecond)} events/s)${limit}`, met: share >= 0.8 });
   } else rows.push(missing('PostgreSQL batched'));
   const pgSingle = get('pg-single');
   if (pgSingle) {

@@ -51,6 +51,31 @@ describe('bench summary', () => {
     expect(by('every count exact')).to.deep.include({ measured: 'yes, in all 11 runs and 2 JetStream runs', met: true });
   });
 
+  it('shows beside each CPU target the stages alone, summed, and beside PostgreSQL its commits alone', () => {
+    const stages = (http: number, queue: number, store: number, storeRate = 40_000) => ({
+      bareHttp: { eventsPerSecond: 400_000, cpuMicrosPerEvent: http },
+      bullmq: { eventsPerSecond: 130_000, cpuMicrosPerEvent: queue },
+      store: { eventsPerSecond: storeRate, cpuMicrosPerEvent: store },
+    });
+    const run = {
+      ...SAMPLE_RUN,
+      results: SAMPLE_RUN.results.map((r) =>
+        r.scenario.name === 'batched-random' ? { ...r, stages: stages(2.6, 9.9, 11.25) } : r.scenario.name === 'single' ? { ...r, stages: stages(33.2, 15.3, 11.5) } : r.scenario.name === 'pg-batched' ? { ...r, stages: stages(2, 8.5, 20, 39_703) } : r,
+      ),
+    };
+    expect(row(run, 'batched random ids at 10 M stored: service CPU').measured).to.equal(
+      '32.3 µs; the three stages alone, summed: 23.8 µs (HTTP 2.6, BullMQ with Redis 9.9, store commit 11.3)',
+    );
+    expect(row(run, 'one event per request, 64 in flight').measured).to.equal(
+      'p99 20.7 ms, 151.5 µs; the three stages alone, summed: 60.0 µs (HTTP 33.2, BullMQ with Redis 15.3, store commit 11.5)',
+    );
+    // 39,703 of the SQLite pipeline's 58,516 events/s.
+    expect(row(run, 'PostgreSQL batched').measured).to.equal("64% (37,450 against 58,516 events/s); PostgreSQL's commits alone (store stage, same run): 39,703 events/s, 68% of SQLite's pipeline");
+    // A stage without its CPU (an older run's JSON) leaves the sum out.
+    const partial = { ...run, results: run.results.map((r) => (r.scenario.name === 'single' ? { ...r, stages: { ...stages(1, 2, 3), store: { eventsPerSecond: 1 } } } : r)) };
+    expect(row(partial, 'one event per request, 64 in flight').measured).to.equal('p99 20.7 ms, 151.5 µs');
+  });
+
   it('judges each target at its bound: met at it, not met past it', () => {
     const cases: [string, SummaryRun, boolean][] = [
       // 20 s of service CPU over 1,000,000 events is 20 µs; the load's 9 s do not count.
