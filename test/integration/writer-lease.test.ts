@@ -227,6 +227,31 @@ describe('the SQLite writer lease', function () {
       await waitFor(async () => (await workersOf(c.baseUrl)).some((w) => w.role === 'writer'), { what: 'the standby\'s heartbeat as writer', timeoutMs: 5000 });
     });
 
+    it('stands a writer by when another takes its lease, and lets it take jobs again once it gets it back', async () => {
+      cluster = await startCluster({ redisUrl: redis.url, workers: 1, env: { SQLITE_WRITER_LEASE_MS: '1500' } });
+      const c = cluster;
+      const leaseKey = writerLeaseKey(c.queueName);
+      await waitFor(async () => (await workersOf(c.baseUrl))[0]?.role === 'writer', { what: 'the worker as writer' });
+      const { events, unique } = workload(1500, 0.2, { source: 'lease-test' });
+      await sendAll(c.baseUrl, events.slice(0, 500));
+      await drained(c.baseUrl, 500);
+      // Another worker, as far as the lease says, for 4 s: this one stands by, taking nothing.
+      await client.set(leaseKey, 'someone-else', 'PX', 4000);
+      await waitFor(async () => (await workersOf(c.baseUrl))[0]?.role === 'standby', { what: 'the worker standing by', timeoutMs: 5000 });
+      await sendAll(c.baseUrl, events.slice(500, 1000));
+      await new Promise((r) => setTimeout(r, 1000));
+      const waiting = await stats(c.baseUrl);
+      expect(waiting.pending, 'nothing taken while standing by').to.equal(500);
+      // The other never renews: once the lease lapses this worker takes it and the jobs again.
+      const s = await drained(c.baseUrl, 1000, 15_000);
+      expect((await workersOf(c.baseUrl))[0]?.role).to.equal('writer');
+      await sendAll(c.baseUrl, events.slice(1000));
+      const done = await drained(c.baseUrl, 1500, 15_000);
+      expect(s.pending).to.equal(0);
+      expect(done.unique_processed).to.equal(unique);
+      expect(done.duplicate_dropped).to.equal(1500 - unique);
+    });
+
     it('lets every worker take jobs with SQLITE_WRITER_LEASE_MS=0', async () => {
       cluster = await startCluster({ redisUrl: redis.url, workers: 2, env: { SQLITE_WRITER_LEASE_MS: '0' } });
       const c = cluster;
