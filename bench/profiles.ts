@@ -15,6 +15,8 @@ import { runScenario, type RunOptions } from './scenario.js';
 export const PROFILED = ['empty-batched', 'single', 'pg-batched'];
 /** Share of each scenario's events the profiled run publishes: seconds of samples suffice. */
 const PROFILED_SHARE = 0.4;
+/** Busy samples (0.5 ms each) below which a process' frames are not ranked. */
+const MIN_RANKED_SAMPLES = 100;
 
 export async function measureProfiles(values: BenchArgs, opts: RunOptions): Promise<RunResult[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agg-bench-profiles-'));
@@ -47,7 +49,9 @@ export function profileMarkdown(results: RunResult[]): string {
   for (const r of profiled) {
     for (const [name, p] of Object.entries(r.profiles!)) {
       const micros = ((r.cpuSeconds[name] ?? 0) * 1e6) / r.scenario.events;
-      lines.push(`| ${r.scenario.name} (profiled), ${fmt(r.scenario.events)} events, ${r.store} | ${name} | ${micros.toFixed(1)} | ${fmt(p.busySamples)} | ${frames(p.frames, 8, (f) => f.self)} | ${frames(p.ownCode, 8, (f) => f.total)} |`);
+      // A process that barely ran (a standby worker) has no ranking worth reading.
+      const idle = p.busySamples < MIN_RANKED_SAMPLES ? `too few busy samples to rank` : undefined;
+      lines.push(`| ${r.scenario.name} (profiled), ${fmt(r.scenario.events)} events, ${r.store} | ${name} | ${micros.toFixed(1)} | ${fmt(p.busySamples)} | ${idle ?? frames(p.frames, 8, (f) => f.self)} | ${idle ?? frames(p.ownCode, 8, (f) => f.total)} |`);
     }
   }
   return lines.join('\n') + '\n';

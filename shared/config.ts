@@ -190,11 +190,11 @@ export const VARIABLES = {
   },
   SQLITE_WRITER_LEASE_MS: {
     key: 'sqliteWriterLeaseMs',
-    parse: int(0, 60_000),
-    default: 2000,
+    parse: int(0, 600_000),
+    default: 10_000,
     usedBy: WORKER,
     meaning:
-      'on SQLite, one worker takes jobs at a time and the others stand by: a standby takes over once the writer has not renewed its lease for this long (a stopping writer hands it over at once); `0`: every worker takes jobs',
+      'on SQLite, one worker takes jobs at a time and the others stand by; one takes over within half a second when the writer stops or dies, and when it hangs, once it has not renewed its lease for this long; `0`: every worker takes jobs',
   },
   SQLITE_CACHE_MB: { key: 'sqliteCacheMb', parse: int(1, 65_536), default: 16, usedBy: BOTH, meaning: 'SQLite page cache per connection' },
   SQLITE_BUSY_TIMEOUT_MS: {

@@ -72,10 +72,10 @@ type Role = 'api' | 'worker' | 'tool';
  * answers 503 instead of hanging while Redis is away; a worker's connection waits and
  * retries forever, as BullMQ's blocking commands require.
  */
-export function createRedis(url: string, role: Role, commandTimeoutMs = 3000): Redis {
+export function createRedis(url: string, role: Role, commandTimeoutMs = 3000, connectionName = `aggregator-${role}`): Redis {
   const common: RedisOptions = {
     retryStrategy: (times) => Math.min(100 * times, 1000),
-    connectionName: `aggregator-${role}`,
+    connectionName,
     lazyConnect: false,
   };
   const options: RedisOptions =

@@ -11,7 +11,7 @@ import { JobIntake } from './intake.js';
 import { createNotifier } from './notify.js';
 import { StoreOpener } from './store-opener.js';
 import { Sweeper, heldJobIds } from './sweeper.js';
-import { WriterLease } from './writer-lease.js';
+import { leaseConnectionName, WriterLease } from './writer-lease.js';
 
 const config = configOrExit('worker');
 const log = createLogger({ name: 'worker', level: config.logLevel });
@@ -44,12 +44,17 @@ if (store === undefined) {
   );
   // Added before the intake, so closed after it: the lease is freed once this worker's
   // last jobs are committed, and a standby takes over then (writer-lease.ts).
+  // Its connection is its own, named after this worker: a standby that finds it gone knows
+  // this worker died (writer-lease.ts).
+  const leaseRedis =
+    store.kind === 'sqlite' && config.sqliteWriterLeaseMs > 0 ? createRedis(config.redisUrl, 'worker', undefined, leaseConnectionName(heartbeat.state.id)) : undefined;
+  if (leaseRedis !== undefined) parts.add('lease-redis', { close: () => closeRedis(leaseRedis) });
   const lease =
-    store.kind === 'sqlite' && config.sqliteWriterLeaseMs > 0
+    leaseRedis !== undefined
       ? parts.add(
           'writer-lease',
           new WriterLease({
-            redis: connection,
+            redis: leaseRedis,
             queueName: config.queueName,
             id: heartbeat.state.id,
             ttlMs: config.sqliteWriterLeaseMs,

@@ -1,28 +1,43 @@
 // One writer at a time on a SQLite store: the workers share a lease in Redis, and only its
-// holder takes jobs; the others stand by, each trying to take the lease as it comes free.
+// holder takes jobs; the others stand by, each ready to take the lease when the writer stops.
 //
 // Why: SQLite lets one process write at a time, and a commit that follows another
 // process' commit starts with an empty page cache (it reads again every page it touches).
 // Two workers taking turns pay that on every commit and each pays BullMQ's per-job work for
 // half the jobs; one worker taking every job commits the same events for less CPU and
-// sooner (measured in docs/performance.md). The others are there for when it dies.
+// sooner (measured in docs/performance.md). The others are there for when it stops.
+//
+// When the writer stops:
+// - cleanly (SIGTERM): it frees the lease once its jobs are committed; a standby takes it at
+//   its next try, within half a second;
+// - by dying: the lease's own Redis connection, named after the writer, closes with the
+//   process (the kernel closes a dead process' sockets), and a standby that finds the holder's
+//   connection gone takes the lease at once. All workers of a SQLite store share one host, so
+//   the writer's process and its connection end together;
+// - by hanging (connection open, nothing renewed): the lease lapses after its length.
+// A writer busy for a second or two (a long commit, a collector pause) keeps the lease: its
+// length (SQLITE_WRITER_LEASE_MS) is what a writer may go without renewing, not how fast a
+// dead one is replaced.
 //
 // The lease only says who should write; it guards nothing. Two workers writing at once (a
-// holder stalled past the lease, Redis restarted without the key) stay exactly as correct as
-// ever, only slower, until the one that finds the lease gone stops taking jobs.
+// writer hung past its lease that wakes up, Redis restarted without the key) stay exactly as
+// correct as ever, only slower, until the one that finds the lease gone stops taking jobs.
 import type { Redis } from 'ioredis';
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { queueKey } from '../../shared/queue.js';
 
-/** Takes the lease if it is free, renews it if this worker holds it: 1 when held after the call. */
+/**
+ * Renews the lease if this worker holds it, takes it if it is free or held by `gone` (a
+ * holder whose connection has closed): 1 when held after the call.
+ */
 const TAKE_OR_RENEW = `
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
-if not holder then
+if (not holder) or (ARGV[3] ~= '' and holder == ARGV[3]) then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
@@ -37,19 +52,27 @@ return 0`;
 
 /** How long a stop waits to free the lease before leaving it to lapse. */
 const RELEASE_WAIT_MS = 1000;
+/** How often a standby looks whether the writer is still there (a writer renews at least this often). */
+const TRY_MS = 500;
 
 export function writerLeaseKey(queueName: string): string {
   return queueKey(queueName, 'aggregator:sqlite-writer');
 }
 
+/** The name of the Redis connection a worker holds its lease on: a standby looks for it. */
+export function leaseConnectionName(id: string): string {
+  return `aggregator-lease:${id}`;
+}
+
 export type LeaseRole = 'writer' | 'standby';
 
 type LeaseOptions = {
+  /** A connection of the lease's own, named leaseConnectionName(id). */
   redis: Redis;
   queueName: string;
   /** This worker's id (its heartbeat's): what the lease holds while it is the writer. */
   id: string;
-  /** A holder that has not renewed for this long loses the lease to a standby. */
+  /** A holder that has not renewed for this long loses the lease to a standby, even with its connection open. */
   ttlMs: number;
   log: Logger;
   /** This worker now holds the lease: take jobs. */
@@ -72,9 +95,7 @@ export class WriterLease {
   /** Tries for the lease now, then keeps trying (a standby) or renewing it (the writer). */
   start(): void {
     if (this.timer !== undefined || this.closing !== undefined) return;
-    // Three tries per lease: a holder renews well before it lapses, a standby takes a lapsed
-    // lease within a third of its length.
-    this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.opts.ttlMs / 3)));
+    this.timer = setInterval(() => void this.tick(), Math.max(50, Math.min(TRY_MS, Math.floor(this.opts.ttlMs / 3))));
     void this.tick();
   }
 
@@ -82,10 +103,18 @@ export class WriterLease {
     return this.held ? 'writer' : 'standby';
   }
 
-  /** One take-or-renew, and the change of role it brings; never two at once. */
+  /** One try (or renewal), and the change of role it brings; never two at once. */
   tick(): Promise<void> {
     this.ticking ??= this.takeOrRenew().finally(() => (this.ticking = undefined));
     return this.ticking;
+  }
+
+  /** The holder, if another worker holds the lease and its lease connection has closed. */
+  private async goneHolder(): Promise<string> {
+    const holder = await this.opts.redis.get(this.key);
+    if (holder === null || holder === this.opts.id) return '';
+    const clients = (await this.opts.redis.call('CLIENT', 'LIST', 'TYPE', 'normal')) as string;
+    return clients.includes(` name=${leaseConnectionName(holder)} `) ? '' : holder;
   }
 
   private async takeOrRenew(): Promise<void> {
@@ -94,7 +123,9 @@ export class WriterLease {
     if (this.closing !== undefined || this.opts.redis.status !== 'ready') return;
     let holds: boolean;
     try {
-      holds = (await this.opts.redis.eval(TAKE_OR_RENEW, 1, this.key, this.opts.id, String(this.opts.ttlMs))) === 1;
+      const gone = this.held ? '' : await this.goneHolder();
+      holds = (await this.opts.redis.eval(TAKE_OR_RENEW, 1, this.key, this.opts.id, String(this.opts.ttlMs), gone)) === 1;
+      if (holds && gone !== '' && !this.held) this.opts.log.warn({ lease: this.key, writer: gone }, "the writer's lease connection closed (it died): taking over");
     } catch (err) {
       this.opts.log.debug({ err: errorMessage(err) }, 'writer lease not renewed');
       return;

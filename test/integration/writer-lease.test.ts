@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { createLogger } from '../../shared/log.js';
-import { WriterLease, writerLeaseKey, type LeaseRole } from '../../services/worker/writer-lease.js';
+import { leaseConnectionName, WriterLease, writerLeaseKey, type LeaseRole } from '../../services/worker/writer-lease.js';
 import { startCluster, type Cluster } from '../../tools/harness/cluster.js';
 import { drained, publish, stats } from '../../tools/harness/http.js';
 import { waitFor } from '../../tools/harness/wait.js';
@@ -36,6 +36,8 @@ describe('the SQLite writer lease', function () {
   let redis: TestRedis;
   let client: Redis;
   let leases: WriterLease[];
+  /** Connections standing for live holders, closed after each test. */
+  let holders: Redis[];
   const queueName = 'lease-test';
   const key = writerLeaseKey(queueName);
 
@@ -49,19 +51,22 @@ describe('the SQLite writer lease', function () {
   });
   beforeEach(async () => {
     leases = [];
+    holders = [];
     await client.del(key);
   });
   afterEach(async () => {
     for (const l of leases) await l.close();
+    for (const h of holders) h.disconnect();
   });
 
   /**
-   * A lease with its own connection, as each worker has, and the roles it was told of. Its
-   * connection is ready once the test starts it (a lease tries nothing while Redis is away).
+   * A lease with its own connection named after it, as each worker has, and the roles it was
+   * told of. Its connection is ready once the test starts it (a lease tries nothing while
+   * Redis is away).
    */
   async function lease(id: string, ttlMs: number) {
     const roles: LeaseRole[] = [];
-    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null, connectionName: leaseConnectionName(id) });
     const l = new WriterLease({
       redis: connection,
       queueName,
@@ -76,6 +81,13 @@ describe('the SQLite writer lease', function () {
     leases.push(l);
     await connection.ping();
     return { l, roles };
+  }
+
+  /** What a live holder that is not a lease of this test shows a standby: its lease connection, open. */
+  async function liveHolder(id: string): Promise<Redis> {
+    const c = new Redis(redis.url, { maxRetriesPerRequest: null, connectionName: leaseConnectionName(id) });
+    await c.ping();
+    return c;
   }
 
   describe('between lease holders', () => {
@@ -111,16 +123,31 @@ describe('the SQLite writer lease', function () {
       expect(b.roles).to.deep.equal(['writer']);
     });
 
-    it('lets a dead writer\'s lease lapse before a standby takes it, then the standby writes', async () => {
-      // What a SIGKILLed writer leaves: its id under the key, expiring, renewed by no one.
-      await client.set(key, 'dead-worker', 'PX', 1500);
-      const b = await lease('b', 1500);
+    it("takes at once the lease of a writer whose connection has closed (it died), long before the lease would lapse", async () => {
+      // What a SIGKILLed writer leaves: its id under the key for 30 s more, and no connection.
+      await client.set(key, 'dead-worker', 'PX', 30_000);
+      const b = await lease('b', 30_000);
+      const started = Date.now();
       b.l.start();
-      await b.l.tick();
-      expect(b.l.role).to.equal('standby');
-      await waitFor(() => b.l.role === 'writer', { timeoutMs: 5000, what: 'the lapsed lease to be taken' });
+      await waitFor(() => b.l.role === 'writer', { timeoutMs: 5000, what: 'the dead writer\'s lease to be taken' });
+      expect(Date.now() - started).to.be.below(5000);
       expect(await client.get(key)).to.equal('b');
-      expect(await client.pttl(key)).to.be.within(1, 1500);
+    });
+
+    it('waits out the lease of a writer that hangs with its connection open, then takes it', async () => {
+      const hung = await liveHolder('hung');
+      try {
+        await client.set(key, 'hung', 'PX', 2000);
+        const b = await lease('b', 2000);
+        b.l.start();
+        await new Promise((r) => setTimeout(r, 1200));
+        expect(b.l.role, 'the holder is alive and its lease has not lapsed').to.equal('standby');
+        await waitFor(() => b.l.role === 'writer', { timeoutMs: 5000, what: 'the lapsed lease to be taken' });
+        expect(await client.get(key)).to.equal('b');
+        expect(await client.pttl(key)).to.be.within(1, 2000);
+      } finally {
+        hung.disconnect();
+      }
     });
 
     it('makes a writer that finds the lease in other hands stand by; a lost key is taken again', async () => {
@@ -134,14 +161,21 @@ describe('the SQLite writer lease', function () {
       await a.l.tick();
       expect(await client.get(key)).to.equal('a');
       expect(a.roles).to.deep.equal(['writer']);
-      // Another worker holds it now (a took too long to renew): a stands by.
-      await client.set(key, 'other', 'PX', 3000);
-      await a.l.tick();
-      expect(a.l.role).to.equal('standby');
-      expect(a.roles).to.deep.equal(['writer', 'standby']);
-      // Closing a standby leaves the other's lease alone.
-      await a.l.close();
-      expect(await client.get(key)).to.equal('other');
+      // Another worker, alive, holds it now (a took too long to renew): a stands by.
+      const other = await liveHolder('other');
+      try {
+        await client.set(key, 'other', 'PX', 3000);
+        await a.l.tick();
+        expect(a.l.role).to.equal('standby');
+        expect(a.roles).to.deep.equal(['writer', 'standby']);
+        await a.l.tick();
+        expect(a.l.role, 'a live holder\'s lease is not taken').to.equal('standby');
+        // Closing a standby leaves the other's lease alone.
+        await a.l.close();
+        expect(await client.get(key)).to.equal('other');
+      } finally {
+        other.disconnect();
+      }
     });
   });
 
@@ -154,7 +188,8 @@ describe('the SQLite writer lease', function () {
     });
 
     it('has one worker take every job while the others stand by, and a SIGKILLed writer replaced by a standby', async () => {
-      cluster = await startCluster({ redisUrl: redis.url, workers: 3, env: { SQLITE_WRITER_LEASE_MS: '1500' } });
+      // The default lease (10 s): a dead writer is found by its closed connection, not waited out.
+      cluster = await startCluster({ redisUrl: redis.url, workers: 3 });
       const c = cluster;
       const roles = await waitFor(
         async () => {
@@ -182,10 +217,17 @@ describe('the SQLite writer lease', function () {
 
       // The writer dies mid-stream: a standby takes the lease once it lapses, then the jobs.
       let killed: Promise<unknown> | undefined;
+      let killedAt = 0;
       await sendAll(c.baseUrl, events.slice(2000), (n) => {
-        if (killed === undefined && n >= 1000) killed = victim.kill();
+        if (killed === undefined && n >= 1000) {
+          killedAt = Date.now();
+          killed = victim.kill();
+        }
       });
       await killed;
+      const leaseKey = writerLeaseKey(c.queueName);
+      await waitFor(async () => { const h = await client.get(leaseKey); return h !== null && h !== writer.id; }, { what: 'a standby to take the lease', timeoutMs: 20_000 });
+      expect(Date.now() - killedAt, 'taken over well before the 10 s lease would lapse').to.be.below(5000);
       const s = await drained(c.baseUrl, 6000, 60_000);
       expect(s.received).to.equal(6000);
       expect(s.unique_processed).to.equal(unique);
@@ -219,7 +261,7 @@ describe('the SQLite writer lease', function () {
       const stopped = Date.now();
       await sendAll(c.baseUrl, events.slice(1000));
       const s = await drained(c.baseUrl, 3000, 30_000);
-      // Within a third of the lease (the standby's next try), not the lease's 20 s.
+      // At the standby's next try after the hand-over (every half second), not after the lease's 20 s.
       expect(Date.now() - stopped).to.be.below(15_000);
       expect(s.unique_processed).to.equal(unique);
       expect(s.duplicate_dropped).to.equal(3000 - unique);
@@ -235,7 +277,9 @@ describe('the SQLite writer lease', function () {
       const { events, unique } = workload(1500, 0.2, { source: 'lease-test' });
       await sendAll(c.baseUrl, events.slice(0, 500));
       await drained(c.baseUrl, 500);
-      // Another worker, as far as the lease says, for 4 s: this one stands by, taking nothing.
+      // Another worker, alive as far as Redis can tell, holds the lease for 4 s: this one
+      // stands by, taking nothing.
+      holders.push(await liveHolder('someone-else'));
       await client.set(leaseKey, 'someone-else', 'PX', 4000);
       await waitFor(async () => (await workersOf(c.baseUrl))[0]?.role === 'standby', { what: 'the worker standing by', timeoutMs: 5000 });
       await sendAll(c.baseUrl, events.slice(500, 1000));
