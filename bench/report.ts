@@ -2,6 +2,7 @@
 import { serviceCpuSeconds, sum } from './accounting.js';
 import type { RunResult, WritersResult } from './results.js';
 import { streamSection } from './stream-report.js';
+import { stagesCpu } from './summary.js';
 
 export type RunMeta = Record<string, string>;
 
@@ -40,12 +41,6 @@ function cpuTable(results: RunResult[]): string[] {
     );
   }
   return lines;
-}
-
-/** What the three stages cost alone, summed: the floor under the pipeline's service CPU per event. */
-export function stagesCpu(st: NonNullable<RunResult['stages']>): number | undefined {
-  const parts = [st.bareHttp.cpuMicrosPerEvent, st.bullmq.cpuMicrosPerEvent, st.store.cpuMicrosPerEvent];
-  return parts.every((p) => p !== undefined) ? parts.reduce((a, b) => a + b, 0) : undefined;
 }
 
 function stagesTable(results: RunResult[]): string[] {

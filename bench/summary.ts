@@ -28,15 +28,19 @@ type SummaryStage = { eventsPerSecond: number; cpuMicrosPerEvent?: number | unde
 
 /**
  * The stages' CPU per event alone, summed: what the pipeline cannot cost less than without
- * changing a stage itself (the HTTP server, BullMQ and Redis, the store's commit).
+ * changing a stage itself (the HTTP server, BullMQ and Redis, the store's commit). Undefined
+ * when a stage's CPU was not measured (an older run's JSON).
  */
+export function stagesCpu(st: NonNullable<SummaryResult['stages']>): number | undefined {
+  const parts = [st.bareHttp.cpuMicrosPerEvent, st.bullmq.cpuMicrosPerEvent, st.store.cpuMicrosPerEvent];
+  return parts.every((p) => p !== undefined) ? parts.reduce((a, b) => a + b, 0) : undefined;
+}
+
 function stageFloor(r: SummaryResult): string {
   const st = r.stages;
-  if (st === undefined) return '';
-  const parts = [st.bareHttp.cpuMicrosPerEvent, st.bullmq.cpuMicrosPerEvent, st.store.cpuMicrosPerEvent];
-  if (parts.some((p) => p === undefined)) return '';
-  const [http, queue, store] = parts as number[];
-  return `; the three stages alone, summed: ${(http! + queue! + store!).toFixed(1)} µs (HTTP ${http!.toFixed(1)}, BullMQ with Redis ${queue!.toFixed(1)}, store commit ${store!.toFixed(1)})`;
+  const floor = st === undefined ? undefined : stagesCpu(st);
+  if (st === undefined || floor === undefined) return '';
+  return `; the three stages alone, summed: ${floor.toFixed(1)} µs (HTTP ${st.bareHttp.cpuMicrosPerEvent!.toFixed(1)}, BullMQ with Redis ${st.bullmq.cpuMicrosPerEvent!.toFixed(1)}, store commit ${st.store.cpuMicrosPerEvent!.toFixed(1)})`;
 }
 
 /** What the summary reads of the JetStream reference (bench/jetstream.ts). */
