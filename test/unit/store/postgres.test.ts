@@ -8,6 +8,7 @@ import pg from 'pg';
 import type { Event } from '../../../shared/schema.js';
 import type { JobOutcome, JobToCommit, Store, StoredEvent } from '../../../shared/store/port.js';
 import { openPostgresStore } from '../../../shared/store/postgres/store.js';
+import { STORED_COPIES_SQL } from '../../../shared/store/postgres/write.js';
 import { createTestDatabase, type TestDatabase } from '../../../tools/harness/postgres.js';
 import { requirePostgres } from '../../support/postgres.js';
 import { storeBehaviour } from './behaviour.js';
@@ -312,5 +313,35 @@ describe('store (PostgreSQL)', function () {
     const c = await counts(reader);
     expect(c.uniqueProcessed).to.equal(everything.length);
     expect(c.received).to.equal(c.uniqueProcessed + c.duplicateDropped);
+  });
+  it('looks up the stored copies key by key while its tables are young and never analyzed', async function () {
+    this.timeout(60_000);
+    const store = await open();
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      // As in a store's first minutes: autovacuum has not analyzed the tables yet.
+      for (const t of ['identities', 'events', 'gone']) await admin.query(`ALTER TABLE ${t} SET (autovacuum_enabled = false)`);
+      for (let j = 0; j < 20; j++) {
+        await store.commitJobs([{ id: `young-${j}`, events: Array.from({ length: 1000 }, (_, k) => ev(`t${k % 8}`, `e-${j}-${k}`)) }]);
+      }
+      // A commit's lookup: 45 identities, some stored, some new.
+      const rows = Array.from({ length: 45 }, (_, k) => ({ t: `t${k % 8}`, i: k % 2 === 0 ? `e-3-${k}` : `new-${k}`, k }));
+      const plan = await admin.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${STORED_COPIES_SQL}`, [JSON.stringify(rows), new Date(0)]);
+      const scans: string[] = [];
+      const walk = (node: Record<string, unknown>): void => {
+        if (typeof node['Relation Name'] === 'string') scans.push(`${String(node['Node Type'])} on ${node['Relation Name']}`);
+        for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
+      };
+      walk((plan.rows[0]!['QUERY PLAN'] as { Plan: Record<string, unknown> }[])[0]!.Plan);
+      expect(scans.filter((s) => !s.startsWith('Index')), JSON.stringify(scans)).to.deep.equal([]);
+      expect(scans.map((s) => s.split(' on ')[1]).sort()).to.deep.equal(['events', 'gone', 'identities']);
+      // And the store's own commit of such a mix finds the stored copies.
+      const [outcome] = await store.commitJobs([{ id: 'mix', events: rows.map((r) => ev(r.t, r.i)) }]);
+      expect(outcome!.stored).to.equal(22);
+      expect(outcome!.dropped).to.equal(23);
+    } finally {
+      await admin.end();
+    }
   });
 });
