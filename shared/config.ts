@@ -179,14 +179,27 @@ export const VARIABLES = {
   },
   WORKER_BATCH_JOBS: { key: 'workerBatchJobs', parse: int(1, 10_000), default: 64, usedBy: WORKER, meaning: 'jobs in one group commit at most' },
   WORKER_BATCH_EVENTS: { key: 'workerBatchEvents', parse: int(1, 1_000_000), default: 20_000, usedBy: WORKER, meaning: 'events in one group commit at most' },
-  WORKER_LINGER_MS: { key: 'workerLingerMs', parse: int(0, 1000), default: 2, usedBy: WORKER, meaning: 'how long a group gathers jobs before it commits' },
+  WORKER_LINGER_MS: {
+    key: 'workerLingerMs',
+    parse: int(0, 1000),
+    default: 20,
+    usedBy: WORKER,
+    meaning: 'how long a group gathers jobs before it commits (each commit costs the store a transaction, whatever its size)',
+  },
+  WORKER_WAIT_LINGER_MS: {
+    key: 'workerWaitLingerMs',
+    parse: int(0, 1000),
+    default: 2,
+    usedBy: WORKER,
+    meaning: 'how long a group holding a job whose producer waits for its results (`?wait`) gathers at most (never above `WORKER_LINGER_MS`)',
+  },
   WORKER_CONTENDED_LINGER_MS: {
     key: 'workerContendedLingerMs',
     parse: int(0, 1000),
     default: 25,
     usedBy: WORKER,
     meaning:
-      "the linger while workers contend for SQLite's write lock (never below `WORKER_LINGER_MS`; set it equal to turn it off); jobs whose producer waits (`?wait`) never wait longer than `WORKER_LINGER_MS`",
+      "the linger while workers contend for SQLite's write lock (never below `WORKER_LINGER_MS`; set it equal to turn it off); jobs whose producer waits (`?wait`) never wait longer than `WORKER_WAIT_LINGER_MS`",
   },
   SQLITE_WRITER_LEASE_MS: {
     key: 'sqliteWriterLeaseMs',

@@ -16,7 +16,7 @@ export function isBusy(err: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code === '40P01' || code === '40001');
 }
 
-type PacingOptions = { lingerMs: number; contendedLingerMs?: number; busyPatienceMs?: number };
+type PacingOptions = { lingerMs: number; waitLingerMs?: number; contendedLingerMs?: number; busyPatienceMs?: number };
 
 export class CommitPacing {
   private readonly opts: PacingOptions;
@@ -36,9 +36,10 @@ export class CommitPacing {
     return this.failures > 0;
   }
 
-  /** A producer waiting for the job's results (`?wait`) is never kept waiting longer than lingerMs. */
+  /** A producer waiting for the job's results (`?wait`) is never kept waiting longer than waitLingerMs. */
   lingerMs(job: Submitted): number {
-    const contended = job.reply !== true && performance.now() - this.lastBusyAt < CONTENDED_FOR_MS;
+    if (job.reply === true) return Math.min(this.opts.lingerMs, this.opts.waitLingerMs ?? this.opts.lingerMs);
+    const contended = performance.now() - this.lastBusyAt < CONTENDED_FOR_MS;
     return contended ? Math.max(this.opts.lingerMs, this.opts.contendedLingerMs ?? 0) : this.opts.lingerMs;
   }
 

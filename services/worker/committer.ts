@@ -27,7 +27,14 @@ export type CommitterOptions = {
   commit: (jobs: readonly JobToCommit[]) => Promise<JobOutcome[]>;
   maxJobs: number;
   maxEvents: number;
+  /**
+   * How long a group gathers before it commits. Each commit costs its transaction whatever
+   * its size (SQLite's fsync and the pages every commit rewrites; PostgreSQL's statements):
+   * with one event per request, commits of one or two jobs made that cost the workers' largest.
+   */
   lingerMs: number;
+  /** The linger of a group holding a job whose producer waits for its results (`?wait`): they wait for nothing else. */
+  waitLingerMs?: number;
   log: Logger;
   /** Told of every group commit that succeeded, before its jobs' promises settle. */
   onCommitted?: (jobs: readonly Submitted[], outcomes: readonly JobOutcome[]) => void;
@@ -46,8 +53,8 @@ export type CommitterOptions = {
    * follows another process' commit starts with an empty SQLite page cache and reads again
    * every page it touches, then writes its own copy of the pages every commit changes (the
    * tails of `events` and its index, the counters, the topics): fewer, larger commits pay
-   * that less often. A lone writer never finds the lock taken, and lingers `lingerMs`; so
-   * does a group holding a job whose producer waits for its results.
+   * that less often. A lone writer never finds the lock taken, and lingers `lingerMs`; a
+   * group holding a job whose producer waits for its results lingers `waitLingerMs`.
    */
   contendedLingerMs?: number;
 };

@@ -43,6 +43,7 @@ export class JobIntake {
       maxJobs: config.workerBatchJobs,
       maxEvents: config.workerBatchEvents,
       lingerMs: config.workerLingerMs,
+      waitLingerMs: config.workerWaitLingerMs,
       contendedLingerMs: config.workerContendedLingerMs,
       busyPatienceMs: config.sqliteBusyTimeoutMs,
       log,

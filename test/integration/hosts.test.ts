@@ -40,7 +40,7 @@ const KILL_AT = 6000;
 /** For what a worker sent just before it froze to reach Redis, through the forwarders too. */
 const SETTLE_MS = 50;
 /**
- * How long the first worker gathers jobs before each commit. A worker's default is 2 ms, and
+ * How long the first worker gathers jobs before each commit. A worker's default is 20 ms, and
  * a kill would then most often find it with empty hands.
  */
 const VICTIM_LINGER_MS = 500;

@@ -106,6 +106,28 @@ describe('committer', () => {
     expect(committer.stats()).to.include({ commits: 1, jobs: 3, events: 4, lastError: null });
   });
 
+  it('gathers jobs nobody waits on for lingerMs, and commits a waited job within waitLingerMs, with the group it joins', async () => {
+    const committer = create({ lingerMs: 400, waitLingerMs: 2 });
+    const started = performance.now();
+    const j1 = committer.submit(job('j1'));
+    await new Promise((r) => setTimeout(r, 50));
+    const j2 = committer.submit(job('j2'));
+    await Promise.all([j1, j2]);
+    expect(calls, 'jobs 50 ms apart share a commit').to.deep.equal([['j1', 'j2']]);
+    expect(performance.now() - started).to.be.at.least(390);
+    // A waited job alone, then one joining a group that would linger: neither waits the 400 ms.
+    const alone = performance.now();
+    await committer.submit({ ...job('j3'), reply: true });
+    expect(performance.now() - alone).to.be.below(200);
+    const joined = performance.now();
+    const j4 = committer.submit(job('j4'));
+    await new Promise((r) => setTimeout(r, 20));
+    await Promise.all([j4, committer.submit({ ...job('j5'), reply: true })]);
+    expect(performance.now() - joined).to.be.below(250);
+    expect(calls.slice(1)).to.deep.equal([['j3'], ['j4', 'j5']]);
+    expect(await storedIds()).to.deep.equal(['j1-0', 'j2-0', 'j3-0', 'j4-0', 'j5-0']);
+  });
+
   it('resolves a job only once its events are committed, visible to another connection', async () => {
     const committer = create();
     const outcome = await committer.submit(job('j1', 3));
