@@ -47,9 +47,10 @@ type StoredRow = { k: number; claim: string; seq: string; ts: string | null; sou
 
 /**
  * Every statement of a commit runs prepared, under its name, once per connection: from then
- * on the server only binds and runs it. Parsing and planning each of a commit's eight
- * statements again cost the server more than the commit's own work when commits were small
- * (one event per request: PostgreSQL's CPU per event was five times that of batches).
+ * on the server only binds and runs it. Parsing and planning a commit's statements again at
+ * every commit was a large part of the server's work when commits were small (one event per
+ * request, where its CPU per event was five times that of batches); with the lookup by key
+ * below, the server's CPU per event for such commits halved (docs/performance.md).
  */
 function prepared<R extends QueryResultRow = QueryResultRow>(client: PoolClient, name: string, text: string, values: unknown[]): Promise<QueryResult<R>> {
   return client.query<R>({ name: `commit-${name}`, text, values });
