@@ -1,6 +1,8 @@
-// Group commit: jobs that arrive within a few milliseconds of each other share one store
-// transaction (and one fsync); while a commit is under way, the next group gathers. Each job's promise settles only after its commit, so a job
-// is never acknowledged to the queue before its events are in the store.
+// Group commit: jobs that arrive within the linger (WORKER_LINGER_MS; WORKER_WAIT_LINGER_MS
+// for a group holding a job whose producer waits) share one store transaction (and one
+// fsync); while a commit is under way, the next group gathers. Each job's promise settles
+// only after its commit, so a job is never acknowledged to the queue before its events are
+// in the store.
 //
 // A failing store (disk full, read-only directory, a lock held too long) does not fail the
 // jobs: they stay in memory, unacknowledged, and the commit is retried with backoff. If the
